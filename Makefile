@@ -1,0 +1,107 @@
+# spectra: plain GNU Makefile.
+#   make          build bin/spectrad and bin/spectra
+#   make test     everything CI runs: unit, node and fuzz-smoke tests
+#   make check    the same tests built with AddressSanitizer + UBSan
+#   make fuzz     a long libFuzzer run of every parser target
+#   make bench    spectrad vs redis-server with redis-benchmark, side by side
+#   make deps     install the Debian packages (scripts/deps.sh)
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := libuv lmdb
+OPT     ?= -O2
+SAN     ?=
+CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
+           -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -llmdb) -pthread
+LDFLAGS := $(SAN)
+HIREDIS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
+CMOCKA  := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+
+LIB_SRCS  := $(sort $(wildcard src/common/*.c src/net/*.c src/store/*.c src/crdt/*.c \
+               src/obs/*.c $(filter-out src/server/main.c,$(wildcard src/server/*.c))))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+NODE_SRCS := $(sort $(wildcard tests/cluster/test_*.c))
+NODE_BINS := $(NODE_SRCS:tests/cluster/%.c=$(BUILD)/tests/cluster/%)
+TESTLIB   := $(sort $(wildcard tests/lib/*.c))
+TESTLIB_OBJS := $(TESTLIB:%.c=$(BUILD)/%.o)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+BIN := bin
+ifneq ($(BUILD),build)
+BIN := $(BUILD)/bin
+endif
+
+.PHONY: all test check fuzz bench deps clean format tests-build
+all: $(BIN)/spectrad $(BIN)/spectra
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libspectra.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/spectrad: $(BUILD)/src/server/main.o $(BUILD)/libspectra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/spectra: $(TOOL_OBJS) $(BUILD)/libspectra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(HIREDIS) $(LDLIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJS) $(BUILD)/libspectra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(HIREDIS) $(LDLIBS)
+
+$(BUILD)/tests/cluster/%: $(BUILD)/tests/cluster/%.o $(TESTLIB_OBJS) $(BUILD)/libspectra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(HIREDIS) $(LDLIBS)
+
+tests-build: all $(UNIT_BINS) $(NODE_BINS)
+
+# The fuzz targets are built with clang's libFuzzer plus ASan and UBSan.
+FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_DEPS   := src/net/resp.c src/common/buf.c src/common/alloc.c src/common/err.c
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_RUNS ?= 200000
+
+test: tests-build $(FUZZ_BINS)
+	BUILD=$(BUILD) BIN=$(BIN) FUZZ_RUNS=$(FUZZ_RUNS) scripts/run-tests.sh
+
+check:
+	$(MAKE) BUILD=build/san OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  test
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  echo "fuzz: $$n, $(or $(FUZZ_LONG_RUNS),2000000) runs"; \
+	  $$f -runs=$(or $(FUZZ_LONG_RUNS),2000000) -max_len=4096 \
+	     $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; \
+	done
+
+bench: all
+	bench/redis_compare.sh
+
+deps:
+	scripts/deps.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

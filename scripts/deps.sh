@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install every Debian package that spectra's build, tests and benchmarks
+# need. Idempotent: packages already present are not fetched again, and
+# apt's lists are refreshed only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential pkg-config clang libclang-rt-14-dev
+  libuv1-dev liblmdb-dev lmdb-utils
+  libcmocka-dev libhiredis-dev
+  redis-server redis-tools
+  valgrind python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# redis-server's package starts a system instance on port 6379; spectra's
+# benchmarks start their own, so the system one is stopped if it runs.
+if command -v systemctl >/dev/null 2>&1; then
+  $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,41 @@
+/*
+ * buf: a growable byte buffer with a consumed prefix.
+ *
+ * Used for client query and reply buffers and by the RESP writer. Bytes are
+ * appended at the end and consumed from the front; consuming is O(1) and the
+ * buffer compacts itself lazily. It does no I/O.
+ */
+#ifndef SP_COMMON_BUF_H
+#define SP_COMMON_BUF_H
+
+#include <stddef.h>
+
+struct sp_buf {
+	char *data;   /* owned; data[start .. start+len) are the live bytes */
+	size_t start; /* bytes consumed from the front, not yet compacted */
+	size_t len;   /* live bytes */
+	size_t cap;   /* allocated bytes */
+};
+
+void sp_buf_init(struct sp_buf *b);
+/* sp_buf_free releases the memory; b may be reused after sp_buf_init. */
+void sp_buf_free(struct sp_buf *b);
+/* sp_buf_reserve makes room for n more bytes at the end (never fails). */
+void sp_buf_reserve(struct sp_buf *b, size_t n);
+void sp_buf_append(struct sp_buf *b, const void *p, size_t n);
+void sp_buf_append_str(struct sp_buf *b, const char *s);
+/* sp_buf_appendf appends printf-formatted text. */
+void sp_buf_appendf(struct sp_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* sp_buf_consume drops n live bytes from the front (n <= len). */
+void sp_buf_consume(struct sp_buf *b, size_t n);
+void sp_buf_clear(struct sp_buf *b);
+/* Pointers to the first live byte and one past the last. Valid until the
+ * next call that appends or reserves. */
+static inline char *sp_buf_begin(const struct sp_buf *b) { return b->data + b->start; }
+static inline char *sp_buf_end(const struct sp_buf *b) { return b->data + b->start + b->len; }
+/* sp_buf_commit marks n bytes written directly at sp_buf_end() as live
+ * (after sp_buf_reserve(b, n)). */
+static inline void sp_buf_commit(struct sp_buf *b, size_t n) { b->len += n; }
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * cmd: the command handlers, one per table entry in commands.c. Keyspace
+ * and string commands live in cmd_keys.c; connection and server commands
+ * in cmd_conn.c. Each handler reads c->argv/c->argc (arity already
+ * checked) and appends exactly one reply.
+ */
+#ifndef SP_SERVER_CMD_H
+#define SP_SERVER_CMD_H
+
+#include "server/server.h"
+
+/* cmd_keys.c */
+void cmd_get(struct client *c);
+void cmd_set(struct client *c);
+void cmd_setnx(struct client *c);
+void cmd_setex(struct client *c);
+void cmd_psetex(struct client *c);
+void cmd_getset(struct client *c);
+void cmd_getdel(struct client *c);
+void cmd_getex(struct client *c);
+void cmd_del(struct client *c);
+void cmd_exists(struct client *c);
+void cmd_mget(struct client *c);
+void cmd_mset(struct client *c);
+void cmd_msetnx(struct client *c);
+void cmd_incr(struct client *c);
+void cmd_decr(struct client *c);
+void cmd_incrby(struct client *c);
+void cmd_decrby(struct client *c);
+void cmd_append(struct client *c);
+void cmd_strlen(struct client *c);
+void cmd_expire(struct client *c);
+void cmd_pexpire(struct client *c);
+void cmd_expireat(struct client *c);
+void cmd_pexpireat(struct client *c);
+void cmd_ttl(struct client *c);
+void cmd_pttl(struct client *c);
+void cmd_persist(struct client *c);
+void cmd_type(struct client *c);
+void cmd_scan(struct client *c);
+void cmd_keys(struct client *c);
+void cmd_dbsize(struct client *c);
+void cmd_flushall(struct client *c);
+
+/* cmd_conn.c */
+void cmd_ping(struct client *c);
+void cmd_echo(struct client *c);
+void cmd_hello(struct client *c);
+void cmd_auth(struct client *c);
+void cmd_select(struct client *c);
+void cmd_quit(struct client *c);
+void cmd_client(struct client *c);
+void cmd_info(struct client *c);
+void cmd_config(struct client *c);
+void cmd_command(struct client *c);
+void cmd_time(struct client *c);
+void cmd_lastsave(struct client *c);
+void cmd_shutdown(struct client *c);
+
+/* Helpers shared by the handlers. */
+/* glob_match: Redis-style glob over binary-safe bytes (fnmatch(3) rules;
+ * a subject or pattern with a NUL byte matches only the pattern "*"). */
+int glob_match(const char *pat, size_t plen, const char *s, size_t slen);
+/* command_reply_info appends COMMAND's entry for one command. */
+void command_reply_info(struct client *c, const struct command *cmd);
+
+#endif

@@ -1,0 +1,232 @@
+/*
+ * server: the client port and the loop's housekeeping.
+ *
+ * Binds the listener, and owns the handles that run around the commands:
+ * the end-of-iteration check that commits and flushes (durability.c), the
+ * cron timer (active expiry, idle timeouts, the ops/sec gauge), the batch
+ * sync timer, and the signals that start a clean shutdown.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "server/server.h"
+
+uint64_t server_now_ms(const struct server *srv)
+{
+	return sp_wall_ms(srv->clock);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct server *srv = listener->data;
+	if (status < 0) {
+		sp_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	client_accept(srv);
+}
+
+static void on_check(uv_check_t *h)
+{
+	durability_end_of_iteration(h->data);
+}
+
+/* Active expiry: remove expired keys in expiry order, a bounded amount of
+ * work per tick (at most ~1 ms) so a mass expiry cannot stall the loop. */
+static void expire_cycle(struct server *srv)
+{
+	uint64_t now = server_now_ms(srv);
+	uint64_t t0 = sp_mono_ns(srv->clock);
+	for (;;) {
+		int n = store_expire_cycle(srv->store, now, 64);
+		if (n < 0) {
+			if (n == SP_ERR_FULL || n == SP_ERR_IO)
+				durability_batch_lost(srv, n);
+			else
+				sp_warn("expire: %s", sp_strerror(n));
+			return;
+		}
+		srv->stats.expired += (uint64_t)n;
+		if (n < 64 || sp_mono_ns(srv->clock) - t0 > 1000000)
+			return;
+	}
+}
+
+static void close_idle_clients(struct server *srv, uint64_t now)
+{
+	uint64_t limit = srv->cfg->timeout_s * 1000;
+	struct client *c = srv->clients;
+	while (c) {
+		struct client *next = c->next;
+		if (now - c->last_active_ms > limit && c->nmarks == 0 && !c->writing) {
+			sp_debug("client %llu: idle timeout", (unsigned long long)c->id);
+			client_close(c);
+		}
+		c = next;
+	}
+}
+
+static void on_cron(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	uint64_t now = server_now_ms(srv);
+	expire_cycle(srv);
+	if (srv->cfg->timeout_s > 0)
+		close_idle_clients(srv, now);
+	struct server_stats *st = &srv->stats;
+	if (now - st->ops_window_start_ms >= 1000) {
+		uint64_t span = now - st->ops_window_start_ms;
+		st->ops_per_sec = (st->commands - st->ops_window_count) * 1000 / (span ? span : 1);
+		st->ops_window_start_ms = now;
+		st->ops_window_count = st->commands;
+	}
+}
+
+static void on_sync_timer(uv_timer_t *t)
+{
+	durability_maybe_sync(t->data);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct server *srv = s->data;
+	sp_info("received %s, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	server_shutdown(srv);
+}
+
+static void random_hex(char *out, size_t n)
+{
+	unsigned char raw[32];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd >= 0 ? read(fd, raw, sizeof(raw)) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (got != (ssize_t)sizeof(raw)) {
+		uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
+		for (size_t i = 0; i < sizeof(raw); i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			raw[i] = (unsigned char)x;
+		}
+	}
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++)
+		out[i] = hex[(raw[i / 2 % sizeof(raw)] >> ((i & 1) * 4)) & 15];
+	out[n] = '\0';
+}
+
+int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg,
+		const struct sp_clock *clock, struct store *store)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->loop = loop;
+	srv->cfg = cfg;
+	srv->clock = clock;
+	srv->store = store;
+	srv->limits.max_bulk_len = cfg->max_bulk_len;
+	srv->limits.max_args = cfg->max_args;
+	srv->limits.max_inline_len = cfg->max_inline_len;
+	srv->max_key_len = store_max_key_len(store);
+	srv->open_seq = 1;
+	srv->start_ms = server_now_ms(srv);
+	srv->stats.ops_window_start_ms = srv->start_ms;
+	random_hex(srv->run_id, 40);
+	uint64_t epoch = 0;
+	for (int i = 0; i < 3; i++)
+		epoch = epoch * 16 + (uint64_t)(srv->run_id[i] % 16);
+	/* SCAN cursors are < 2^53 (exact in every client's number type) and
+	 * start from a per-run offset so a cursor from before a restart is
+	 * unlikely to be mistaken for a live one. */
+	srv->next_cursor = (epoch + 1) << 40;
+
+	struct sockaddr_storage addr;
+	int rc = uv_ip4_addr(cfg->bind, cfg->port, (struct sockaddr_in *)&addr);
+	if (rc < 0)
+		rc = uv_ip6_addr(cfg->bind, cfg->port, (struct sockaddr_in6 *)&addr);
+	if (rc < 0) {
+		sp_error("bind: '%s' is not an IPv4 or IPv6 address", cfg->bind);
+		return rc;
+	}
+	uv_tcp_init(loop, &srv->listener);
+	srv->listener.data = srv;
+	rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&srv->listener, cfg->tcp_backlog, on_connection);
+	if (rc < 0) {
+		sp_error("listen on %s:%d: %s", cfg->bind, cfg->port, uv_strerror(rc));
+		uv_close((uv_handle_t *)&srv->listener, NULL);
+		return rc;
+	}
+	uv_check_init(loop, &srv->commit_check);
+	srv->commit_check.data = srv;
+	uv_check_start(&srv->commit_check, on_check);
+
+	uv_timer_init(loop, &srv->cron);
+	srv->cron.data = srv;
+	uint64_t period = 1000 / cfg->active_expire_hz;
+	uv_timer_start(&srv->cron, on_cron, period ? period : 1, period ? period : 1);
+
+	uv_timer_init(loop, &srv->sync_timer);
+	srv->sync_timer.data = srv;
+	if (cfg->fsync == SP_FSYNC_BATCH)
+		uv_timer_start(&srv->sync_timer, on_sync_timer, cfg->fsync_interval_ms,
+			       cfg->fsync_interval_ms);
+
+	uv_signal_init(loop, &srv->sigterm);
+	srv->sigterm.data = srv;
+	uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+	uv_signal_init(loop, &srv->sigint);
+	srv->sigint.data = srv;
+	uv_signal_start(&srv->sigint, on_signal, SIGINT);
+	sp_info("spectrad %s listening on %s:%d, fsync %s, data in %s", SPECTRA_VERSION, cfg->bind,
+		cfg->port,
+		cfg->fsync == SP_FSYNC_ALWAYS ? "always"
+		: cfg->fsync == SP_FSYNC_BATCH ? "batch"
+					       : "off",
+		cfg->dir);
+	return 0;
+}
+
+void server_shutdown(struct server *srv)
+{
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = 1;
+	uv_close((uv_handle_t *)&srv->listener, NULL);
+	uv_timer_stop(&srv->cron);
+	uv_timer_stop(&srv->sync_timer);
+	/* Commit what is open, answer what may be answered, and make it all
+	 * durable whatever the fsync setting before closing. */
+	durability_end_of_iteration(srv);
+	durability_maybe_sync(srv);
+	if (!srv->sync_running)
+		server_finish_shutdown(srv);
+}
+
+void server_finish_shutdown(struct server *srv)
+{
+	if (srv->shutdown_finished)
+		return;
+	srv->shutdown_finished = 1;
+	while (srv->clients)
+		client_close(srv->clients);
+	uv_close((uv_handle_t *)&srv->commit_check, NULL);
+	uv_close((uv_handle_t *)&srv->cron, NULL);
+	uv_close((uv_handle_t *)&srv->sync_timer, NULL);
+	uv_close((uv_handle_t *)&srv->sigterm, NULL);
+	uv_close((uv_handle_t *)&srv->sigint, NULL);
+	sp_info("shutdown: %llu batches committed and synced",
+		(unsigned long long)srv->committed_seq);
+}
+
+void server_close(struct server *srv)
+{
+	for (size_t i = 0; i < SCAN_CURSORS; i++) {
+		free(srv->cursors[i].key);
+		srv->cursors[i].key = NULL;
+	}
+}

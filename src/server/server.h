@@ -1,0 +1,272 @@
+/*
+ * server: one spectrad node's client-facing half.
+ *
+ * Owns the libuv loop's handles for the client port, the connected
+ * clients, the command table and the group commit that decides when a
+ * reply may leave the node. Commands run on the loop thread only. Writes go
+ * into the store's open batch; at the end of every loop iteration the batch
+ * is committed, and replies are released in order once what they reveal is
+ * as durable as the fsync setting promises (see durability.c). Nothing here
+ * blocks the loop: fsync runs on libuv's thread pool.
+ *
+ * It must not: parse RESP itself (src/net/resp does), touch LMDB directly
+ * (src/store does), or read the system clock (it asks srv->clock).
+ */
+#ifndef SP_SERVER_SERVER_H
+#define SP_SERVER_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "net/resp.h"
+#include "store/store.h"
+
+#define SPECTRA_VERSION "0.1.0"
+/* The Redis version spectra reports to clients that gate features on it. */
+#define SPECTRA_REDIS_COMPAT_VERSION "7.0.0"
+
+struct server;
+struct client;
+
+/* A borrowed byte string: an argument or a key. */
+struct slice {
+	const char *p;
+	size_t len;
+};
+
+/* Command flags (Redis's names where they exist, for COMMAND). */
+enum {
+	CMD_WRITE = 1u << 0,    /* may modify data */
+	CMD_READONLY = 1u << 1, /* reads data only */
+	CMD_FAST = 1u << 2,     /* O(1) or O(log n) */
+	CMD_NOAUTH = 1u << 3,   /* allowed before AUTH */
+	CMD_ADMIN = 1u << 4,    /* administrative */
+	CMD_NOSCRIPT = 1u << 5, /* not allowed in scripts (for COMMAND's sake) */
+};
+
+typedef void (*command_fn)(struct client *c);
+
+struct command {
+	const char *name;  /* lower case */
+	int arity;         /* Redis convention: n exact, -n at least n */
+	uint32_t flags;
+	int first_key, last_key, key_step; /* key positions, 0 if none */
+	command_fn fn;
+	const char *group; /* "string", "keyspace", "connection", "server" */
+	const char *summary;
+};
+
+/* Output from byte `start` on (counted over all bytes ever appended) may
+ * not leave before batch `seq` is releasable. Marks are kept in order of
+ * start with strictly increasing seq: a reply that needs no more than the
+ * last mark is held by that mark already. */
+struct reply_mark {
+	uint64_t start;
+	uint64_t seq;
+};
+
+enum {
+	CLIENT_CLOSE_AFTER_REPLY = 1u << 0, /* QUIT or protocol error */
+	CLIENT_CLOSING = 1u << 1,           /* uv_close called */
+	CLIENT_READ_PAUSED = 1u << 2,       /* output over its limit */
+	CLIENT_PENDING = 1u << 3,           /* on srv->pending */
+	CLIENT_AUTHED = 1u << 4,
+	CLIENT_READING = 1u << 5,           /* uv_read_start is active */
+	CLIENT_WAITING = 1u << 6,           /* on srv->waiting: output held */
+};
+
+struct client {
+	struct server *srv;
+	uv_tcp_t tcp;
+	uint64_t id;
+	uint32_t flags;
+	int proto; /* 2 or 3 */
+	char *name;
+	char addr[64];
+	uint64_t created_ms, last_active_ms;
+	uint64_t commands;
+	struct client *prev, *next; /* srv->clients */
+	struct client *pending_next;        /* srv->pending */
+	struct client *wprev, *wnext;       /* srv->waiting */
+
+	/* Input: unparsed bytes and the parser's progress over them. */
+	struct sp_buf query;
+	struct resp_request_parser parser;
+	/* The command being executed: argv borrowed from query. */
+	struct slice *argv;
+	size_t argc, argv_cap;
+	const struct command *cmd;
+
+	/* Output: replies not yet handed to the socket, and release marks. */
+	struct sp_buf out;
+	uint64_t out_taken; /* bytes ever taken from out for the socket; bytes
+			     * ever appended are out_taken + out.len */
+	struct reply_mark *marks;
+	size_t nmarks, marks_cap;
+	/* A uv_write in flight owns wbuf until its callback. */
+	uv_write_t wreq;
+	struct sp_buf wbuf;
+	int writing;
+};
+
+/* A SCAN cursor: the last key returned, so the next call resumes after it. */
+struct scan_cursor {
+	uint64_t id;
+	char *key;
+	size_t len;
+};
+#define SCAN_CURSORS 4096
+
+struct server_stats {
+	uint64_t connections;        /* accepted */
+	uint64_t rejected;           /* refused at maxclients */
+	uint64_t commands;
+	uint64_t errors;             /* error replies */
+	uint64_t protocol_errors;
+	uint64_t net_in, net_out;
+	uint64_t hits, misses;
+	uint64_t expired;            /* removed by the active expiry cycle */
+	uint64_t batch_failures;     /* commits that failed */
+	uint64_t ops_window_start_ms, ops_window_count, ops_per_sec;
+};
+
+struct server {
+	uv_loop_t *loop;
+	const struct sp_config *cfg;
+	const struct sp_clock *clock;
+	struct store *store;
+	struct resp_limits limits;
+	size_t max_key_len;
+	char run_id[41];
+	const char *config_file;
+
+	uv_tcp_t listener;
+	uv_check_t commit_check; /* end of each loop iteration: commit + flush */
+	uv_timer_t cron;         /* expiry, idle timeouts, stats */
+	uv_timer_t sync_timer;   /* fsync batch: periodic sync */
+	uv_signal_t sigterm, sigint;
+	int shutting_down;
+	int shutdown_finished;
+
+	struct client *clients;
+	uint64_t nclients;
+	uint64_t next_client_id;
+	struct client *pending; /* clients with output to consider */
+	struct client *waiting; /* clients whose output waits for a sync */
+
+	/* Group commit (durability.c). Batches are numbered from 1 in the
+	 * order they were opened; open_seq is the batch writes go into now. A
+	 * batch the store lost (full map, I/O error) is never released: the
+	 * clients whose replies depended on it are disconnected, so they see
+	 * an unknown outcome rather than a false OK. */
+	uint64_t open_seq;
+	uint64_t committed_seq;
+	uint64_t durable_seq;
+	uint64_t lost_lo, lost_hi; /* batches lost this iteration; 0 = none */
+	int sync_running;
+	uint64_t sync_target;
+	int sync_rc;
+	uv_work_t sync_work;
+	uint64_t last_sync_ms;
+	uint64_t sync_count, sync_ns_total, sync_ns_max;
+
+	struct scan_cursor cursors[SCAN_CURSORS];
+	uint64_t next_cursor;
+
+	uint64_t start_ms;
+	struct server_stats stats;
+};
+
+/* server.c ------------------------------------------------------------- */
+
+/*
+ * server_init binds the client port and prepares every handle on loop.
+ * cfg, clock and store are borrowed for the server's life. Returns 0 or a
+ * negative libuv/SP_ERR code, with a message logged.
+ */
+int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg,
+		const struct sp_clock *clock, struct store *store);
+/* server_shutdown starts a clean stop: stop accepting, commit, sync, send
+ * what can be sent, close every client and handle. The loop then ends. */
+void server_shutdown(struct server *srv);
+/* server_finish_shutdown runs once the final sync is done: it closes every
+ * client and handle so the loop ends. */
+void server_finish_shutdown(struct server *srv);
+/* server_close frees what server_init allocated (after the loop ended). */
+void server_close(struct server *srv);
+
+uint64_t server_now_ms(const struct server *srv);
+
+/* client.c ------------------------------------------------------------- */
+
+void client_accept(struct server *srv);
+void client_close(struct client *c);
+/* client_mark_pending queues c for the end-of-iteration flush. */
+void client_mark_pending(struct client *c);
+/* client_flush hands every releasable output byte to the socket. */
+void client_flush(struct client *c);
+/* client_hold records that c's output from byte `start` on (as counted by
+ * client_out_pos) may not leave before batch `seq` is releasable. */
+void client_hold(struct client *c, uint64_t start, uint64_t seq);
+static inline uint64_t client_out_pos(const struct client *c) { return c->out_taken + c->out.len; }
+/* client_release_waiting flushes clients whose held output a sync freed. */
+void client_release_waiting(struct server *srv);
+/* client_drop_lost closes clients whose output depends on a lost batch. */
+void client_drop_lost(struct server *srv, uint64_t lo, uint64_t hi);
+/* client_process_input parses and runs buffered commands. */
+void client_process_input(struct client *c);
+
+/* durability.c --------------------------------------------------------- */
+
+/* The sequence number a reply must wait for: the open batch when writes
+ * are pending in it, else the last committed one. */
+uint64_t durability_visible_seq(const struct server *srv);
+/* The highest batch whose replies may leave under the fsync setting. */
+uint64_t durability_releasable_seq(const struct server *srv);
+/* Called at the end of each loop iteration: commit the open batch, start a
+ * sync if fsync always needs one, and flush released output. */
+void durability_end_of_iteration(struct server *srv);
+/* Start a background sync if one is needed and none is running. */
+void durability_maybe_sync(struct server *srv);
+/* A write failed with SP_ERR_FULL/IO and the store dropped its batch. */
+void durability_batch_lost(struct server *srv, int err);
+
+/* commands.c ----------------------------------------------------------- */
+
+const struct command *command_lookup(const char *name, size_t len);
+size_t command_count(void);
+const struct command *command_at(size_t i);
+/* command_execute runs c->argv against the table: arity, auth, dispatch. */
+void command_execute(struct client *c);
+
+/* reply helpers (reply.c): append to c->out in c->proto's form. */
+void reply_ok(struct client *c);
+void reply_simple(struct client *c, const char *s);
+void reply_error(struct client *c, const char *msg);
+void reply_errorf(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void reply_integer(struct client *c, int64_t v);
+void reply_bulk(struct client *c, const void *p, size_t len);
+void reply_bulk_str(struct client *c, const char *s);
+void reply_null(struct client *c);
+void reply_null_array(struct client *c);
+void reply_array(struct client *c, size_t n);
+void reply_map(struct client *c, size_t pairs);
+void reply_verbatim(struct client *c, const char *text, size_t len);
+void reply_arity_error(struct client *c);
+void reply_syntax_error(struct client *c);
+/* reply_store_error answers a failed store call in words a client can act
+ * on, and handles a lost batch. */
+void reply_store_error(struct client *c, int err);
+
+/* Parsing of command arguments (args.c). Each returns 0 or -1 after
+ * replying with Redis's error text. */
+int arg_to_int64(struct client *c, struct slice a, int64_t *out);
+int arg_equals(struct slice a, const char *lit); /* case-insensitive */
+/* string2ll semantics: strict decimal int64. Returns 1 if valid. */
+int parse_int64(const char *p, size_t len, int64_t *out);
+
+#endif

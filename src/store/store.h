@@ -1,0 +1,167 @@
+/*
+ * store: durable key/value storage on LMDB.
+ *
+ * The one place spectra's data touches disk. Engines and the server call it
+ * from the event-loop thread only; it never blocks on fsync there. Writes go
+ * into one open write transaction (a "batch") that store_commit ends; the
+ * environment is opened with MDB_NOSYNC | MDB_WRITEMAP so a commit only
+ * updates the memory map (which belongs to the OS page cache and so survives
+ * kill -9 of the process). store_sync makes every committed batch durable
+ * against power loss; it is the only call that may run on another thread,
+ * and the server runs it on libuv's thread pool (group commit).
+ *
+ * Each value carries a small header: a type byte, flags and an absolute
+ * expiry time. Expiry is judged against a time the caller passes in (the
+ * store has no clock); a second LMDB database indexes keys by expiry so
+ * expired keys can be removed in order.
+ *
+ * It must not: call into the network, the engines or the clock; log on the
+ * hot path; keep pointers into LMDB past the documented lifetime.
+ */
+#ifndef SP_STORE_STORE_H
+#define SP_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+struct store_options {
+	const char *dir;      /* data directory; created if missing (mode 0700) */
+	uint64_t map_size;    /* LMDB map size, bytes (upper bound on data size) */
+	unsigned max_readers; /* LMDB reader slots; 0 means LMDB's default */
+};
+
+/* Value types. Only strings exist in the foundation; engines add more. */
+enum store_type {
+	STORE_STRING = 0,
+};
+
+struct store_value {
+	uint8_t type;          /* enum store_type */
+	uint8_t flags;         /* reserved for engines; stored and returned as is */
+	uint64_t expire_at_ms; /* absolute Unix ms; 0 = never expires */
+	const void *data;      /* payload */
+	size_t len;
+};
+
+struct store_stats {
+	uint64_t keys;         /* entries, expired-but-not-yet-removed included */
+	uint64_t expires;      /* entries with an expiry */
+	uint64_t commits;      /* batches committed since open */
+	uint64_t syncs;        /* completed store_sync calls since open */
+	uint64_t map_size;     /* bytes */
+	uint64_t used_bytes;   /* pages in use * page size */
+	uint64_t last_sync_unix_ms; /* set by the caller through store_note_sync */
+};
+
+/*
+ * store_open opens (creating if needed) the store in opts->dir.
+ * Returns 0 and sets *out, or SP_ERR_IO (with the errno in the log line the
+ * caller writes from sp_strerror) / a negated errno / SP_ERR_CORRUPT when
+ * the files exist but are not a valid spectra store. *out is owned by the
+ * caller and released with store_close.
+ */
+int store_open(struct store **out, const struct store_options *opts);
+
+/* store_close commits any open batch, syncs, and releases everything.
+ * NULL is accepted. */
+void store_close(struct store *s);
+
+/* store_max_key_len is the longest key the store accepts (an LMDB limit,
+ * less the expiry index's 8-byte prefix). */
+size_t store_max_key_len(const struct store *s);
+
+/*
+ * store_get looks a key up, seeing every write made through s, committed or
+ * not. A key whose expiry is <= now_ms is reported as missing.
+ * Returns 0 and fills *out, SP_ERR_NOTFOUND, SP_ERR_KEYLEN, or SP_ERR_IO.
+ * out->data is borrowed from the store until the next call on s.
+ */
+int store_get(struct store *s, const void *key, size_t klen, uint64_t now_ms,
+	      struct store_value *out);
+
+/*
+ * store_put writes a key into the open batch (opening one if needed),
+ * replacing any old value and keeping the expiry index in step.
+ * Returns 0, SP_ERR_KEYLEN, SP_ERR_FULL (map size reached; the batch is
+ * aborted and every uncommitted write in it is lost, so callers commit
+ * before replying), or SP_ERR_IO. v->data is copied; it may be a value just
+ * borrowed from store_get on s (as a copy or rename does).
+ */
+int store_put(struct store *s, const void *key, size_t klen, const struct store_value *v);
+
+/*
+ * store_del removes a key in the open batch. An expired key is removed too
+ * but reported as absent. Returns 1 if a live key was removed, 0 if there
+ * was none, or a negative error as store_put.
+ */
+int store_del(struct store *s, const void *key, size_t klen, uint64_t now_ms);
+
+/* store_set_expire changes only the expiry of a live key (0 = persist).
+ * Returns 1 if the key exists and was updated, 0 if absent, or an error. */
+int store_set_expire(struct store *s, const void *key, size_t klen, uint64_t expire_at_ms,
+		     uint64_t now_ms);
+
+/* store_flush removes every key in the open batch. Returns 0 or an error. */
+int store_flush(struct store *s);
+
+/*
+ * store_scan visits live keys in byte order strictly after `after` (or from
+ * the first key when after_len is 0 and after is NULL), calling fn for each
+ * until fn returns non-zero or `limit` keys were visited. Key and value are
+ * borrowed for the duration of the callback; fn must not call the store.
+ * Sets *more to 1 if keys remain after the last visited one.
+ * Returns the number of keys visited or a negative error.
+ */
+typedef int (*store_scan_fn)(void *ctx, const void *key, size_t klen,
+			     const struct store_value *v);
+int store_scan(struct store *s, const void *after, size_t after_len, size_t limit,
+	       uint64_t now_ms, store_scan_fn fn, void *ctx, int *more);
+
+/*
+ * store_expire_cycle removes up to max_keys keys whose expiry is <= now_ms,
+ * oldest expiry first, in the open batch. Returns the number removed or a
+ * negative error.
+ */
+int store_expire_cycle(struct store *s, uint64_t now_ms, size_t max_keys);
+
+/* store_has_batch returns 1 if a write batch is open (uncommitted writes). */
+int store_has_batch(const struct store *s);
+
+/*
+ * store_commit commits the open batch, if any: after it returns 0 the writes
+ * survive kill -9 of the process (they are in the OS page cache) but not yet
+ * power loss; store_sync does that. Returns 0, SP_ERR_FULL, or SP_ERR_IO; on
+ * error the batch's writes are lost and the caller must fail their replies.
+ */
+int store_commit(struct store *s);
+
+/* store_abort discards the open batch, if any. */
+void store_abort(struct store *s);
+
+/*
+ * store_sync flushes every batch committed before the call to stable
+ * storage (msync/fdatasync). Safe to call from one other thread while the
+ * loop thread keeps reading, writing and committing. Returns 0 or SP_ERR_IO.
+ */
+int store_sync(struct store *s);
+
+/* store_stats fills *st. Loop thread only. */
+void store_get_stats(struct store *s, struct store_stats *st);
+
+/* store_note_sync records when the caller last finished a sync (reported as
+ * last_sync_unix_ms). Safe from the sync thread, like store_sync. */
+void store_note_sync(struct store *s, uint64_t unix_ms);
+
+/*
+ * store_check walks the whole store in the current view (the open batch, if
+ * any) and verifies its invariants: the format marker, every value's header,
+ * and that the expiry index holds exactly one entry per key with an expiry,
+ * with the same time. It is O(n log n) and meant for tests and `spectra
+ * check`, not the serving path. Returns 0, SP_ERR_CORRUPT (the first problem
+ * found is logged at warn level), or SP_ERR_IO.
+ */
+int store_check(struct store *s);
+
+#endif
