@@ -294,8 +294,8 @@ static void info_persistence(struct server *srv, struct sp_buf *b)
 		       "\r\nsync_max_us:%" PRIu64 "\r\nlast_sync_time:%" PRIu64
 		       "\r\nstore_map_size:%" PRIu64 "\r\nstore_used_bytes:%" PRIu64 "\r\n\r\n",
 		       fsync_name(srv->cfg->fsync), srv->cfg->fsync_interval_ms, srv->committed_seq,
-		       srv->durable_seq, srv->stats.batch_failures, srv->sync_count, srv->sync_running,
-		       srv->sync_count ? srv->sync_ns_total / srv->sync_count / 1000 : 0,
+		       srv->durable_seq, srv->stats.batch_failures, st.syncs, srv->sync_running,
+		       st.syncs ? srv->sync_ns_total / st.syncs / 1000 : 0,
 		       srv->sync_ns_max / 1000, srv->last_sync_ms / 1000, st.map_size, st.used_bytes);
 }
 

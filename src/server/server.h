@@ -172,7 +172,7 @@ struct server {
 	int sync_rc;
 	uv_work_t sync_work;
 	uint64_t last_sync_ms;
-	uint64_t sync_count, sync_ns_total, sync_ns_max;
+	uint64_t sync_ns_total, sync_ns_max; /* time spent in store_sync */
 
 	struct scan_cursor cursors[SCAN_CURSORS];
 	uint64_t next_cursor;

@@ -4,9 +4,9 @@
  * The one place spectra's data touches disk. Engines and the server call it
  * from the event-loop thread only; it never blocks on fsync there. Writes go
  * into one open write transaction (a "batch") that store_commit ends; the
- * environment is opened with MDB_NOSYNC | MDB_WRITEMAP so a commit only
- * updates the memory map (which belongs to the OS page cache and so survives
- * kill -9 of the process). store_sync makes every committed batch durable
+ * environment is opened with MDB_NOSYNC so a commit only
+ * writes to the OS page cache (which survives kill -9 of the process) and
+ * does not wait for the disk. store_sync makes every committed batch durable
  * against power loss; it is the only call that may run on another thread,
  * and the server runs it on libuv's thread pool (group commit).
  *
@@ -52,7 +52,6 @@ struct store_stats {
 	uint64_t syncs;        /* completed store_sync calls since open */
 	uint64_t map_size;     /* bytes */
 	uint64_t used_bytes;   /* pages in use * page size */
-	uint64_t last_sync_unix_ms; /* set by the caller through store_note_sync */
 };
 
 /*
@@ -84,10 +83,12 @@ int store_get(struct store *s, const void *key, size_t klen, uint64_t now_ms,
 /*
  * store_put writes a key into the open batch (opening one if needed),
  * replacing any old value and keeping the expiry index in step.
- * Returns 0, SP_ERR_KEYLEN, SP_ERR_FULL (map size reached; the batch is
- * aborted and every uncommitted write in it is lost, so callers commit
- * before replying), or SP_ERR_IO. v->data is copied; it may be a value just
- * borrowed from store_get on s (as a copy or rename does).
+ * Returns 0, SP_ERR_KEYLEN, SP_ERR_TOOBIG (v->len over LMDB's 4 GiB value
+ * limit less the 11-byte header; the batch is untouched), SP_ERR_FULL (map
+ * size reached; the batch is aborted and every uncommitted write in it is
+ * lost, so callers commit before replying), or SP_ERR_IO. v->data is
+ * copied; it may be a value just borrowed from store_get on s (as a copy or
+ * rename does).
  */
 int store_put(struct store *s, const void *key, size_t klen, const struct store_value *v);
 
@@ -149,10 +150,6 @@ int store_sync(struct store *s);
 
 /* store_stats fills *st. Loop thread only. */
 void store_get_stats(struct store *s, struct store_stats *st);
-
-/* store_note_sync records when the caller last finished a sync (reported as
- * last_sync_unix_ms). Safe from the sync thread, like store_sync. */
-void store_note_sync(struct store *s, uint64_t unix_ms);
 
 /*
  * store_check walks the whole store in the current view (the open batch, if

@@ -1,0 +1,984 @@
+/*
+ * store: durable key/value storage on LMDB (see store.h for the contract).
+ *
+ * On-disk layout, format 1. One LMDB environment in opts->dir, opened with
+ * MDB_NOSYNC | MDB_NOTLS, holding three named databases. Not MDB_WRITEMAP:
+ * with a writable map a full disk is a SIGBUS in the middle of a write,
+ * while through pwrite it is an ENOSPC that the commit reports and the
+ * server turns into an error reply; the map also stays a plain, non-sparse
+ * file, and a sync is one fdatasync rather than an msync over the map.
+ *
+ *   "meta"     "format" -> 4-byte big-endian STORE_FORMAT. A future format
+ *              change bumps the number; an older binary then refuses the
+ *              directory (SP_ERR_CORRUPT) instead of misreading it.
+ *   "keys"     'k' key -> value. LMDB rejects zero-length keys and Redis
+ *              allows the empty key, so every key carries a one-byte prefix.
+ *              The prefix is constant, so LMDB's byte order is the keys'
+ *              byte order.
+ *   "expires"  8-byte big-endian expire_at_ms, then the key (unprefixed: the
+ *              8 bytes already make it non-empty) -> empty value. Big-endian
+ *              makes byte order equal time order, so the oldest expiry is
+ *              the first entry.
+ *
+ * A value is an 11-byte header followed by the payload:
+ *   [0] STORE_VALUE_VERSION  [1] type  [2] flags  [3..10] expire_at_ms (BE)
+ *
+ * Key length: the index key is 8 + klen bytes and the keys-db key 1 + klen,
+ * so the index is the tighter bound: klen <= mdb_env_get_maxkeysize() - 8
+ * (503 with Debian's LMDB).
+ *
+ * Transactions. Writes go into one lazily begun write transaction (the
+ * batch). Reads use the batch when one is open, so they see uncommitted
+ * writes; otherwise they use one long-lived read-only transaction that is
+ * renewed on the first read after it was parked. It is parked
+ * (mdb_txn_reset) whenever a batch begins, and every commit happens in a
+ * batch, so a live reader always sees the latest commit without renewing it
+ * per read. This relies on being the only writer to the environment, which
+ * the flock on "spectra.lock" guarantees.
+ */
+#include "store/store.h"
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STORE_FORMAT	    1u	/* the "format" value in the meta database */
+#define STORE_VALUE_VERSION 1u	/* first byte of every value */
+#define STORE_HDR_LEN	    11u /* version, type, flags, 8-byte expiry */
+#define STORE_HDR_EXPIRE    3u	/* offset of the expiry in the header */
+#define STORE_KEY_PREFIX    'k'
+#define STORE_IDX_PREFIX    8u		/* bytes of expiry before the key in the index */
+#define STORE_MAX_DATA	    0xffffffffu /* LMDB's limit on one value */
+/* set_expire copies values through scratch; above this it is freed after use
+ * so one huge value does not pin memory. */
+#define STORE_SCRATCH_KEEP (64u * 1024u)
+
+static const char format_key[] = "format";
+
+struct store {
+	MDB_env *env;
+	MDB_dbi meta_dbi;
+	MDB_dbi keys_dbi;
+	MDB_dbi expires_dbi;
+	MDB_txn *batch;	 /* the open write transaction, or NULL */
+	MDB_txn *reader; /* long-lived read-only transaction */
+	int reader_live; /* reader renewed and not yet reset */
+	size_t max_key_len;
+	unsigned char *kbuf;	/* 'k' + key; 1 + max_key_len bytes */
+	unsigned char *ibuf;	/* expiry + key; 8 + max_key_len bytes */
+	unsigned char *scratch; /* value copy for store_set_expire */
+	size_t scratch_cap;
+	uintptr_t map_lo, map_hi; /* the memory map, to spot borrowed values */
+	uint64_t commits;
+	atomic_uint_fast64_t syncs;
+	int lock_fd;
+};
+
+/* ---- encoding ---- */
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (unsigned char)v;
+		v >>= 8;
+	}
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static void encode_header(unsigned char *p, uint8_t type, uint8_t flags, uint64_t expire_at_ms)
+{
+	p[0] = STORE_VALUE_VERSION;
+	p[1] = type;
+	p[2] = flags;
+	put_be64(p + STORE_HDR_EXPIRE, expire_at_ms);
+}
+
+/* decode_value parses a stored value; the payload stays borrowed from LMDB.
+ * Anything this version did not write is SP_ERR_CORRUPT, never a crash. */
+static int decode_value(const MDB_val *v, struct store_value *out)
+{
+	const unsigned char *p = v->mv_data;
+	if (v->mv_size < STORE_HDR_LEN || p[0] != STORE_VALUE_VERSION)
+		return SP_ERR_CORRUPT;
+	out->type = p[1];
+	out->flags = p[2];
+	out->expire_at_ms = get_be64(p + STORE_HDR_EXPIRE);
+	out->data = p + STORE_HDR_LEN;
+	out->len = v->mv_size - STORE_HDR_LEN;
+	return 0;
+}
+
+/* value_expiry reads only the expiry; a header it cannot read counts as
+ * "no expiry", which is what the write paths need to keep going. */
+static uint64_t value_expiry(const MDB_val *v)
+{
+	const unsigned char *p = v->mv_data;
+	if (v->mv_size < STORE_HDR_LEN || p[0] != STORE_VALUE_VERSION)
+		return 0;
+	return get_be64(p + STORE_HDR_EXPIRE);
+}
+
+static int is_expired(uint64_t expire_at_ms, uint64_t now_ms)
+{
+	return expire_at_ms != 0 && expire_at_ms <= now_ms;
+}
+
+/* key_val builds the keys-db key for key in s->kbuf. klen is checked. */
+static MDB_val key_val(struct store *s, const void *key, size_t klen)
+{
+	s->kbuf[0] = STORE_KEY_PREFIX;
+	if (klen)
+		memcpy(s->kbuf + 1, key, klen);
+	return (MDB_val){.mv_size = klen + 1, .mv_data = s->kbuf};
+}
+
+/* index_val builds the expiry-index key for (expire_at_ms, key) in s->ibuf. */
+static MDB_val index_val(struct store *s, uint64_t expire_at_ms, const void *key, size_t klen)
+{
+	put_be64(s->ibuf, expire_at_ms);
+	if (klen)
+		memcpy(s->ibuf + STORE_IDX_PREFIX, key, klen);
+	return (MDB_val){.mv_size = klen + STORE_IDX_PREFIX, .mv_data = s->ibuf};
+}
+
+/* ---- errors and transactions ---- */
+
+/* map_err turns an LMDB return code into a spectra error. */
+static int map_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return SP_ERR_NOTFOUND;
+	case MDB_MAP_FULL:
+		return SP_ERR_FULL;
+	case MDB_BAD_VALSIZE:
+		return SP_ERR_TOOBIG;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INCOMPATIBLE:
+		return SP_ERR_CORRUPT;
+	case ENOMEM:
+		return SP_ERR_NOMEM;
+	default:
+		return SP_ERR_IO;
+	}
+}
+
+/* map_open_err is map_err for store_open, which keeps system errnos. */
+static int map_open_err(int rc)
+{
+	if (rc > 0)
+		return -rc;
+	return map_err(rc);
+}
+
+static void reader_park(struct store *s)
+{
+	if (s->reader_live) {
+		mdb_txn_reset(s->reader);
+		s->reader_live = 0;
+	}
+}
+
+/* view returns the transaction reads go through: the batch if open, else
+ * the reader, renewed if it was parked. On failure it returns NULL and sets
+ * *err. */
+static MDB_txn *view(struct store *s, int *err)
+{
+	if (s->batch)
+		return s->batch;
+	if (!s->reader_live) {
+		int rc = mdb_txn_renew(s->reader);
+		if (rc) {
+			*err = map_err(rc);
+			return NULL;
+		}
+		s->reader_live = 1;
+	}
+	return s->reader;
+}
+
+static int batch_begin(struct store *s)
+{
+	if (s->batch)
+		return 0;
+	/* The reader is parked so it never pins pages this batch frees, and so
+	 * the next read after the commit renews it and sees the commit. */
+	reader_park(s);
+	int rc = mdb_txn_begin(s->env, NULL, 0, &s->batch);
+	if (rc) {
+		s->batch = NULL;
+		return map_err(rc);
+	}
+	return 0;
+}
+
+/* batch_fail aborts the batch after a failed write: LMDB forbids further
+ * use of a transaction that failed, and the contract says the batch's
+ * writes are then lost. */
+static int batch_fail(struct store *s, int rc)
+{
+	store_abort(s);
+	return map_err(rc);
+}
+
+/* ---- open and close ---- */
+
+/* mkdir_p creates dir and its missing parents with mode 0700. */
+static int mkdir_p(const char *dir)
+{
+	char *path = sp_strdup(dir);
+	int err = 0;
+	for (char *p = path + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+			err = -errno;
+			break;
+		}
+		*p = saved;
+		if (saved == '\0')
+			break;
+	}
+	free(path);
+	if (err)
+		return err;
+	struct stat st;
+	if (stat(dir, &st) != 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	return 0;
+}
+
+/* lock_dir takes an exclusive flock on dir/spectra.lock so that two
+ * processes (or two opens in one process) never share an environment:
+ * LMDB would allow it, but the reader's freshness rule above would break. */
+static int lock_dir(const char *dir, int *fd_out)
+{
+	size_t n = strlen(dir) + sizeof("/spectra.lock");
+	char *path = sp_malloc(n);
+	snprintf(path, n, "%s/spectra.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int err = fd < 0 ? -errno : 0;
+	free(path);
+	if (err)
+		return err;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		return err;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* setup_dbs opens (creating on a fresh environment) the three databases and
+ * checks the format marker. An environment that holds anything other than a
+ * spectra store of this format is SP_ERR_CORRUPT. */
+static int setup_dbs(struct store *s)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc)
+		return map_open_err(rc);
+
+	MDB_val fk = {.mv_size = sizeof(format_key) - 1, .mv_data = (void *)format_key};
+	MDB_val fv;
+	unsigned char fbuf[4] = {0, 0, 0, STORE_FORMAT};
+	rc = mdb_dbi_open(txn, "meta", 0, &s->meta_dbi);
+	if (rc == MDB_NOTFOUND) {
+		/* Fresh only if the main database is empty: an environment
+		 * with other contents belongs to someone else. */
+		MDB_dbi main_dbi;
+		MDB_stat st;
+		rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+		if (rc == 0)
+			rc = mdb_stat(txn, main_dbi, &st);
+		if (rc)
+			goto abort_txn;
+		if (st.ms_entries != 0) {
+			mdb_txn_abort(txn);
+			return SP_ERR_CORRUPT;
+		}
+		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta_dbi);
+		if (rc == 0)
+			rc = mdb_dbi_open(txn, "keys", MDB_CREATE, &s->keys_dbi);
+		if (rc == 0)
+			rc = mdb_dbi_open(txn, "expires", MDB_CREATE, &s->expires_dbi);
+		if (rc)
+			goto abort_txn;
+		fv = (MDB_val){.mv_size = sizeof(fbuf), .mv_data = fbuf};
+		rc = mdb_put(txn, s->meta_dbi, &fk, &fv, 0);
+		if (rc)
+			goto abort_txn;
+	} else if (rc) {
+		goto abort_txn;
+	} else {
+		rc = mdb_get(txn, s->meta_dbi, &fk, &fv);
+		if (rc == 0 && (fv.mv_size != 4 || get_be32(fv.mv_data) != STORE_FORMAT))
+			rc = MDB_INCOMPATIBLE;
+		if (rc == 0)
+			rc = mdb_dbi_open(txn, "keys", 0, &s->keys_dbi);
+		if (rc == 0)
+			rc = mdb_dbi_open(txn, "expires", 0, &s->expires_dbi);
+		if (rc == MDB_NOTFOUND)
+			rc = MDB_INCOMPATIBLE;
+		if (rc)
+			goto abort_txn;
+	}
+	/* Committing makes the handles usable in every later transaction. */
+	rc = mdb_txn_commit(txn);
+	return map_open_err(rc);
+
+abort_txn:
+	mdb_txn_abort(txn);
+	return map_open_err(rc);
+}
+
+int store_open(struct store **out, const struct store_options *opts)
+{
+	int err, rc;
+	if (!out || !opts || !opts->dir || !opts->dir[0])
+		return SP_ERR_INVAL;
+
+	struct store *s = sp_calloc(1, sizeof(*s));
+	s->lock_fd = -1;
+	atomic_init(&s->syncs, 0);
+
+	err = mkdir_p(opts->dir);
+	if (err)
+		goto free_store;
+	err = lock_dir(opts->dir, &s->lock_fd);
+	if (err)
+		goto free_store;
+
+	rc = mdb_env_create(&s->env);
+	if (rc) {
+		err = map_open_err(rc);
+		goto unlock;
+	}
+	rc = mdb_env_set_maxdbs(s->env, 3);
+	if (rc == 0 && opts->map_size)
+		rc = mdb_env_set_mapsize(s->env, (size_t)opts->map_size);
+	if (rc == 0 && opts->max_readers)
+		rc = mdb_env_set_maxreaders(s->env, opts->max_readers);
+	if (rc == 0)
+		rc = mdb_env_open(s->env, opts->dir, MDB_NOSYNC | MDB_NOTLS, 0600);
+	if (rc) {
+		err = map_open_err(rc);
+		goto close_env;
+	}
+
+	/* Clear reader slots left by a killed process; they would pin pages
+	 * and make the file grow. The flock means none of them is alive. */
+	int dead;
+	mdb_reader_check(s->env, &dead);
+
+	int maxkey = mdb_env_get_maxkeysize(s->env);
+	if (maxkey <= (int)STORE_IDX_PREFIX) {
+		err = SP_ERR_INVAL;
+		goto close_env;
+	}
+	s->max_key_len = (size_t)maxkey - STORE_IDX_PREFIX;
+	s->kbuf = sp_malloc(1 + s->max_key_len);
+	s->ibuf = sp_malloc(STORE_IDX_PREFIX + s->max_key_len);
+
+	err = setup_dbs(s);
+	if (err)
+		goto close_env;
+
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->reader);
+	if (rc) {
+		err = map_open_err(rc);
+		goto close_env;
+	}
+	mdb_txn_reset(s->reader);
+
+	MDB_envinfo info;
+	mdb_env_info(s->env, &info);
+	s->map_lo = (uintptr_t)info.me_mapaddr;
+	s->map_hi = s->map_lo + info.me_mapsize;
+
+	*out = s;
+	return 0;
+
+close_env:
+	mdb_env_close(s->env);
+unlock:
+	close(s->lock_fd);
+free_store:
+	free(s->kbuf);
+	free(s->ibuf);
+	free(s);
+	return err;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	int err = store_commit(s);
+	if (err)
+		sp_error("store: final commit failed: %s", sp_strerror(err));
+	mdb_txn_abort(s->reader);
+	err = store_sync(s);
+	if (err)
+		sp_error("store: final sync failed: %s", sp_strerror(err));
+	mdb_env_close(s->env);
+	close(s->lock_fd);
+	free(s->kbuf);
+	free(s->ibuf);
+	free(s->scratch);
+	free(s);
+}
+
+size_t store_max_key_len(const struct store *s)
+{
+	return s->max_key_len;
+}
+
+/* ---- reads ---- */
+
+int store_get(struct store *s, const void *key, size_t klen, uint64_t now_ms,
+	      struct store_value *out)
+{
+	if (klen > s->max_key_len)
+		return SP_ERR_KEYLEN;
+	int err = 0;
+	MDB_txn *txn = view(s, &err);
+	if (!txn)
+		return err;
+	MDB_val k = key_val(s, key, klen), v;
+	int rc = mdb_get(txn, s->keys_dbi, &k, &v);
+	if (rc)
+		return map_err(rc);
+	err = decode_value(&v, out);
+	if (err)
+		return err;
+	if (is_expired(out->expire_at_ms, now_ms))
+		return SP_ERR_NOTFOUND;
+	return 0;
+}
+
+/* lookup_for_write finds key for a write that only happens if the key
+ * exists: it looks in the current view first so a miss opens no batch, then
+ * opens the batch and returns the value as the batch sees it. */
+static int lookup_for_write(struct store *s, const void *key, size_t klen, MDB_val *k, MDB_val *v)
+{
+	int err = 0;
+	MDB_txn *txn = view(s, &err);
+	if (!txn)
+		return err;
+	*k = key_val(s, key, klen);
+	int rc = mdb_get(txn, s->keys_dbi, k, v);
+	if (rc)
+		return map_err(rc);
+	if (txn == s->batch)
+		return 0;
+	err = batch_begin(s);
+	if (err)
+		return err;
+	rc = mdb_get(s->batch, s->keys_dbi, k, v);
+	if (rc && rc != MDB_NOTFOUND)
+		return batch_fail(s, rc);
+	return map_err(rc);
+}
+
+/* ---- writes ---- */
+
+/* index_del removes (expire_at_ms, key) from the expiry index; an entry that
+ * is already gone is fine. */
+static int index_del(struct store *s, uint64_t expire_at_ms, const void *key, size_t klen)
+{
+	MDB_val ik = index_val(s, expire_at_ms, key, klen);
+	int rc = mdb_del(s->batch, s->expires_dbi, &ik, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int index_put(struct store *s, uint64_t expire_at_ms, const void *key, size_t klen)
+{
+	MDB_val ik = index_val(s, expire_at_ms, key, klen);
+	MDB_val empty = {.mv_size = 0, .mv_data = NULL};
+	return mdb_put(s->batch, s->expires_dbi, &ik, &empty, 0);
+}
+
+/* borrowed_from_map reports whether [p, p+len) lies in LMDB's map, i.e. is a
+ * value borrowed from this store that a write could move under us. */
+static int borrowed_from_map(const struct store *s, const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p;
+	return len && a >= s->map_lo && a < s->map_hi;
+}
+
+static unsigned char *scratch_reserve(struct store *s, size_t n)
+{
+	if (n > s->scratch_cap) {
+		free(s->scratch);
+		s->scratch = sp_malloc(n);
+		s->scratch_cap = n;
+	}
+	return s->scratch;
+}
+
+static void scratch_trim(struct store *s)
+{
+	if (s->scratch_cap > STORE_SCRATCH_KEEP) {
+		free(s->scratch);
+		s->scratch = NULL;
+		s->scratch_cap = 0;
+	}
+}
+
+int store_put(struct store *s, const void *key, size_t klen, const struct store_value *v)
+{
+	if (klen > s->max_key_len)
+		return SP_ERR_KEYLEN;
+	if (v->len > STORE_MAX_DATA - STORE_HDR_LEN)
+		return SP_ERR_TOOBIG;
+	const void *data = v->data;
+	if (borrowed_from_map(s, data, v->len)) {
+		/* The put below may rewrite the page the payload lives on. */
+		data = memcpy(scratch_reserve(s, v->len), data, v->len);
+	}
+	int err = batch_begin(s);
+	if (err)
+		return err;
+
+	MDB_val k = key_val(s, key, klen), old;
+	uint64_t old_exp = 0;
+	int rc = mdb_get(s->batch, s->keys_dbi, &k, &old);
+	if (rc == 0)
+		old_exp = value_expiry(&old);
+	else if (rc != MDB_NOTFOUND)
+		goto fail;
+
+	MDB_val nv = {.mv_size = STORE_HDR_LEN + v->len, .mv_data = NULL};
+	rc = mdb_put(s->batch, s->keys_dbi, &k, &nv, MDB_RESERVE);
+	if (rc)
+		goto fail;
+	encode_header(nv.mv_data, v->type, v->flags, v->expire_at_ms);
+	if (v->len)
+		memcpy((unsigned char *)nv.mv_data + STORE_HDR_LEN, data, v->len);
+	if (data != v->data)
+		scratch_trim(s);
+
+	if (old_exp != v->expire_at_ms) {
+		if (old_exp)
+			rc = index_del(s, old_exp, key, klen);
+		if (rc == 0 && v->expire_at_ms)
+			rc = index_put(s, v->expire_at_ms, key, klen);
+		if (rc)
+			goto fail;
+	}
+	return 0;
+
+fail:
+	if (data != v->data)
+		scratch_trim(s);
+	return batch_fail(s, rc);
+}
+
+int store_del(struct store *s, const void *key, size_t klen, uint64_t now_ms)
+{
+	if (klen > s->max_key_len)
+		return SP_ERR_KEYLEN;
+	MDB_val k, v;
+	int err = lookup_for_write(s, key, klen, &k, &v);
+	if (err == SP_ERR_NOTFOUND)
+		return 0;
+	if (err)
+		return err;
+	uint64_t exp = value_expiry(&v);
+	int rc = mdb_del(s->batch, s->keys_dbi, &k, NULL);
+	if (rc == 0 && exp)
+		rc = index_del(s, exp, key, klen);
+	if (rc)
+		return batch_fail(s, rc);
+	return is_expired(exp, now_ms) ? 0 : 1;
+}
+
+int store_set_expire(struct store *s, const void *key, size_t klen, uint64_t expire_at_ms,
+		     uint64_t now_ms)
+{
+	if (klen > s->max_key_len)
+		return SP_ERR_KEYLEN;
+	MDB_val k, v;
+	int err = lookup_for_write(s, key, klen, &k, &v);
+	if (err == SP_ERR_NOTFOUND)
+		return 0;
+	if (err)
+		return err;
+	struct store_value cur;
+	err = decode_value(&v, &cur);
+	if (err)
+		return err;
+	if (is_expired(cur.expire_at_ms, now_ms))
+		return 0;
+	if (cur.expire_at_ms == expire_at_ms)
+		return 1;
+	/* The value is copied out and written back whole: rewriting LMDB's
+	 * memory in place is not allowed, and a reserved region is not
+	 * guaranteed to hold the old bytes (overflow pages may move). */
+	size_t n = v.mv_size;
+	unsigned char *copy = memcpy(scratch_reserve(s, n), v.mv_data, n);
+	put_be64(copy + STORE_HDR_EXPIRE, expire_at_ms);
+	MDB_val nv = {.mv_size = n, .mv_data = copy};
+	int rc = mdb_put(s->batch, s->keys_dbi, &k, &nv, 0);
+	scratch_trim(s);
+	if (rc == 0 && cur.expire_at_ms)
+		rc = index_del(s, cur.expire_at_ms, key, klen);
+	if (rc == 0 && expire_at_ms)
+		rc = index_put(s, expire_at_ms, key, klen);
+	if (rc)
+		return batch_fail(s, rc);
+	return 1;
+}
+
+int store_flush(struct store *s)
+{
+	int err = batch_begin(s);
+	if (err)
+		return err;
+	int rc = mdb_drop(s->batch, s->keys_dbi, 0);
+	if (rc == 0)
+		rc = mdb_drop(s->batch, s->expires_dbi, 0);
+	if (rc)
+		return batch_fail(s, rc);
+	return 0;
+}
+
+/* ---- scan ---- */
+
+int store_scan(struct store *s, const void *after, size_t after_len, size_t limit, uint64_t now_ms,
+	       store_scan_fn fn, void *ctx, int *more)
+{
+	MDB_cursor *cur;
+	int err = 0;
+	MDB_txn *txn = view(s, &err);
+	if (!txn)
+		return err;
+	int rc = mdb_cursor_open(txn, s->keys_dbi, &cur);
+	if (rc)
+		return map_err(rc);
+
+	MDB_val k, v;
+	if (!after && after_len == 0) {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	} else {
+		/* No stored key is longer than max_key_len, so "after the first
+		 * max_key_len bytes of `after`" is the same set of keys. */
+		size_t alen = after_len < s->max_key_len ? after_len : s->max_key_len;
+		MDB_val a = key_val(s, after, alen);
+		k = a;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size == a.mv_size &&
+		    memcmp(k.mv_data, a.mv_data, a.mv_size) == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+
+	size_t visited = 0;
+	int stopped = 0, has_more = 0;
+	for (;; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (rc == MDB_NOTFOUND)
+			break;
+		if (rc) {
+			err = map_err(rc);
+			goto close_cursor;
+		}
+		struct store_value sv;
+		const unsigned char *kp = k.mv_data;
+		if (k.mv_size < 1 || kp[0] != STORE_KEY_PREFIX) {
+			err = SP_ERR_CORRUPT;
+			goto close_cursor;
+		}
+		err = decode_value(&v, &sv);
+		if (err)
+			goto close_cursor;
+		if (is_expired(sv.expire_at_ms, now_ms))
+			continue;
+		if (visited == limit || stopped) {
+			has_more = 1;
+			break;
+		}
+		visited++;
+		if (fn(ctx, kp + 1, k.mv_size - 1, &sv))
+			stopped = 1;
+	}
+	err = 0;
+
+close_cursor:
+	mdb_cursor_close(cur);
+	if (err)
+		return err;
+	if (more)
+		*more = has_more;
+	return (int)visited;
+}
+
+/* ---- expiry ---- */
+
+/* first_index_entry reads the oldest expiry-index entry in txn. */
+static int first_index_entry(struct store *s, MDB_txn *txn, MDB_val *ik)
+{
+	MDB_cursor *cur;
+	MDB_val iv;
+	int rc = mdb_cursor_open(txn, s->expires_dbi, &cur);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_get(cur, ik, &iv, MDB_FIRST);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int store_expire_cycle(struct store *s, uint64_t now_ms, size_t max_keys)
+{
+	MDB_val ik, iv, k, v;
+	if (max_keys == 0)
+		return 0;
+	/* Peek first so that an idle cycle opens no batch. */
+	int err = 0;
+	MDB_txn *txn = view(s, &err);
+	if (!txn)
+		return err;
+	int rc = first_index_entry(s, txn, &ik);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return map_err(rc);
+	if (ik.mv_size >= STORE_IDX_PREFIX && get_be64(ik.mv_data) > now_ms)
+		return 0;
+
+	err = batch_begin(s);
+	if (err)
+		return err;
+	MDB_cursor *cur;
+	rc = mdb_cursor_open(s->batch, s->expires_dbi, &cur);
+	if (rc)
+		return batch_fail(s, rc);
+	size_t removed = 0;
+	for (size_t work = 0; work < max_keys; work++) {
+		rc = mdb_cursor_get(cur, &ik, &iv, MDB_FIRST);
+		if (rc)
+			break;
+		const unsigned char *ip = ik.mv_data;
+		size_t klen = ik.mv_size - STORE_IDX_PREFIX;
+		uint64_t exp = 0;
+		int valid = ik.mv_size >= STORE_IDX_PREFIX && klen <= s->max_key_len;
+		if (valid) {
+			exp = get_be64(ip);
+			if (exp > now_ms)
+				break;
+			k = key_val(s, ip + STORE_IDX_PREFIX, klen);
+		}
+		/* The index entry goes whatever it pointed at: a malformed or
+		 * stale entry is garbage, and a matching one is consumed. */
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+		if (!valid || exp == 0)
+			continue;
+		rc = mdb_get(s->batch, s->keys_dbi, &k, &v);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc)
+			break;
+		if (value_expiry(&v) != exp)
+			continue;
+		rc = mdb_del(s->batch, s->keys_dbi, &k, NULL);
+		if (rc)
+			break;
+		removed++;
+	}
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return batch_fail(s, rc);
+	return (int)removed;
+}
+
+/* ---- batches and durability ---- */
+
+int store_has_batch(const struct store *s)
+{
+	return s->batch != NULL;
+}
+
+int store_commit(struct store *s)
+{
+	if (!s->batch)
+		return 0;
+	/* mdb_txn_commit frees the transaction whether or not it succeeds. */
+	int rc = mdb_txn_commit(s->batch);
+	s->batch = NULL;
+	if (rc)
+		return map_err(rc);
+	s->commits++;
+	return 0;
+}
+
+void store_abort(struct store *s)
+{
+	if (s->batch) {
+		mdb_txn_abort(s->batch);
+		s->batch = NULL;
+	}
+}
+
+int store_sync(struct store *s)
+{
+	/* An fdatasync of the data file (the environment is MDB_NOSYNC):
+	 * LMDB allows it from any thread while another thread writes and
+	 * commits, and it covers every commit that returned before it. */
+	int rc = mdb_env_sync(s->env, 1);
+	if (rc)
+		return SP_ERR_IO;
+	atomic_fetch_add_explicit(&s->syncs, 1, memory_order_relaxed);
+	return 0;
+}
+
+void store_get_stats(struct store *s, struct store_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->commits = s->commits;
+	st->syncs = atomic_load_explicit(&s->syncs, memory_order_relaxed);
+
+	MDB_txn *txn;
+	MDB_stat ms;
+	int err = 0;
+	if ((txn = view(s, &err)) != NULL) {
+		if (mdb_stat(txn, s->keys_dbi, &ms) == 0)
+			st->keys = ms.ms_entries;
+		if (mdb_stat(txn, s->expires_dbi, &ms) == 0)
+			st->expires = ms.ms_entries;
+	}
+	MDB_envinfo info;
+	if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &ms) == 0) {
+		st->map_size = info.me_mapsize;
+		st->used_bytes = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+	}
+}
+
+/* ---- consistency check ---- */
+
+static int check_fail(MDB_cursor *cur, const char *what, const MDB_val *key)
+{
+	char hex[2 * 32 + 1];
+	size_t n = key->mv_size < 32 ? key->mv_size : 32;
+	for (size_t i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", ((const unsigned char *)key->mv_data)[i]);
+	hex[2 * n] = '\0';
+	sp_warn("store check: %s (entry of %zu bytes, starting %s)", what, key->mv_size, hex);
+	mdb_cursor_close(cur);
+	return SP_ERR_CORRUPT;
+}
+
+int store_check(struct store *s)
+{
+	MDB_cursor *cur;
+	MDB_val k, v, x;
+	int err = 0;
+	MDB_txn *txn = view(s, &err);
+	if (!txn)
+		return err;
+
+	MDB_val fk = {.mv_size = sizeof(format_key) - 1, .mv_data = (void *)format_key};
+	int rc = mdb_get(txn, s->meta_dbi, &fk, &v);
+	if (rc || v.mv_size != 4 || get_be32(v.mv_data) != STORE_FORMAT) {
+		sp_warn("store check: format marker missing or wrong");
+		return rc && rc != MDB_NOTFOUND ? map_err(rc) : SP_ERR_CORRUPT;
+	}
+
+	/* Every key: well-formed, and its expiry (if any) indexed. */
+	uint64_t with_expiry = 0;
+	rc = mdb_cursor_open(txn, s->keys_dbi, &cur);
+	if (rc)
+		return map_err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const unsigned char *kp = k.mv_data;
+		struct store_value sv;
+		if (k.mv_size < 1 || kp[0] != STORE_KEY_PREFIX || k.mv_size - 1 > s->max_key_len)
+			return check_fail(cur, "malformed key", &k);
+		if (decode_value(&v, &sv) != 0)
+			return check_fail(cur, "malformed value header", &k);
+		if (sv.expire_at_ms == 0)
+			continue;
+		with_expiry++;
+		MDB_val ik = index_val(s, sv.expire_at_ms, kp + 1, k.mv_size - 1);
+		int r = mdb_get(txn, s->expires_dbi, &ik, &x);
+		if (r == MDB_NOTFOUND)
+			return check_fail(cur, "expiry not in the index", &k);
+		if (r) {
+			mdb_cursor_close(cur);
+			return map_err(r);
+		}
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return map_err(rc);
+
+	/* Every index entry: names a key whose header has the same expiry.
+	 * With the walk above this makes the index exact. */
+	uint64_t entries = 0;
+	rc = mdb_cursor_open(txn, s->expires_dbi, &cur);
+	if (rc)
+		return map_err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		entries++;
+		if (k.mv_size < STORE_IDX_PREFIX || k.mv_size - STORE_IDX_PREFIX > s->max_key_len)
+			return check_fail(cur, "malformed index entry", &k);
+		uint64_t exp = get_be64(k.mv_data);
+		MDB_val kk = key_val(s, (const unsigned char *)k.mv_data + STORE_IDX_PREFIX,
+				     k.mv_size - STORE_IDX_PREFIX);
+		int r = mdb_get(txn, s->keys_dbi, &kk, &x);
+		if (r == MDB_NOTFOUND)
+			return check_fail(cur, "index entry for a missing key", &k);
+		if (r) {
+			mdb_cursor_close(cur);
+			return map_err(r);
+		}
+		if (exp == 0 || value_expiry(&x) != exp)
+			return check_fail(cur, "index entry disagrees with the value", &k);
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return map_err(rc);
+	if (entries != with_expiry) {
+		sp_warn("store check: %llu index entries for %llu keys with an expiry",
+			(unsigned long long)entries, (unsigned long long)with_expiry);
+		return SP_ERR_CORRUPT;
+	}
+	return 0;
+}
