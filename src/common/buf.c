@@ -7,6 +7,8 @@
 
 #include "common/alloc.h"
 
+char sp_buf_empty[1];
+
 void sp_buf_init(struct sp_buf *b)
 {
 	b->data = NULL;

@@ -31,9 +31,17 @@ void sp_buf_appendf(struct sp_buf *b, const char *fmt, ...)
 void sp_buf_consume(struct sp_buf *b, size_t n);
 void sp_buf_clear(struct sp_buf *b);
 /* Pointers to the first live byte and one past the last. Valid until the
- * next call that appends or reserves. */
-static inline char *sp_buf_begin(const struct sp_buf *b) { return b->data + b->start; }
-static inline char *sp_buf_end(const struct sp_buf *b) { return b->data + b->start + b->len; }
+ * next call that appends or reserves. A buffer that never allocated gives a
+ * pointer to a static empty byte (never NULL + 0, which is undefined). */
+extern char sp_buf_empty[1];
+static inline char *sp_buf_begin(const struct sp_buf *b)
+{
+	return b->data ? b->data + b->start : sp_buf_empty;
+}
+static inline char *sp_buf_end(const struct sp_buf *b)
+{
+	return b->data ? b->data + b->start + b->len : sp_buf_empty;
+}
 /* sp_buf_commit marks n bytes written directly at sp_buf_end() as live
  * (after sp_buf_reserve(b, n)). */
 static inline void sp_buf_commit(struct sp_buf *b, size_t n) { b->len += n; }

@@ -32,7 +32,8 @@
 struct resp_limits {
 	uint64_t max_bulk_len;   /* largest bulk string argument, bytes */
 	uint64_t max_args;       /* largest multibulk argument count */
-	uint64_t max_inline_len; /* longest inline command line, bytes */
+	uint64_t max_inline_len; /* longest inline command line, bytes before
+				  * its "\n" (a "\r" counts), however it arrives */
 };
 
 /* One argument: bytes buf[off .. off+len) of the buffer passed to
@@ -56,8 +57,8 @@ struct resp_request_parser {
 	int64_t nargs;     /* expected argument count (multibulk) */
 	int64_t bulk_len;  /* length of the bulk being read, -1 if none */
 	size_t scan;       /* where the search for the current line's end resumes */
-	char *inline_buf;  /* unquoted copy of the last inline command's arguments */
-	size_t inline_cap;
+	char *inline_buf;  /* owned: the last inline command's unquoted arguments */
+	size_t inline_cap; /* bytes allocated at inline_buf */
 };
 
 /* Error detail returned with SP_ERR_PROTO / SP_ERR_TOOBIG: a static string
@@ -90,10 +91,17 @@ void resp_request_parser_close(struct resp_request_parser *p);
  *   SP_ERR_TOOBIG   a limit was exceeded; err->msg says which ("invalid bulk
  *                   length", "invalid multibulk length", "too big inline
  *                   request"); handled as SP_ERR_PROTO.
- * Inline commands split on spaces and tabs and honour "double" (with \n,
- * \r, \t, \b, \a, \\, \", \xHH escapes) and 'single' quotes as Redis does;
- * for an inline request, args offsets point into a copy held by the parser
- * (quotes change bytes), so use resp_arg_ptr to read them.
+ * As in Redis 7, a "*<n>" or "$<len>" line longer than 64KB is SP_ERR_PROTO
+ * "too big mbulk count string" / "too big bulk count string", and a count
+ * n <= 0 is an empty request. Unlike Redis, the parser checks the "\r\n"
+ * after a header and after bulk data ("bulk data not followed by CRLF").
+ * Every outcome depends only on the bytes, never on how they were chunked.
+ * Inline commands split as Redis's sdssplitargs does (blanks between
+ * arguments, "double" quotes with \n, \r, \t, \b, \a, \\, \", \xHH escapes,
+ * 'single' quotes with \'; a closing quote must be followed by a blank),
+ * except that a NUL byte is ordinary data. For an inline request, args
+ * offsets point into a copy held by the parser (quotes change bytes), so use
+ * resp_arg_ptr to read them.
  */
 int resp_parse_request(struct resp_request_parser *p, const char *buf, size_t len,
 		       size_t *consumed, struct resp_error *err);
@@ -142,7 +150,9 @@ struct resp_value {
 
 /* resp_value_free releases everything v owns (not v itself). NULL is ok. */
 void resp_value_free(struct resp_value *v);
-/* resp_value_equal compares two trees structurally (types, bytes, counts). */
+/* resp_value_equal compares two trees structurally (types, bytes, counts,
+ * attributes). Doubles compare by their text when both have one, else by
+ * value with NaN equal to NaN. */
 int resp_value_equal(const struct resp_value *a, const struct resp_value *b);
 
 struct resp_reader_limits {
@@ -173,6 +183,12 @@ void resp_reader_feed(struct resp_reader *r, const void *data, size_t n);
  * resp_value_free), SP_ERR_AGAIN when more bytes are needed, or
  * SP_ERR_PROTO / SP_ERR_TOOBIG with err->msg when the input is malformed or
  * over a limit; after an error the reader must be closed.
+ * Limits: strings and every line (simple strings, numbers) are at most
+ * max_bulk_len bytes; aggregates at most max_elems entries (pairs for maps
+ * and attributes) and max_depth deep (attributes and empty aggregates count).
+ * Rejected with SP_ERR_PROTO: streamed strings and aggregates ("$?", ";",
+ * "."), an attribute directly followed by another one, and any line or
+ * number RESP3 does not allow.
  */
 int resp_reader_next(struct resp_reader *r, struct resp_value *out, struct resp_error *err);
 
@@ -201,7 +217,9 @@ void resp_write_double(struct sp_buf *b, double v, int proto);     /* , or bulk 
  * bulk string of the text alone. */
 void resp_write_verbatim(struct sp_buf *b, const char *fmt3, const void *p, size_t len, int proto);
 /* resp_write_value serialises a value tree exactly (RESP3 forms; used for
- * relaying and by the round-trip tests). */
+ * relaying and by the round-trip tests). A double with str is written as that
+ * text. An attribute must not carry an attribute of its own (the reader
+ * rejects two in a row). */
 void resp_write_value(struct sp_buf *b, const struct resp_value *v);
 
 #endif
