@@ -29,6 +29,8 @@ static void on_close(uv_handle_t *h)
 	free(c->argv);
 	free(c->marks);
 	free(c->name);
+	free(c->lib_name);
+	free(c->lib_ver);
 	free(c);
 }
 

@@ -13,6 +13,41 @@
 #include "common/err.h"
 #include "server/cmd.h"
 
+/* A subcommand and its arity, Redis's convention (n exact, -n at least). */
+struct subcommand {
+	const char *name;
+	int arity;
+};
+
+/*
+ * find_subcommand matches c->argv[1] against subs and checks its arity.
+ * Returns the index, or -1 after replying with Redis 7.0's error text.
+ */
+static int find_subcommand(struct client *c, const char *parent, const struct subcommand *subs,
+			   size_t n)
+{
+	struct slice sub = c->argv[1];
+	for (size_t i = 0; i < n; i++) {
+		if (!arg_equals(sub, subs[i].name))
+			continue;
+		int a = subs[i].arity;
+		if ((a > 0 && c->argc != (size_t)a) || (a < 0 && c->argc < (size_t)-a)) {
+			reply_errorf(c, "ERR wrong number of arguments for '%s|%s' command", parent,
+				     subs[i].name);
+			return -1;
+		}
+		return (int)i;
+	}
+	char upper[16];
+	size_t k = 0;
+	for (; parent[k] && k < sizeof(upper) - 1; k++)
+		upper[k] = (char)(parent[k] - ('a' <= parent[k] && parent[k] <= 'z' ? 32 : 0));
+	upper[k] = '\0';
+	reply_errorf(c, "ERR unknown subcommand '%.*s'. Try %s HELP.",
+		     (int)(sub.len > 128 ? 128 : sub.len), sub.p, upper);
+	return -1;
+}
+
 void cmd_ping(struct client *c)
 {
 	if (c->argc > 2)
@@ -105,6 +140,27 @@ static int set_name(struct client *c, struct slice n)
 	return 0;
 }
 
+/* CLIENT SETINFO LIB-NAME|LIB-VER <value>: kept and shown by CLIENT INFO. */
+static void set_lib_info(struct client *c, struct slice attr, struct slice val)
+{
+	char **field = arg_equals(attr, "lib-name")  ? &c->lib_name
+		       : arg_equals(attr, "lib-ver") ? &c->lib_ver
+						     : NULL;
+	if (!field) {
+		reply_errorf(c, "ERR Unrecognized option '%.*s'", (int)(attr.len > 64 ? 64 : attr.len),
+			     attr.p);
+		return;
+	}
+	if (!valid_client_name(val)) {
+		reply_errorf(c, "ERR %s cannot contain spaces, newlines or special characters.",
+			     field == &c->lib_name ? "lib-name" : "lib-ver");
+		return;
+	}
+	free(*field);
+	*field = val.len ? sp_memdup(val.p, val.len) : NULL;
+	reply_ok(c);
+}
+
 void cmd_hello(struct client *c)
 {
 	int64_t ver = c->proto;
@@ -172,61 +228,74 @@ static void client_info_line(struct sp_buf *b, const struct client *c, uint64_t 
 	sp_buf_appendf(b,
 		       "id=%" PRIu64 " addr=%s laddr=? fd=-1 name=%s age=%" PRIu64
 		       " idle=%" PRIu64 " flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu "
-		       "obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default resp=%d\n",
+		       "obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default lib-name=%s "
+		       "lib-ver=%s resp=%d\n",
 		       c->id, c->addr, c->name ? c->name : "", (now - c->created_ms) / 1000,
 		       (now - c->last_active_ms) / 1000, c->query.len, c->out.len + c->wbuf.len,
 		       c->query.cap + c->out.cap + c->wbuf.cap, c->cmd ? c->cmd->name : "NULL",
-		       c->proto);
+		       c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "", c->proto);
 }
 
 void cmd_client(struct client *c)
 {
-	struct slice sub = c->argv[1];
+	enum { ID, GETNAME, SETNAME, SETINFO, INFO, LIST, NOEVICT, NOTOUCH, HELP };
+	static const struct subcommand subs[] = {
+		[ID] = {"id", 2},	    [GETNAME] = {"getname", 2}, [SETNAME] = {"setname", 3},
+		[SETINFO] = {"setinfo", 4}, [INFO] = {"info", 2},	[LIST] = {"list", 2},
+		[NOEVICT] = {"no-evict", 3}, [NOTOUCH] = {"no-touch", 3}, [HELP] = {"help", 2},
+	};
+	int which = find_subcommand(c, "client", subs, sizeof(subs) / sizeof(subs[0]));
 	uint64_t now = server_now_ms(c->srv);
-	if (arg_equals(sub, "id") && c->argc == 2) {
+	struct sp_buf b;
+	switch (which) {
+	case ID:
 		reply_integer(c, (int64_t)c->id);
-	} else if (arg_equals(sub, "getname") && c->argc == 2) {
+		break;
+	case GETNAME:
 		if (c->name)
 			reply_bulk_str(c, c->name);
 		else
 			reply_null(c);
-	} else if (arg_equals(sub, "setname") && c->argc == 3) {
+		break;
+	case SETNAME:
 		if (set_name(c, c->argv[2]) == 0)
 			reply_ok(c);
-	} else if (arg_equals(sub, "setinfo") && c->argc == 4) {
-		reply_ok(c); /* library name and version: accepted, not kept yet */
-	} else if (arg_equals(sub, "info") && c->argc == 2) {
-		struct sp_buf b;
+		break;
+	case SETINFO:
+		set_lib_info(c, c->argv[2], c->argv[3]);
+		break;
+	case INFO:
+	case LIST:
 		sp_buf_init(&b);
-		client_info_line(&b, c, now);
+		if (which == INFO)
+			client_info_line(&b, c, now);
+		else
+			for (const struct client *o = c->srv->clients; o; o = o->next)
+				client_info_line(&b, o, now);
 		reply_verbatim(c, sp_buf_begin(&b), b.len);
 		sp_buf_free(&b);
-	} else if (arg_equals(sub, "list") && c->argc == 2) {
-		struct sp_buf b;
-		sp_buf_init(&b);
-		for (const struct client *o = c->srv->clients; o; o = o->next)
-			client_info_line(&b, o, now);
-		reply_verbatim(c, sp_buf_begin(&b), b.len);
-		sp_buf_free(&b);
-	} else if (arg_equals(sub, "no-evict") || arg_equals(sub, "no-touch")) {
-		reply_ok(c);
-	} else if (arg_equals(sub, "help")) {
+		break;
+	case NOEVICT:
+	case NOTOUCH:
+		reply_ok(c); /* nothing is evicted or tracked for LRU here */
+		break;
+	case HELP: {
 		static const char *const lines[] = {
 			"CLIENT <subcommand> [<arg> ...]. Subcommands are:",
 			"ID", "    Return the ID of the current connection.",
 			"GETNAME", "    Return the name of the current connection.",
 			"SETNAME <name>", "    Assign a name to the current connection.",
-			"SETINFO <attr> <value>", "    Accepted for client libraries.",
+			"SETINFO <LIB-NAME|LIB-VER> <value>", "    Name the client library.",
 			"INFO", "    Information about the current connection.",
 			"LIST", "    Information about every connection.",
 		};
 		reply_array(c, sizeof(lines) / sizeof(lines[0]));
 		for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
 			reply_simple(c, lines[i]);
-	} else {
-		reply_errorf(c, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try "
-				"CLIENT HELP.",
-			     (int)(sub.len > 64 ? 64 : sub.len), sub.p);
+		break;
+	}
+	default:
+		break; /* find_subcommand replied */
 	}
 }
 
@@ -360,9 +429,14 @@ static const char *compat_value(const struct server *srv, const char *name)
 
 void cmd_config(struct client *c)
 {
+	enum { GET, SET, RESETSTAT, HELP };
+	static const struct subcommand subs[] = {
+		[GET] = {"get", -3}, [SET] = {"set", -4}, [RESETSTAT] = {"resetstat", 2},
+		[HELP] = {"help", 2},
+	};
 	static const char *const compat[] = {"save", "appendonly", "appendfsync", "databases"};
-	struct slice sub = c->argv[1];
-	if (arg_equals(sub, "get") && c->argc >= 3) {
+	switch (find_subcommand(c, "config", subs, sizeof(subs) / sizeof(subs[0]))) {
+	case GET: {
 		struct sp_buf b;
 		sp_buf_init(&b);
 		size_t pairs = 0;
@@ -385,22 +459,25 @@ void cmd_config(struct client *c)
 		reply_map(c, pairs);
 		sp_buf_append(&c->out, sp_buf_begin(&b), b.len);
 		sp_buf_free(&b);
-	} else if (arg_equals(sub, "set") && c->argc >= 4) {
+		break;
+	}
+	case SET:
 		reply_error(c, "ERR CONFIG SET is not supported yet: change the setting in the "
 			       "config file or flags and restart the node");
-	} else if (arg_equals(sub, "resetstat") && c->argc == 2) {
+		break;
+	case RESETSTAT:
 		memset(&c->srv->stats, 0, sizeof(c->srv->stats));
 		c->srv->stats.ops_window_start_ms = server_now_ms(c->srv);
 		reply_ok(c);
-	} else if (arg_equals(sub, "help")) {
+		break;
+	case HELP:
 		reply_array(c, 3);
 		reply_simple(c, "CONFIG <subcommand> [<arg> ...]. Subcommands are:");
 		reply_simple(c, "GET <pattern> [<pattern> ...]");
 		reply_simple(c, "RESETSTAT");
-	} else {
-		reply_errorf(c, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try "
-				"CONFIG HELP.",
-			     (int)(sub.len > 64 ? 64 : sub.len), sub.p);
+		break;
+	default:
+		break;
 	}
 }
 
@@ -435,8 +512,24 @@ void command_reply_info(struct client *c, const struct command *cmd)
 	reply_array(c, 0);                        /* subcommands */
 }
 
+/* docs_wanted: does COMMAND DOCS's argument list name cmd (or name none)? */
+static int docs_wanted(const struct client *c, const struct command *cmd)
+{
+	if (c->argc == 2)
+		return 1;
+	for (size_t a = 2; a < c->argc; a++)
+		if (arg_equals(c->argv[a], cmd->name))
+			return 1;
+	return 0;
+}
+
 void cmd_command(struct client *c)
 {
+	enum { COUNT, INFO, DOCS, LIST, HELP };
+	static const struct subcommand subs[] = {
+		[COUNT] = {"count", 2}, [INFO] = {"info", -2}, [DOCS] = {"docs", -2},
+		[LIST] = {"list", -2},	[HELP] = {"help", 2},
+	};
 	size_t n = command_count();
 	if (c->argc == 1) {
 		reply_array(c, n);
@@ -444,15 +537,16 @@ void cmd_command(struct client *c)
 			command_reply_info(c, command_at(i));
 		return;
 	}
-	struct slice sub = c->argv[1];
-	if (arg_equals(sub, "count") && c->argc == 2) {
+	switch (find_subcommand(c, "command", subs, sizeof(subs) / sizeof(subs[0]))) {
+	case COUNT:
 		reply_integer(c, (int64_t)n);
-	} else if (arg_equals(sub, "info")) {
+		break;
+	case INFO:
 		if (c->argc == 2) {
 			reply_array(c, n);
 			for (size_t i = 0; i < n; i++)
 				command_reply_info(c, command_at(i));
-			return;
+			break;
 		}
 		reply_array(c, c->argc - 2);
 		for (size_t i = 2; i < c->argc; i++) {
@@ -462,24 +556,17 @@ void cmd_command(struct client *c)
 			else
 				reply_null_array(c);
 		}
-	} else if (arg_equals(sub, "docs")) {
-		/* Documentation for the named commands (or all): summary and
-		 * group, which redis-cli shows in its help. */
+		break;
+	case DOCS: {
+		/* Summary and group of the named commands (or all), which
+		 * redis-cli shows in its help. */
 		size_t want = 0;
-		for (size_t i = 0; i < n; i++) {
-			const struct command *cmd = command_at(i);
-			int hit = c->argc == 2;
-			for (size_t a = 2; a < c->argc && !hit; a++)
-				hit = arg_equals(c->argv[a], cmd->name);
-			want += hit;
-		}
+		for (size_t i = 0; i < n; i++)
+			want += docs_wanted(c, command_at(i));
 		reply_map(c, want);
 		for (size_t i = 0; i < n; i++) {
 			const struct command *cmd = command_at(i);
-			int hit = c->argc == 2;
-			for (size_t a = 2; a < c->argc && !hit; a++)
-				hit = arg_equals(c->argv[a], cmd->name);
-			if (!hit)
+			if (!docs_wanted(c, cmd))
 				continue;
 			reply_bulk_str(c, cmd->name);
 			reply_map(c, 3);
@@ -490,21 +577,22 @@ void cmd_command(struct client *c)
 			reply_bulk_str(c, "group");
 			reply_bulk_str(c, cmd->group);
 		}
-	} else if (arg_equals(sub, "list") && c->argc == 2) {
+		break;
+	}
+	case LIST:
 		reply_array(c, n);
 		for (size_t i = 0; i < n; i++)
 			reply_bulk_str(c, command_at(i)->name);
-	} else if (arg_equals(sub, "help")) {
-		reply_array(c, 5);
+		break;
+	case HELP:
+		reply_array(c, 4);
 		reply_simple(c, "COMMAND [<subcommand>]. Subcommands are:");
 		reply_simple(c, "(no subcommand): every command's details");
 		reply_simple(c, "COUNT | LIST | INFO [<name> ...] | DOCS [<name> ...]");
 		reply_simple(c, "Each entry: name, arity, flags, first key, last key, step, ...");
-		reply_simple(c, "DOCS: summary and group of each command");
-	} else {
-		reply_errorf(c, "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try "
-				"COMMAND HELP.",
-			     (int)(sub.len > 64 ? 64 : sub.len), sub.p);
+		break;
+	default:
+		break;
 	}
 }
 

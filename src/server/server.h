@@ -86,6 +86,7 @@ struct client {
 	uint32_t flags;
 	int proto; /* 2 or 3 */
 	char *name;
+	char *lib_name, *lib_ver; /* CLIENT SETINFO */
 	char addr[64];
 	uint64_t created_ms, last_active_ms;
 	uint64_t commands;
