@@ -71,10 +71,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "spectrad: see 'spectrad --help' for every setting and its range\n");
 		goto free_config;
 	}
-	const char *config_file = NULL;
-	for (int i = 1; i + 1 < argc; i++)
-		if (strcmp(argv[i], "--config") == 0)
+	const char *config_file = NULL; /* for INFO; "--config F" or "--config=F" */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
 			config_file = argv[i + 1];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			config_file = argv[i] + 9;
+	}
 
 	FILE *logf = NULL;
 	if (cfg.logfile[0]) {

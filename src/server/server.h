@@ -22,12 +22,10 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/version.h"
 #include "net/resp.h"
 #include "store/store.h"
 
-#define SPECTRA_VERSION "0.1.0"
-/* The Redis version spectra reports to clients that gate features on it. */
-#define SPECTRA_REDIS_COMPAT_VERSION "7.0.0"
 
 struct server;
 struct client;
