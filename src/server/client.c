@@ -185,6 +185,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	sp_buf_commit(&c->query, (size_t)nread);
 	c->srv->stats.net_in += (uint64_t)nread;
+	server_tick(c->srv);
 	c->last_active_ms = server_now_ms(c->srv);
 	client_process_input(c);
 }
@@ -283,6 +284,7 @@ void client_flush(struct client *c)
 	    pending_output(c) <= c->srv->cfg->max_output_buffer / 2) {
 		c->flags &= ~CLIENT_READ_PAUSED;
 		resume_reading(c);
+		server_tick(c->srv);
 		client_process_input(c);
 	}
 }

@@ -17,7 +17,7 @@
 #define NA CMD_NOAUTH
 #define A CMD_ADMIN
 
-/* Kept sorted by name (checked at first lookup). */
+/* In name order, as COMMAND lists them. */
 static const struct command table[] = {
 	{"append", 3, W, 1, 1, 1, cmd_append, "string", "Append a value to a key"},
 	{"auth", -2, NA | F, 0, 0, 0, cmd_auth, "connection", "Authenticate to the server"},
@@ -85,26 +85,55 @@ const struct command *command_at(size_t i)
 	return i < NCOMMANDS ? &table[i] : NULL;
 }
 
+/*
+ * Lookup is on every request's path, so names go into an open-addressing
+ * hash table of lower-case names, built once by command_table_init: one
+ * hash of the (lower-cased) name and usually one memcmp.
+ */
+#define LOOKUP_SLOTS 256 /* power of two, well over twice the table */
+static const struct command *lookup_slots[LOOKUP_SLOTS];
+static uint8_t name_lens[NCOMMANDS];
+
+static uint32_t name_hash(const char *lower, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)lower[i]) * 16777619u;
+	return h;
+}
+
+void command_table_init(void)
+{
+	if (lookup_slots[0] || name_lens[0])
+		return;
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		size_t len = strlen(table[i].name);
+		name_lens[i] = (uint8_t)len;
+		uint32_t h = name_hash(table[i].name, len);
+		while (lookup_slots[h & (LOOKUP_SLOTS - 1)])
+			h++;
+		lookup_slots[h & (LOOKUP_SLOTS - 1)] = &table[i];
+	}
+}
+
 const struct command *command_lookup(const char *name, size_t len)
 {
-	size_t lo = 0, hi = NCOMMANDS;
-	if (len == 0 || len > 32)
+	char lower[32];
+	if (len == 0 || len > sizeof(lower))
 		return NULL;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		const char *t = table[mid].name;
-		size_t tlen = strlen(t);
-		int cmp = strncasecmp(name, t, len < tlen ? len : tlen);
-		if (cmp == 0)
-			cmp = len < tlen ? -1 : len > tlen ? 1 : 0;
-		if (cmp == 0)
-			return &table[mid];
-		if (cmp < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
+	for (size_t i = 0; i < len; i++) {
+		char ch = name[i];
+		lower[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
 	}
-	return NULL;
+	uint32_t h = name_hash(lower, len);
+	for (;;) {
+		const struct command *cmd = lookup_slots[h & (LOOKUP_SLOTS - 1)];
+		if (!cmd)
+			return NULL;
+		if (name_lens[cmd - table] == len && memcmp(cmd->name, lower, len) == 0)
+			return cmd;
+		h++;
+	}
 }
 
 static void reply_unknown(struct client *c)

@@ -76,6 +76,7 @@ static void sync_done(uv_work_t *w, int status)
 		abort();
 	}
 	srv->durable_seq = srv->sync_target;
+	server_tick(srv);
 	srv->last_sync_ms = server_now_ms(srv);
 	client_release_waiting(srv);
 	if (srv->cfg->fsync == SP_FSYNC_ALWAYS || srv->shutting_down)

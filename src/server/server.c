@@ -16,14 +16,15 @@
 #include "common/log.h"
 #include "server/server.h"
 
-uint64_t server_now_ms(const struct server *srv)
+void server_tick(struct server *srv)
 {
-	return sp_wall_ms(srv->clock);
+	srv->now_ms = sp_wall_ms(srv->clock);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
 {
 	struct server *srv = listener->data;
+	server_tick(srv);
 	if (status < 0) {
 		sp_warn("accept: %s", uv_strerror(status));
 		return;
@@ -74,6 +75,7 @@ static void close_idle_clients(struct server *srv, uint64_t now)
 static void on_cron(uv_timer_t *t)
 {
 	struct server *srv = t->data;
+	server_tick(srv);
 	uint64_t now = server_now_ms(srv);
 	expire_cycle(srv);
 	if (srv->cfg->timeout_s > 0)
@@ -132,6 +134,8 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	srv->limits.max_inline_len = cfg->max_inline_len;
 	srv->max_key_len = store_max_key_len(store);
 	srv->open_seq = 1;
+	command_table_init();
+	server_tick(srv);
 	srv->start_ms = server_now_ms(srv);
 	srv->stats.ops_window_start_ms = srv->start_ms;
 	random_hex(srv->run_id, 40);

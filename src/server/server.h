@@ -176,6 +176,7 @@ struct server {
 	struct scan_cursor cursors[SCAN_CURSORS];
 	uint64_t next_cursor;
 
+	uint64_t now_ms; /* see server_now_ms */
 	uint64_t start_ms;
 	struct server_stats stats;
 };
@@ -198,7 +199,12 @@ void server_finish_shutdown(struct server *srv);
 /* server_close frees what server_init allocated (after the loop ended). */
 void server_close(struct server *srv);
 
-uint64_t server_now_ms(const struct server *srv);
+/* server_now_ms is the wall-clock time commands see: read from srv->clock
+ * once per batch of input (server_tick), not per command, as Redis
+ * snapshots its command time. */
+static inline uint64_t server_now_ms(const struct server *srv) { return srv->now_ms; }
+/* server_tick refreshes srv->now_ms from the clock. */
+void server_tick(struct server *srv);
 
 /* client.c ------------------------------------------------------------- */
 
@@ -236,6 +242,8 @@ void durability_batch_lost(struct server *srv, int err);
 
 /* commands.c ----------------------------------------------------------- */
 
+/* command_table_init builds the lookup table; call once before serving. */
+void command_table_init(void);
 const struct command *command_lookup(const char *name, size_t len);
 size_t command_count(void);
 const struct command *command_at(size_t i);
