@@ -61,6 +61,9 @@ void cmd_shutdown(struct client *c);
 /* glob_match: Redis-style glob over binary-safe bytes (fnmatch(3) rules;
  * a subject or pattern with a NUL byte matches only the pattern "*"). */
 int glob_match(const char *pat, size_t plen, const char *s, size_t slen);
+/* live_key_counts: keys and keys with an expiry, leaving out expired keys
+ * the expiry cycle has not removed yet. Returns 0 or a store error. */
+int live_key_counts(struct server *srv, uint64_t *keys, uint64_t *expires);
 /* command_reply_info appends COMMAND's entry for one command. */
 void command_reply_info(struct client *c, const struct command *cmd);
 

@@ -370,12 +370,12 @@ static void info_persistence(struct server *srv, struct sp_buf *b)
 
 static void info_keyspace(struct server *srv, struct sp_buf *b)
 {
-	struct store_stats st;
-	store_get_stats(srv->store, &st);
+	uint64_t keys = 0, expires = 0;
+	live_key_counts(srv, &keys, &expires);
 	sp_buf_append_str(b, "# Keyspace\r\n");
-	if (st.keys)
-		sp_buf_appendf(b, "db0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n", st.keys,
-			       st.expires);
+	if (keys)
+		sp_buf_appendf(b, "db0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n", keys,
+			       expires);
 	sp_buf_append_str(b, "\r\n");
 }
 

@@ -826,11 +826,30 @@ void cmd_keys(struct client *c)
 	sp_buf_free(&sc.keys);
 }
 
-void cmd_dbsize(struct client *c)
+int live_key_counts(struct server *srv, uint64_t *keys, uint64_t *expires)
 {
 	struct store_stats st;
-	store_get_stats(c->srv->store, &st);
-	reply_integer(c, (int64_t)st.keys);
+	store_get_stats(srv->store, &st);
+	uint64_t dead = 0;
+	int rc = store_count_expired(srv->store, server_now_ms(srv), st.keys, &dead);
+	if (rc < 0)
+		return rc;
+	*keys = st.keys - dead;
+	*expires = st.expires - dead;
+	return 0;
+}
+
+void cmd_dbsize(struct client *c)
+{
+	/* Live keys: Redis deletes an expired key when a command touches it,
+	 * so its count drops then; here reads stay reads (no write, no sync
+	 * to wait for) and the count leaves out expired keys instead. */
+	uint64_t keys, expires;
+	int rc = live_key_counts(c->srv, &keys, &expires);
+	if (rc < 0)
+		reply_store_error(c, rc);
+	else
+		reply_integer(c, (int64_t)keys);
 }
 
 void cmd_flushall(struct client *c)

@@ -760,6 +760,34 @@ static int first_index_entry(struct store *s, MDB_txn *txn, MDB_val *ik)
 	return rc;
 }
 
+int store_count_expired(struct store *s, uint64_t now_ms, uint64_t limit, uint64_t *out)
+{
+	/* The index is exact and in expiry order, so the keys that have
+	 * expired but are still stored are its first entries. */
+	*out = 0;
+	int err = 0;
+	MDB_txn *txn = view(s, &err);
+	if (!txn)
+		return err;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, s->expires_dbi, &cur);
+	if (rc)
+		return map_err(rc);
+	MDB_val ik, iv;
+	uint64_t n = 0;
+	for (rc = mdb_cursor_get(cur, &ik, &iv, MDB_FIRST); rc == 0 && n < limit;
+	     rc = mdb_cursor_get(cur, &ik, &iv, MDB_NEXT)) {
+		if (ik.mv_size < STORE_IDX_PREFIX || get_be64(ik.mv_data) > now_ms)
+			break;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return map_err(rc);
+	*out = n;
+	return 0;
+}
+
 int store_expire_cycle(struct store *s, uint64_t now_ms, size_t max_keys)
 {
 	MDB_val ik, iv, k, v;

@@ -127,6 +127,15 @@ int store_scan(struct store *s, const void *after, size_t after_len, size_t limi
  */
 int store_expire_cycle(struct store *s, uint64_t now_ms, size_t max_keys);
 
+/*
+ * store_count_expired counts keys whose expiry is <= now_ms but that the
+ * expiry cycle has not removed yet (at most `limit`; they are the first
+ * entries of the expiry index, so this is short while the cycle keeps up).
+ * store_stats counts them; subtract this for live keys. Returns 0 or an
+ * error.
+ */
+int store_count_expired(struct store *s, uint64_t now_ms, uint64_t limit, uint64_t *out);
+
 /* store_has_batch returns 1 if a write batch is open (uncommitted writes). */
 int store_has_batch(const struct store *s);
 

@@ -518,6 +518,39 @@ static void test_expiry(void **state)
 	store_close(s);
 }
 
+/* store_count_expired counts exactly the expired keys still stored, in a
+ * batch or not, and respects its limit. */
+static void test_count_expired(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->dir);
+	uint64_t n = 99;
+	assert_int_equal(store_count_expired(s, NOW, 100, &n), 0);
+	assert_int_equal(n, 0);
+	put_str(s, "a", "1", NOW + 30);
+	put_str(s, "b", "1", NOW + 10);
+	put_str(s, "c", "1", NOW + 20);
+	put_str(s, "keep", "1", 0);
+	/* Seen through the open batch ... */
+	assert_int_equal(store_count_expired(s, NOW + 20, 100, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_commit(s), 0);
+	/* ... and through a read view after the commit. */
+	assert_int_equal(store_count_expired(s, NOW + 9, 100, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_count_expired(s, NOW + 10, 100, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_count_expired(s, NOW + 1000, 100, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_count_expired(s, NOW + 1000, 2, &n), 0);
+	assert_int_equal(n, 2);
+	/* Once the cycle removes them, none are left to count. */
+	assert_int_equal(store_expire_cycle(s, NOW + 1000, 10), 3);
+	assert_int_equal(store_count_expired(s, NOW + 1000, 100, &n), 0);
+	assert_int_equal(n, 0);
+	store_close(s);
+}
+
 static void test_expire_cycle(void **state)
 {
 	struct fixture *f = *state;
@@ -1285,6 +1318,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_key_len_limit, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_key_len_scan_after_long, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_expiry, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_count_expired, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_expire_cycle, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_check_detects, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_corrupt_header, setup_dir, teardown_dir),
