@@ -309,6 +309,35 @@ int tn__teardown(void **state)
 			rc = -1;
 		}
 	}
+	/* Stop every live node the clean way and demand exit status 0: under
+	 * `make check` spectrad is built with ASan/UBSan, so a leak or any
+	 * sanitizer report at shutdown fails the test that ran the node. */
+	for (struct tn_node *n = reg_nodes; n != NULL; n = n->next) {
+		if (n->pid <= 0 || rc != 0 || !tc->passed)
+			continue;
+		pid_t pid = n->pid;
+		kill(pid, SIGTERM);
+		int64_t deadline = tn_now_ms() + STOP_TIMEOUT_MS;
+		int st = 0;
+		pid_t w;
+		while ((w = waitpid(pid, &st, WNOHANG)) == 0 && tn_now_ms() < deadline)
+			tn_sleep_ms(2);
+		if (w != pid) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			print_error("node on port %d did not exit within %d ms of SIGTERM\n",
+				    n->port, STOP_TIMEOUT_MS);
+			rc = -1;
+		} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			print_error("node on port %d did not shut down cleanly (%s %d): see its log "
+				    "for a sanitizer report\n",
+				    n->port, WIFSIGNALED(st) ? "signal" : "status",
+				    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+			rc = -1;
+		}
+		n->pid = 0;
+		n->exit_status = st;
+	}
 	if ((rc != 0 || !tc->passed) && !current_skipped && !logs_dumped) {
 		print_error("    (seed %u, against %s)\n", tn_seed(),
 			    tn_against_redis() ? "redis" : "spectrad");
