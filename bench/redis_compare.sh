@@ -11,7 +11,11 @@
 #   mode "always": spectrad --fsync always  vs  redis --save '' --appendonly yes
 #                                                     --appendfsync always
 #
-#   redis-benchmark -t <test> -c 50 -d 64 -n $BENCH_N -P <1|16> --csv
+#   redis-benchmark -t <test> -c 50 -d 64 -n $BENCH_N -P <1|16> -r 100000 --csv
+#
+# Each row runs BENCH_REPEAT times (default 3), alternating spectrad and
+# Redis, and reports each server's median run (by requests per second),
+# so one noisy run on a shared 2-core machine does not decide a ratio.
 #
 # It prints a table (mode, test, pipeline, requests per second of each and
 # their ratio, p50/p95/p99 latency of each) and writes the same rows as JSON
@@ -22,7 +26,8 @@
 # Environment: SPECTRAD (default bin/spectrad), BENCH_N (requests per run,
 # default 200000), BENCH_CLIENTS (50), BENCH_DATA (value bytes, 64),
 # BENCH_PIPELINES ("1 16"), BENCH_MODES ("off always"), BENCH_TESTS
-# ("set get"), BENCH_EXTRA (more redis-benchmark flags, e.g. "-r 100000").
+# ("set get"), BENCH_REPEAT (3), BENCH_EXTRA (more redis-benchmark flags;
+# default "-r 100000": random keys from a 100,000-key space, not one key).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +38,8 @@ DATA=${BENCH_DATA:-64}
 PIPELINES=${BENCH_PIPELINES:-"1 16"}
 MODES=${BENCH_MODES:-"off always"}
 TESTS=${BENCH_TESTS:-"set get"}
-EXTRA=${BENCH_EXTRA:-}
+EXTRA=${BENCH_EXTRA--r 100000}
+REPEAT=${BENCH_REPEAT:-3}
 RESULTS_DIR=bench/results
 STAMP=$(date -u +%Y-%m-%dT%H-%M-%SZ)
 JSON_OUT="$RESULTS_DIR/redis-compare-$STAMP.json"
@@ -142,12 +148,18 @@ run_bench() {
 	echo "$row" | tr -d '"' | awk -F, '{ print $2, $3, $4, $5, $6, $7, $8 }'
 }
 
+# median_row ROWS...: of the result rows ("rps avg min p50 p95 p99 max"), the one with
+# the median requests per second.
+median_row() {
+	printf '%s\n' "$@" | sort -n -k1,1 | sed -n "$(( ($# + 1) / 2 ))p"
+}
+
 mkdir -p "$RESULTS_DIR"
 ROWS=()
 SPECTRA_VERSION=$("$SPECTRAD" --version 2>&1 | head -n 1 || true)
 REDIS_VERSION=$(redis-server --version | head -n 1)
 
-echo "spectrad vs redis-server: redis-benchmark -c $CLIENTS -d $DATA -n $N ${EXTRA:+$EXTRA }($(nproc) cores)"
+echo "spectrad vs redis-server: redis-benchmark -c $CLIENTS -d $DATA -n $N ${EXTRA:+$EXTRA }($(nproc) cores, median of $REPEAT)"
 echo "  spectrad: $SPECTRA_VERSION"
 echo "  redis:    $REDIS_VERSION"
 echo
@@ -169,8 +181,13 @@ for mode in $MODES; do
 	esac
 	for test in $TESTS; do
 		for p in $PIPELINES; do
-			s_row=$(run_bench "$SPECTRA_PORT" "$test" "$p")
-			r_row=$(run_bench "$REDIS_PORT" "$test" "$p")
+			s_runs=() r_runs=()
+			for _ in $(seq 1 "$REPEAT"); do
+				s_runs+=("$(run_bench "$SPECTRA_PORT" "$test" "$p")")
+				r_runs+=("$(run_bench "$REDIS_PORT" "$test" "$p")")
+			done
+			s_row=$(median_row "${s_runs[@]}")
+			r_row=$(median_row "${r_runs[@]}")
 			read -r s_rps s_avg s_min s_p50 s_p95 s_p99 s_max <<<"$s_row"
 			read -r r_rps r_avg r_min r_p50 r_p95 r_p99 r_max <<<"$r_row"
 			ratio=$(awk -v a="$s_rps" -v b="$r_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
@@ -196,8 +213,8 @@ json_escape() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 	printf '  "host": {"cores": %s, "kernel": "%s"},\n' "$(nproc)" "$(json_escape "$(uname -sr)")"
 	printf '  "spectrad": "%s",\n' "$(json_escape "$SPECTRA_VERSION")"
 	printf '  "redis": "%s",\n' "$(json_escape "$REDIS_VERSION")"
-	printf '  "params": {"requests": %s, "clients": %s, "data_bytes": %s, "extra": "%s"},\n' \
-		"$N" "$CLIENTS" "$DATA" "$(json_escape "$EXTRA")"
+	printf '  "params": {"requests": %s, "clients": %s, "data_bytes": %s, "repeat": %s, "extra": "%s"},\n' \
+		"$N" "$CLIENTS" "$DATA" "$REPEAT" "$(json_escape "$EXTRA")"
 	printf '  "modes": {"off": {"spectra": "--fsync off", "redis": "--save \\"\\" --appendonly no"}, '
 	printf '"always": {"spectra": "--fsync always", "redis": "--save \\"\\" --appendonly yes --appendfsync always"}},\n'
 	printf '  "rows": [\n'

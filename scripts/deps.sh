@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential pkg-config clang libclang-rt-14-dev
-  libuv1-dev liblmdb-dev lmdb-utils
+  libuv1-dev liblmdb-dev lmdb-utils zlib1g-dev
   libcmocka-dev libhiredis-dev
   redis-server redis-tools
   valgrind python3

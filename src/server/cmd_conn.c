@@ -355,17 +355,23 @@ static void info_persistence(struct server *srv, struct sp_buf *b)
 {
 	struct store_stats st;
 	store_get_stats(srv->store, &st);
+	const struct durability_job *sy = &srv->sync, *cp = &srv->checkpoint;
 	sp_buf_appendf(b,
 		       "# Persistence\r\nloading:0\r\nstorage_engine:lmdb\r\nfsync:%s\r\n"
 		       "fsync_interval_ms:%" PRIu64 "\r\nbatches_committed:%" PRIu64
 		       "\r\nbatches_durable:%" PRIu64 "\r\nbatches_lost:%" PRIu64
-		       "\r\nsyncs:%" PRIu64 "\r\nsync_in_progress:%d\r\nsync_avg_us:%" PRIu64
-		       "\r\nsync_max_us:%" PRIu64 "\r\nlast_sync_time:%" PRIu64
-		       "\r\nstore_map_size:%" PRIu64 "\r\nstore_used_bytes:%" PRIu64 "\r\n\r\n",
+		       "\r\nwal_bytes:%" PRIu64 "\r\nsyncs:%" PRIu64 "\r\nsync_in_progress:%d"
+		       "\r\nsync_avg_us:%" PRIu64 "\r\nsync_max_us:%" PRIu64
+		       "\r\ncheckpoints:%" PRIu64 "\r\ncheckpoint_in_progress:%d"
+		       "\r\ncheckpoint_avg_us:%" PRIu64 "\r\ncheckpoint_max_us:%" PRIu64
+		       "\r\nlast_sync_time:%" PRIu64 "\r\nstore_map_size:%" PRIu64
+		       "\r\nstore_used_bytes:%" PRIu64 "\r\n\r\n",
 		       fsync_name(srv->cfg->fsync), srv->cfg->fsync_interval_ms, srv->committed_seq,
-		       srv->durable_seq, srv->stats.batch_failures, st.syncs, srv->sync_running,
-		       st.syncs ? srv->sync_ns_total / st.syncs / 1000 : 0,
-		       srv->sync_ns_max / 1000, srv->last_sync_ms / 1000, st.map_size, st.used_bytes);
+		       srv->durable_seq, srv->stats.batch_failures, store_wal_bytes(srv->store),
+		       sy->count, sy->running, sy->count ? sy->ns_total / sy->count / 1000 : 0,
+		       sy->ns_max / 1000, cp->count, cp->running,
+		       cp->count ? cp->ns_total / cp->count / 1000 : 0, cp->ns_max / 1000,
+		       srv->last_sync_ms / 1000, st.map_size, st.used_bytes);
 }
 
 static void info_keyspace(struct server *srv, struct sp_buf *b)

@@ -25,6 +25,8 @@
 #include "common/log.h"
 #include "server/server.h"
 
+static void job_done(uv_work_t *w, int status);
+
 uint64_t durability_visible_seq(const struct server *srv)
 {
 	return store_has_batch(srv->store) ? srv->open_seq : srv->committed_seq;
@@ -50,53 +52,107 @@ void durability_batch_lost(struct server *srv, int err)
 	srv->open_seq++;
 }
 
-static void sync_work(uv_work_t *w)
+/*
+ * Two kinds of background job make batches durable, each covering every
+ * batch committed before it started: a sync (fdatasync of the write-ahead
+ * log: small and sequential, so `always` replies wait little), and a
+ * checkpoint (fdatasync of the tree's file, after which the log segments
+ * before it are deleted). They may run at the same time, at most one of
+ * each; a checkpoint starts only after a sync finished, when a new log
+ * segment can begin with no job touching the log.
+ */
+#define CHECKPOINT_BYTES (64ull << 20) /* log size that calls for a checkpoint */
+#define CHECKPOINT_MS 10000            /* ... or time since the last one */
+
+static void job_failed(const char *what, int status, int rc)
 {
-	struct server *srv = w->data;
-	uint64_t t0 = sp_mono_ns(srv->clock);
-	srv->sync_rc = store_sync(srv->store);
-	uint64_t ns = sp_mono_ns(srv->clock) - t0;
-	srv->sync_ns_total += ns;
-	if (ns > srv->sync_ns_max)
-		srv->sync_ns_max = ns;
+	/* After a failed fsync the kernel may have dropped the dirty pages;
+	 * retrying could report success for data that is gone (the
+	 * PostgreSQL "fsyncgate" lesson). The only honest move is to stop
+	 * the node; a restart replays the log, and replicas take over. */
+	sp_error("store: %s failed: %s; stopping the node so that no write is acknowledged "
+		 "that may not be on disk",
+		 what, status != 0 ? uv_strerror(status) : sp_strerror(rc));
+	abort();
 }
 
-static void sync_done(uv_work_t *w, int status)
+static void job_run(uv_work_t *w)
 {
-	struct server *srv = w->data;
-	srv->sync_running = 0;
-	if (status != 0 || srv->sync_rc != 0) {
-		/* After a failed fsync the kernel may have dropped the dirty
-		 * pages; retrying could report success for data that is gone
-		 * (the PostgreSQL "fsyncgate" lesson). The only honest move is
-		 * to stop the node; its replicas and a restart take over. */
-		sp_error("store: sync failed: %s; stopping the node to avoid acknowledging "
-			 "writes that may not be on disk",
-			 status != 0 ? uv_strerror(status) : sp_strerror(srv->sync_rc));
+	struct durability_job *job = w->data;
+	struct server *srv = job->srv;
+	uint64_t t0 = sp_mono_ns(srv->clock);
+	job->rc = job->checkpoint ? store_checkpoint(srv->store) : store_sync(srv->store);
+	job->ns = sp_mono_ns(srv->clock) - t0;
+}
+
+static void start_job(struct server *srv, struct durability_job *job)
+{
+	job->srv = srv;
+	job->running = 1;
+	job->target = srv->committed_seq;
+	job->work.data = job;
+	int rc = uv_queue_work(srv->loop, &job->work, job_run, job_done);
+	if (rc < 0) {
+		sp_error("store: cannot queue a %s: %s", job->checkpoint ? "checkpoint" : "sync",
+			 uv_strerror(rc));
 		abort();
 	}
-	srv->durable_seq = srv->sync_target;
+}
+
+static int checkpoint_due(const struct server *srv)
+{
+	if (srv->cfg->fsync == SP_FSYNC_OFF && !srv->shutting_down)
+		return 0;
+	uint64_t bytes = store_wal_bytes(srv->store);
+	return bytes >= CHECKPOINT_BYTES ||
+	       (bytes > 4096 && server_now_ms(srv) - srv->last_checkpoint_ms >= CHECKPOINT_MS);
+}
+
+static void maybe_checkpoint(struct server *srv)
+{
+	if (srv->checkpoint.running || srv->sync.running || !checkpoint_due(srv))
+		return;
+	int rc = store_checkpoint_begin(srv->store);
+	if (rc < 0) {
+		sp_warn("store: cannot start a checkpoint: %s", sp_strerror(rc));
+		return;
+	}
+	start_job(srv, &srv->checkpoint);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+	struct durability_job *job = w->data;
+	struct server *srv = job->srv;
+	job->running = 0;
+	if (status != 0 || job->rc != 0)
+		job_failed(job->checkpoint ? "checkpoint" : "sync", status, job->rc);
 	server_tick(srv);
+	job->count++;
+	job->ns_total += job->ns;
+	if (job->ns > job->ns_max)
+		job->ns_max = job->ns;
+	if (job->target > srv->durable_seq)
+		srv->durable_seq = job->target;
 	srv->last_sync_ms = server_now_ms(srv);
+	if (job->checkpoint)
+		srv->last_checkpoint_ms = srv->last_sync_ms;
 	client_release_waiting(srv);
+	maybe_checkpoint(srv);
 	if (srv->cfg->fsync == SP_FSYNC_ALWAYS || srv->shutting_down)
 		durability_maybe_sync(srv);
-	if (srv->shutting_down && !srv->sync_running)
+	if (srv->shutting_down && !srv->sync.running && !srv->checkpoint.running)
 		server_finish_shutdown(srv);
 }
 
 void durability_maybe_sync(struct server *srv)
 {
-	if (srv->sync_running || srv->durable_seq >= srv->committed_seq)
+	if (srv->sync.running || srv->durable_seq >= srv->committed_seq)
 		return;
-	srv->sync_running = 1;
-	srv->sync_target = srv->committed_seq;
-	srv->sync_work.data = srv;
-	int rc = uv_queue_work(srv->loop, &srv->sync_work, sync_work, sync_done);
-	if (rc < 0) {
-		sp_error("store: cannot queue sync: %s", uv_strerror(rc));
-		abort();
-	}
+	/* A checkpoint in flight covers what was committed when it began. */
+	if (srv->checkpoint.running && srv->checkpoint.target >= srv->committed_seq)
+		return;
+	start_job(srv, &srv->sync);
 }
 
 void durability_end_of_iteration(struct server *srv)

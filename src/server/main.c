@@ -38,6 +38,28 @@ static int write_pidfile(const char *path)
 	return 0;
 }
 
+/* Where the SIGBUS handler writes (async-signal-safe: plain fds). */
+static int fatal_fds[2] = {2, -1};
+
+/*
+ * The store writes into LMDB's memory map; when the filesystem cannot back
+ * a page (the disk is full) the kernel raises SIGBUS at that write. Every
+ * acknowledged write is already safe by then (committed pages had their
+ * blocks; the write-ahead log holds the rest), so the node says why and
+ * stops instead of dying silently.
+ */
+static void on_sigbus(int sig)
+{
+	static const char msg[] =
+		"spectrad: fatal: a write into the data file's memory map failed (SIGBUS): the "
+		"disk is probably full. Acknowledged writes are safe; free space and restart.\n";
+	for (int i = 0; i < 2; i++)
+		if (fatal_fds[i] >= 0 && write(fatal_fds[i], msg, sizeof(msg) - 1) < 0)
+			continue;
+	signal(sig, SIG_DFL);
+	_exit(70); /* EX_SOFTWARE */
+}
+
 static enum sp_log_level parse_level(const char *s)
 {
 	if (strcmp(s, "debug") == 0)
@@ -89,9 +111,15 @@ int main(int argc, char **argv)
 	}
 	sp_log_setup(parse_level(cfg.loglevel), logf);
 	signal(SIGPIPE, SIG_IGN);
+	if (logf)
+		fatal_fds[1] = fileno(logf);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigbus;
+	sigaction(SIGBUS, &sa, NULL);
 
 	struct store *store = NULL;
-	struct store_options so = {cfg.dir, cfg.map_size, 0};
+	struct store_options so = {cfg.dir, cfg.map_size, 0, cfg.fsync != SP_FSYNC_OFF};
 	int rc = store_open(&store, &so);
 	if (rc != 0) {
 		sp_error("cannot open the store in %s: %s", cfg.dir, sp_strerror(rc));

@@ -137,6 +137,8 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	command_table_init();
 	server_tick(srv);
 	srv->start_ms = server_now_ms(srv);
+	srv->checkpoint.checkpoint = 1;
+	srv->last_checkpoint_ms = srv->start_ms;
 	srv->stats.ops_window_start_ms = srv->start_ms;
 	random_hex(srv->run_id, 40);
 	uint64_t epoch = 0;
@@ -207,7 +209,7 @@ void server_shutdown(struct server *srv)
 	 * durable whatever the fsync setting before closing. */
 	durability_end_of_iteration(srv);
 	durability_maybe_sync(srv);
-	if (!srv->sync_running)
+	if (!srv->sync.running && !srv->checkpoint.running)
 		server_finish_shutdown(srv);
 }
 

@@ -120,6 +120,18 @@ struct scan_cursor {
 };
 #define SCAN_CURSORS 4096
 
+/* A background job that makes committed batches durable (durability.c). */
+struct durability_job {
+	struct server *srv;
+	uv_work_t work;
+	int checkpoint; /* 1: store_checkpoint, 0: store_sync */
+	int running;
+	uint64_t target; /* committed_seq when it started: what it covers */
+	int rc;
+	uint64_t ns;     /* duration of the last run */
+	uint64_t count, ns_total, ns_max;
+};
+
 struct server_stats {
 	uint64_t connections;        /* accepted */
 	uint64_t rejected;           /* refused at maxclients */
@@ -166,12 +178,9 @@ struct server {
 	uint64_t committed_seq;
 	uint64_t durable_seq;
 	uint64_t lost_lo, lost_hi; /* batches lost this iteration; 0 = none */
-	int sync_running;
-	uint64_t sync_target;
-	int sync_rc;
-	uv_work_t sync_work;
-	uint64_t last_sync_ms;
-	uint64_t sync_ns_total, sync_ns_max; /* time spent in store_sync */
+	struct durability_job sync;       /* fdatasync of the write-ahead log */
+	struct durability_job checkpoint; /* fdatasync of the tree, log trimmed */
+	uint64_t last_sync_ms, last_checkpoint_ms;
 
 	struct scan_cursor cursors[SCAN_CURSORS];
 	uint64_t next_cursor;

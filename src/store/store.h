@@ -30,6 +30,10 @@ struct store_options {
 	const char *dir;      /* data directory; created if missing (mode 0700) */
 	uint64_t map_size;    /* LMDB map size, bytes (upper bound on data size) */
 	unsigned max_readers; /* LMDB reader slots; 0 means LMDB's default */
+	int wal;              /* record batches in the write-ahead log, so that
+			       * store_sync is one sequential fsync (see wal.h);
+			       * a log left by an earlier run is replayed at open
+			       * either way */
 };
 
 /* Value types. Only strings exist in the foundation; engines add more. */
@@ -152,10 +156,26 @@ void store_abort(struct store *s);
 
 /*
  * store_sync flushes every batch committed before the call to stable
- * storage (msync/fdatasync). Safe to call from one other thread while the
- * loop thread keeps reading, writing and committing. Returns 0 or SP_ERR_IO.
+ * storage (fdatasync of the write-ahead log, or of the tree without it).
+ * Safe to call from one other thread while the loop thread keeps reading,
+ * writing and committing, and while a store_checkpoint runs on a third.
+ * Returns 0 or an error.
  */
 int store_sync(struct store *s);
+
+/*
+ * Checkpoints keep the write-ahead log short. store_checkpoint_begin (loop
+ * thread, with no store_sync or store_checkpoint in flight) starts a new
+ * log segment;
+ * store_checkpoint (may run on another thread, like store_sync) syncs the
+ * tree's file, which then holds every batch committed before it, and
+ * deletes the segments that came before the one begun. Without the log,
+ * store_checkpoint is a sync of the tree. Both return 0 or an error.
+ */
+int store_checkpoint_begin(struct store *s);
+int store_checkpoint(struct store *s);
+/* store_wal_bytes is the size of the write-ahead log (loop thread). */
+uint64_t store_wal_bytes(const struct store *s);
 
 /* store_stats fills *st. Loop thread only. */
 void store_get_stats(struct store *s, struct store_stats *st);
