@@ -68,7 +68,7 @@ tests-build: all $(UNIT_BINS) $(NODE_BINS)
 # The fuzz targets are built with clang's libFuzzer plus ASan and UBSan.
 FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_DEPS   := src/net/resp.c src/common/buf.c src/common/alloc.c src/common/err.c
+FUZZ_DEPS   := src/net/resp.c src/common/buf.c src/common/alloc.c src/common/err.c src/common/num.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^

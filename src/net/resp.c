@@ -20,6 +20,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/num.h"
 
 /* Redis's PROTO_INLINE_MAX_SIZE: the longest "*<n>" or "$<len>" line a client
  * may send before Redis gives up on it ("too big mbulk count string"). */
@@ -39,49 +40,6 @@ static int fail(struct resp_error *err, int code, const char *msg)
 	if (err)
 		err->msg = msg;
 	return code;
-}
-
-/*
- * parse_i64 reads a decimal int64 the way Redis's string2ll does: an
- * optional '-', then digits with no leading zero ("0" alone is fine, "-0",
- * "+1", "01", "" and anything out of range are not). Returns 1 on success.
- */
-static int parse_i64(const char *s, size_t n, int64_t *out)
-{
-	size_t i = 0;
-	int neg = 0;
-	uint64_t v = 0;
-
-	if (n == 0 || n > 20)
-		return 0;
-	if (s[0] == '-') {
-		neg = 1;
-		i = 1;
-		if (n == 1)
-			return 0;
-	}
-	if (s[i] == '0') {
-		if (n != 1)
-			return 0;
-		*out = 0;
-		return 1;
-	}
-	for (; i < n; i++) {
-		unsigned d = (unsigned)(unsigned char)s[i] - '0';
-		if (d > 9 || v > (UINT64_MAX - d) / 10)
-			return 0;
-		v = v * 10 + d;
-	}
-	if (neg) {
-		if (v > (uint64_t)INT64_MAX + 1)
-			return 0;
-		*out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-	} else {
-		if (v > (uint64_t)INT64_MAX)
-			return 0;
-		*out = (int64_t)v;
-	}
-	return 1;
 }
 
 /*
@@ -394,7 +352,7 @@ int resp_parse_request(struct resp_request_parser *p, const char *buf, size_t le
 				return fail(err, SP_ERR_PROTO, "too big mbulk count string");
 			if (rc)
 				return rc;
-			if (!parse_i64(buf + 1, cr - 1, &ll) || buf[cr + 1] != '\n')
+			if (!sp_parse_int64(buf + 1, cr - 1, &ll) || buf[cr + 1] != '\n')
 				return fail(err, SP_ERR_PROTO, "invalid multibulk length");
 			if (ll <= 0)
 				return complete(p, cr + 2, consumed);
@@ -417,7 +375,7 @@ int resp_parse_request(struct resp_request_parser *p, const char *buf, size_t le
 				return fail(
 				    err, SP_ERR_PROTO,
 				    (const char *)expected_dollar[(unsigned char)buf[p->pos]]);
-			if (!parse_i64(buf + p->pos + 1, cr - p->pos - 1, &ll) || ll < 0 ||
+			if (!sp_parse_int64(buf + p->pos + 1, cr - p->pos - 1, &ll) || ll < 0 ||
 			    buf[cr + 1] != '\n')
 				return fail(err, SP_ERR_PROTO, "invalid bulk length");
 			if ((uint64_t)ll > p->limits.max_bulk_len)
@@ -710,7 +668,7 @@ static int read_token(struct resp_reader *r, struct resp_value *v, struct resp_e
 		keep_text = 1;
 		break;
 	case RESP_INTEGER:
-		if (!parse_i64(line, n, &v->integer))
+		if (!sp_parse_int64(line, n, &v->integer))
 			return fail(err, SP_ERR_PROTO, "invalid integer");
 		break;
 	case RESP_NULL:
@@ -736,7 +694,7 @@ static int read_token(struct resp_reader *r, struct resp_value *v, struct resp_e
 	case RESP_VERBATIM:
 		if (is_streamed(line, n))
 			return fail(err, SP_ERR_PROTO, "streamed types not supported");
-		if (!parse_i64(line, n, &ll) || ll < -1 || (ll == -1 && type != RESP_BULK))
+		if (!sp_parse_int64(line, n, &ll) || ll < -1 || (ll == -1 && type != RESP_BULK))
 			return fail(err, SP_ERR_PROTO, "invalid bulk length");
 		if (ll >= 0 && (uint64_t)ll > r->limits.max_bulk_len)
 			return fail(err, SP_ERR_TOOBIG, "bulk string too long");
@@ -757,7 +715,7 @@ static int read_token(struct resp_reader *r, struct resp_value *v, struct resp_e
 	case RESP_ATTR: {
 		if (is_streamed(line, n))
 			return fail(err, SP_ERR_PROTO, "streamed types not supported");
-		if (!parse_i64(line, n, &ll) || ll < -1 || (ll == -1 && type != RESP_ARRAY))
+		if (!sp_parse_int64(line, n, &ll) || ll < -1 || (ll == -1 && type != RESP_ARRAY))
 			return fail(err, SP_ERR_PROTO, "invalid aggregate length");
 		if (ll >= 0 && (uint64_t)ll > r->limits.max_elems)
 			return fail(err, SP_ERR_TOOBIG, "aggregate too large");

@@ -166,7 +166,7 @@ void cmd_hello(struct client *c)
 	int64_t ver = c->proto;
 	size_t i = 1;
 	if (c->argc >= 2) {
-		if (!parse_int64(c->argv[1].p, c->argv[1].len, &ver)) {
+		if (!sp_parse_int64(c->argv[1].p, c->argv[1].len, &ver)) {
 			reply_error(c, "ERR Protocol version is not an integer or out of range");
 			return;
 		}

@@ -432,7 +432,7 @@ static void incr_by(struct client *c, int64_t by)
 	int64_t cur = 0;
 	uint64_t expire_at = 0;
 	if (rc > 0) {
-		if (!parse_int64(v.data, v.len, &cur)) {
+		if (!sp_parse_int64(v.data, v.len, &cur)) {
 			reply_error(c, "ERR value is not an integer or out of range");
 			return;
 		}
@@ -737,7 +737,7 @@ void cmd_scan(struct client *c)
 	uint64_t id = 0;
 	int64_t signed_id;
 	/* Cursors are unsigned decimal numbers; 0 starts a new iteration. */
-	if (!parse_int64(cur.p, cur.len, &signed_id) || signed_id < 0) {
+	if (!sp_parse_int64(cur.p, cur.len, &signed_id) || signed_id < 0) {
 		reply_error(c, "ERR invalid cursor");
 		return;
 	}

@@ -22,6 +22,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/num.h"
 #include "common/version.h"
 #include "net/resp.h"
 #include "store/store.h"
@@ -282,7 +283,5 @@ void reply_store_error(struct client *c, int err);
  * replying with Redis's error text. */
 int arg_to_int64(struct client *c, struct slice a, int64_t *out);
 int arg_equals(struct slice a, const char *lit); /* case-insensitive */
-/* string2ll semantics: strict decimal int64. Returns 1 if valid. */
-int parse_int64(const char *p, size_t len, int64_t *out);
 
 #endif
