@@ -64,7 +64,9 @@ static void close_idle_clients(struct server *srv, uint64_t now)
 	struct client *c = srv->clients;
 	while (c) {
 		struct client *next = c->next;
-		if (now - c->last_active_ms > limit && c->nmarks == 0 && !c->writing) {
+		/* now < last_active_ms when the wall clock stepped back: not idle. */
+		if (now > c->last_active_ms && now - c->last_active_ms > limit && c->nmarks == 0 &&
+		    !c->writing) {
 			sp_debug("client %llu: idle timeout", (unsigned long long)c->id);
 			client_close(c);
 		}
