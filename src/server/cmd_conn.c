@@ -230,8 +230,8 @@ static void client_info_line(struct sp_buf *b, const struct client *c, uint64_t 
 		       " idle=%" PRIu64 " flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu "
 		       "obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default lib-name=%s "
 		       "lib-ver=%s resp=%d\n",
-		       c->id, c->addr, c->name ? c->name : "", (now - c->created_ms) / 1000,
-		       (now - c->last_active_ms) / 1000, c->query.len, c->out.len + c->wbuf.len,
+		       c->id, c->addr, c->name ? c->name : "", sp_elapsed_ms(now, c->created_ms) / 1000,
+		       sp_elapsed_ms(now, c->last_active_ms) / 1000, c->query.len, c->out.len + c->wbuf.len,
 		       c->query.cap + c->out.cap + c->wbuf.cap, c->cmd ? c->cmd->name : "NULL",
 		       c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "", c->proto);
 }
@@ -312,7 +312,7 @@ static void info_server(struct server *srv, struct sp_buf *b)
 	struct utsname u;
 	if (uname(&u) != 0)
 		strcpy(u.sysname, "?"), strcpy(u.release, "?"), strcpy(u.machine, "?");
-	uint64_t up = (server_now_ms(srv) - srv->start_ms) / 1000;
+	uint64_t up = sp_elapsed_ms(server_now_ms(srv), srv->start_ms) / 1000;
 	sp_buf_appendf(b,
 		       "# Server\r\nredis_version:%s\r\nspectra_version:%s\r\nredis_mode:standalone\r\n"
 		       "os:%s %s %s\r\narch_bits:%d\r\nmultiplexing_api:libuv %s\r\n"

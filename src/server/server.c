@@ -64,9 +64,7 @@ static void close_idle_clients(struct server *srv, uint64_t now)
 	struct client *c = srv->clients;
 	while (c) {
 		struct client *next = c->next;
-		/* now < last_active_ms when the wall clock stepped back: not idle. */
-		if (now > c->last_active_ms && now - c->last_active_ms > limit && c->nmarks == 0 &&
-		    !c->writing) {
+		if (sp_elapsed_ms(now, c->last_active_ms) > limit && c->nmarks == 0 && !c->writing) {
 			sp_debug("client %llu: idle timeout", (unsigned long long)c->id);
 			client_close(c);
 		}
@@ -83,8 +81,8 @@ static void on_cron(uv_timer_t *t)
 	if (srv->cfg->timeout_s > 0)
 		close_idle_clients(srv, now);
 	struct server_stats *st = &srv->stats;
-	if (now - st->ops_window_start_ms >= 1000) {
-		uint64_t span = now - st->ops_window_start_ms;
+	uint64_t span = sp_elapsed_ms(now, st->ops_window_start_ms);
+	if (span >= 1000 || now < st->ops_window_start_ms) {
 		st->ops_per_sec = (st->commands - st->ops_window_count) * 1000 / (span ? span : 1);
 		st->ops_window_start_ms = now;
 		st->ops_window_count = st->commands;
