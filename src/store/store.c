@@ -68,6 +68,9 @@
 #define STORE_SCRATCH_KEEP (64u * 1024u)
 
 static const char format_key[] = "format";
+/* "wal_pos": where in the write-ahead log the last batch committed to the
+ * tree ends (u64 segment, u64 offset, big-endian); see wal_set_replay_floor. */
+static const char wal_pos_key[] = "wal_pos";
 
 struct store {
 	MDB_env *env;
@@ -413,6 +416,18 @@ static int recover(struct store *s, const char *dir)
 	int err = wal_open(&s->wal, path);
 	if (err)
 		return err;
+	MDB_txn *txn = view(s, &err);
+	if (!txn)
+		return err;
+	MDB_val pk = {sizeof(wal_pos_key) - 1, (void *)wal_pos_key}, pv;
+	int rc = mdb_get(txn, s->meta_dbi, &pk, &pv);
+	if (rc == 0 && pv.mv_size == 16)
+		err = wal_set_replay_floor(s->wal, get_be64(pv.mv_data),
+					   get_be64((unsigned char *)pv.mv_data + 8));
+	else if (rc != 0 && rc != MDB_NOTFOUND)
+		err = map_err(rc);
+	if (err)
+		return err;
 	struct wal_replay_stats st;
 	s->replaying = 1;
 	err = wal_replay(s->wal, replay_op, s, &st);
@@ -518,6 +533,7 @@ unlock:
 free_store:
 	free(s->kbuf);
 	free(s->ibuf);
+	free(s->scratch); /* a replayed EXPIRE may have used it */
 	free(s);
 	return err;
 }
@@ -672,6 +688,11 @@ int store_put(struct store *s, const void *key, size_t klen, const struct store_
 	encode_header(nv.mv_data, v->type, v->flags, v->expire_at_ms);
 	if (v->len)
 		memcpy((unsigned char *)nv.mv_data + STORE_HDR_LEN, data, v->len);
+	/* Logged now, while the payload is known good: LMDB does not promise
+	 * the reserved space stays put across the index updates below (if
+	 * they fail, the batch and this log entry are dropped together). */
+	if (LOGGING(s))
+		wal_put(s->wal, key, klen, v->type, v->flags, v->expire_at_ms, data, v->len);
 	if (data != v->data)
 		scratch_trim(s);
 
@@ -683,9 +704,6 @@ int store_put(struct store *s, const void *key, size_t klen, const struct store_
 		if (rc)
 			goto fail;
 	}
-	if (LOGGING(s))
-		wal_put(s->wal, key, klen, v->type, v->flags, v->expire_at_ms,
-			(unsigned char *)nv.mv_data + STORE_HDR_LEN, v->len);
 	return 0;
 
 fail:
@@ -939,8 +957,10 @@ int store_expire_cycle(struct store *s, uint64_t now_ms, size_t max_keys)
 		rc = mdb_del(s->batch, s->keys_dbi, &k, NULL);
 		if (rc)
 			break;
+		/* Log the key from kbuf (k), not from the index page: the
+		 * cursor delete above may have rewritten that page. */
 		if (LOGGING(s))
-			wal_del(s->wal, ip + STORE_IDX_PREFIX, klen);
+			wal_del(s->wal, (const unsigned char *)k.mv_data + 1, klen);
 		removed++;
 	}
 	mdb_cursor_close(cur);
@@ -964,6 +984,16 @@ int store_commit(struct store *s)
 	 * if the tree's commit then fails, the record is replayed at the next
 	 * open, and the caller reports the batch's outcome as unknown. */
 	if (wal_pending(s->wal)) {
+		uint64_t seg, off;
+		unsigned char pos[16];
+		wal_next_end(s->wal, &seg, &off);
+		put_be64(pos, seg);
+		put_be64(pos + 8, off);
+		MDB_val pk = {sizeof(wal_pos_key) - 1, (void *)wal_pos_key};
+		MDB_val pv = {sizeof(pos), pos};
+		int rc = mdb_put(s->batch, s->meta_dbi, &pk, &pv, 0);
+		if (rc)
+			return batch_fail(s, rc);
 		int err = wal_append(s->wal);
 		if (err) {
 			store_abort(s);

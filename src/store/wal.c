@@ -31,9 +31,6 @@
 #define WAL_MAGIC     "SPWAL01\n"
 #define WAL_MAGIC_LEN 8u
 #define WAL_REC_HDR   8u /* u32 length, u32 crc */
-/* A record longer than this is treated as damage, not as data: no batch
- * the store accepts comes near it. */
-#define WAL_MAX_RECORD (8ull << 30)
 
 struct segment {
 	uint64_t id;
@@ -53,6 +50,8 @@ struct wal {
 	size_t nold;
 	atomic_uint_fast64_t old_bytes;
 	int dir_dirty; /* a segment was created since the directory's last fsync */
+	int broken;    /* a failed append could not be cut back: refuse appends */
+	uint64_t floor_id, floor_off; /* replay skips records ending at or before */
 	struct sp_buf rec; /* the record being built; starts with WAL_REC_HDR bytes */
 };
 
@@ -144,12 +143,22 @@ static int create_segment(struct wal *w, uint64_t id, struct segment *seg)
 	return 0;
 }
 
+/* parse_segment_name accepts exactly the names segment_name writes (16
+ * lower-case hex digits), so wal_retire can delete by the same name. */
 static int parse_segment_name(const char *name, uint64_t *id)
 {
-	unsigned long long v;
-	int end = 0;
-	if (strlen(name) != 24 || sscanf(name, "wal-%16llx.log%n", &v, &end) != 1 || end != 24)
+	if (strlen(name) != 24 || memcmp(name, "wal-", 4) != 0 || strcmp(name + 20, ".log") != 0)
 		return 0;
+	uint64_t v = 0;
+	for (int i = 4; i < 20; i++) {
+		char c = name[i];
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v * 16 + (uint64_t)(c - 'a' + 10);
+		else
+			return 0;
+	}
 	*id = v;
 	return 1;
 }
@@ -367,19 +376,33 @@ static int cut_from(struct wal *w, size_t i, uint64_t at, struct wal_replay_stat
 {
 	char name[64];
 	st->torn_bytes += w->old[i].size - at;
-	if (ftruncate(w->old[i].fd, (off_t)at) != 0)
-		return -errno;
-	if (fdatasync(w->old[i].fd) != 0)
-		return -errno;
-	w->old[i].size = at;
+	atomic_fetch_sub(&w->old_bytes, w->old[i].size - at);
+	size_t keep = i + 1;
+	if (at < WAL_MAGIC_LEN) {
+		/* Not even a whole header: remove the file, so that records
+		 * appended after this open are not cut off by it next time. */
+		atomic_fetch_sub(&w->old_bytes, at);
+		close(w->old[i].fd);
+		segment_name(name, sizeof(name), w->old[i].id);
+		if (unlinkat(w->dirfd, name, 0) != 0)
+			return -errno;
+		keep = i;
+	} else {
+		if (ftruncate(w->old[i].fd, (off_t)at) != 0)
+			return -errno;
+		if (fdatasync(w->old[i].fd) != 0)
+			return -errno;
+		w->old[i].size = at;
+	}
 	for (size_t j = i + 1; j < w->nold; j++) {
 		st->torn_bytes += w->old[j].size;
+		atomic_fetch_sub(&w->old_bytes, w->old[j].size);
 		close(w->old[j].fd);
 		segment_name(name, sizeof(name), w->old[j].id);
 		if (unlinkat(w->dirfd, name, 0) != 0)
 			return -errno;
 	}
-	w->nold = i + 1;
+	w->nold = keep;
 	if (fsync(w->dirfd) != 0)
 		return -errno;
 	return 0;
@@ -397,6 +420,15 @@ int wal_replay(struct wal *w, wal_apply_fn fn, void *ctx, struct wal_replay_stat
 		st->segments++;
 		uint64_t pos = 0;
 		const char *why = NULL;
+		if (seg->size >= WAL_MAGIC_LEN && memcmp(buf, WAL_MAGIC, 5) == 0 &&
+		    memcmp(buf, WAL_MAGIC, WAL_MAGIC_LEN) != 0) {
+			/* A whole header of another format version: not damage,
+			 * a log this binary cannot read. Refuse, like the tree. */
+			sp_error("wal: segment %016" PRIx64 " is in another log format (%.7s)",
+				 seg->id, (const char *)buf);
+			free(buf);
+			return SP_ERR_CORRUPT;
+		}
 		if (seg->size < WAL_MAGIC_LEN || memcmp(buf, WAL_MAGIC, WAL_MAGIC_LEN) != 0) {
 			why = "segment header";
 		} else {
@@ -408,7 +440,13 @@ int wal_replay(struct wal *w, wal_apply_fn fn, void *ctx, struct wal_replay_stat
 				}
 				uint64_t len = get_le32(buf + pos);
 				uint32_t crc = get_le32(buf + pos + 4);
-				if (len > WAL_MAX_RECORD || seg->size - pos - WAL_REC_HDR < len) {
+				if (len == 0) {
+					/* wal_append never writes an empty record: zeros
+					 * here are a hole a crash left, not data. */
+					why = "zeroed record header";
+					break;
+				}
+				if (seg->size - pos - WAL_REC_HDR < len) {
 					why = "record cut short";
 					break;
 				}
@@ -417,19 +455,31 @@ int wal_replay(struct wal *w, wal_apply_fn fn, void *ctx, struct wal_replay_stat
 					why = "checksum mismatch";
 					break;
 				}
-				err = apply_record(payload, len, fn, ctx, st);
-				if (err) {
-					free(buf);
-					return err;
+				uint64_t end = pos + WAL_REC_HDR + len;
+				int applied = seg->id > w->floor_id ||
+					      (seg->id == w->floor_id && end > w->floor_off);
+				if (applied) {
+					err = apply_record(payload, len, fn, ctx, st);
+					if (err) {
+						free(buf);
+						return err;
+					}
+				} else {
+					st->skipped++;
 				}
-				pos += WAL_REC_HDR + len;
+				pos = end;
 			}
 		}
 		free(buf);
 		if (why) {
+			uint64_t later = 0;
+			for (size_t j = i + 1; j < w->nold; j++)
+				later += w->old[j].size;
 			sp_warn("wal: %s in segment %016" PRIx64 " at byte %" PRIu64
-				": dropping the rest of the log (%s)",
-				why, seg->id, pos, "writes after it were never synced in order");
+				": dropping the rest of that segment (%" PRIu64
+				" bytes) and %zu later segments (%" PRIu64
+				" bytes); a write a crash left unfinished ends the log",
+				why, seg->id, pos, seg->size - pos, w->nold - i - 1, later);
 			return cut_from(w, i, pos, st);
 		}
 	}
@@ -513,6 +563,16 @@ int wal_append(struct wal *w)
 {
 	if (w->rec.len == 0)
 		return 0;
+	if (w->broken) {
+		sp_buf_clear(&w->rec);
+		return SP_ERR_IO;
+	}
+	if (w->rec.len - WAL_REC_HDR > UINT32_MAX) {
+		/* The length field is 32 bits: refuse rather than write a
+		 * record that replay would misread. */
+		sp_buf_clear(&w->rec);
+		return SP_ERR_TOOBIG;
+	}
 	unsigned char *rec = (unsigned char *)sp_buf_begin(&w->rec);
 	size_t len = w->rec.len - WAL_REC_HDR;
 	put_le32(rec, (uint32_t)len);
@@ -521,8 +581,12 @@ int wal_append(struct wal *w)
 	if (err) {
 		/* Leave no partial record behind: the next append must start
 		 * where a reader expects a record header. */
-		if (ftruncate(w->active.fd, (off_t)w->active.size) != 0)
-			sp_error("wal: cannot cut a failed append back: %s", strerror(errno));
+		if (ftruncate(w->active.fd, (off_t)w->active.size) != 0) {
+			sp_error("wal: cannot cut a failed append back: %s; refusing further "
+				 "appends",
+				 strerror(errno));
+			w->broken = 1;
+		}
 		sp_buf_clear(&w->rec);
 		return err;
 	}
@@ -541,9 +605,9 @@ int wal_append(struct wal *w)
 int wal_sync(struct wal *w)
 {
 	if (w->dir_dirty) {
-		w->dir_dirty = 0;
 		if (fsync(w->dirfd) != 0)
 			return -errno;
+		w->dir_dirty = 0;
 	}
 	/* A segment rotated out may still hold records never synced. */
 	int err = 0;
@@ -596,12 +660,38 @@ int wal_retire(struct wal *w)
 		close(w->old[i].fd);
 		atomic_fetch_sub(&w->old_bytes, w->old[i].size);
 	}
-	memmove(w->old, w->old + i, (w->nold - i) * sizeof(*w->old));
+	if (i > 0 && w->nold > i)
+		memmove(w->old, w->old + i, (w->nold - i) * sizeof(*w->old));
 	w->nold -= i;
 	pthread_mutex_unlock(&w->lock);
 	if (err == 0 && fsync(w->dirfd) != 0)
 		err = -errno;
 	return err;
+}
+
+void wal_next_end(const struct wal *w, uint64_t *segment, uint64_t *offset)
+{
+	*segment = w->active.id;
+	*offset = w->active.size + w->rec.len;
+}
+
+int wal_set_replay_floor(struct wal *w, uint64_t segment, uint64_t offset)
+{
+	w->floor_id = segment;
+	w->floor_off = offset;
+	if (w->active.id > segment)
+		return 0;
+	/* The log directory was emptied by hand while the tree remembers a
+	 * later position: renumber the new (still empty) active segment past
+	 * it, so that its records are not taken for ones the tree has. */
+	char from[64], to[64];
+	segment_name(from, sizeof(from), w->active.id);
+	segment_name(to, sizeof(to), segment + 1);
+	if (renameat(w->dirfd, from, w->dirfd, to) != 0)
+		return -errno;
+	w->active.id = segment + 1;
+	w->dir_dirty = 1;
+	return 0;
 }
 
 uint64_t wal_active_bytes(const struct wal *w)

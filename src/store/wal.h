@@ -52,6 +52,7 @@ struct wal_op {
 struct wal_replay_stats {
 	uint64_t segments, records, ops;
 	uint64_t torn_bytes; /* bytes cut from the end: a record never completed */
+	uint64_t skipped;    /* records at or before the replay floor */
 };
 
 /*
@@ -70,7 +71,8 @@ void wal_close(struct wal *w);
  * and any later one) was never acknowledged as durable in order, and is
  * removed, counted in st->torn_bytes and logged. fn returning non-zero
  * stops the replay with that value. Returns 0, fn's value, or a negated
- * errno.
+ * errno, or SP_ERR_CORRUPT for a record whose checksum holds but which does
+ * not decode, or a segment written in another format version.
  */
 typedef int (*wal_apply_fn)(void *ctx, const struct wal_op *op);
 int wal_replay(struct wal *w, wal_apply_fn fn, void *ctx, struct wal_replay_stats *st);
@@ -107,6 +109,18 @@ int wal_rotate(struct wal *w);
  * what they hold is durable elsewhere (the tree was synced after the
  * rotation). Returns 0 or a negated errno. */
 int wal_retire(struct wal *w);
+
+/*
+ * Positions. wal_next_end gives where the record being built will end once
+ * appended (segment id, byte offset); the store keeps it in the tree in
+ * the same transaction as the batch. wal_set_replay_floor (before
+ * wal_replay) makes replay skip records ending at or before that position:
+ * the tree already holds them, and replaying them over a tree that is
+ * ahead of a log cut short by a crash would move keys back in time. It
+ * returns 0 or a negated errno.
+ */
+void wal_next_end(const struct wal *w, uint64_t *segment, uint64_t *offset);
+int wal_set_replay_floor(struct wal *w, uint64_t segment, uint64_t offset);
 
 /* Bytes in the active segment, and in all segments. */
 uint64_t wal_active_bytes(const struct wal *w);
