@@ -313,19 +313,31 @@ void client_release_waiting(struct server *srv)
 	}
 }
 
-void client_drop_lost(struct server *srv, uint64_t lo, uint64_t hi)
+void client_drop_lost(struct server *srv, uint64_t lo, uint64_t hi, const char *why)
 {
 	struct client *c = srv->clients;
 	while (c) {
 		struct client *next = c->next;
-		for (size_t i = 0; i < c->nmarks; i++) {
-			if (c->marks[i].seq >= lo && c->marks[i].seq <= hi) {
-				sp_warn("client %llu (%s): disconnected: a write batch it depended on "
-					"was lost; its last writes have an unknown outcome",
-					(unsigned long long)c->id, c->addr);
-				client_close(c);
-				break;
-			}
+		size_t i = 0;
+		while (i < c->nmarks && !(c->marks[i].seq >= lo && c->marks[i].seq <= hi))
+			i++;
+		if (i < c->nmarks && !(c->flags & CLIENT_CLOSING)) {
+			/* Nothing from this mark on has left the node: replace
+			 * those replies (some may say OK) with one error, then
+			 * close, since the replies that should have followed are
+			 * gone. Earlier replies still go out first. */
+			uint64_t start = c->marks[i].start;
+			c->out.len = (size_t)(start - c->out_taken);
+			c->nmarks = i;
+			sp_warn("client %llu (%s): a write batch its replies depended on was lost "
+				"(%s); answering with an error and closing",
+				(unsigned long long)c->id, c->addr, why);
+			reply_errorf(c, "ERR write batch lost (%s): the writes since the last reply "
+					"were not stored; closing the connection",
+				     why);
+			c->flags |= CLIENT_CLOSE_AFTER_REPLY;
+			pause_reading(c);
+			client_mark_pending(c);
 		}
 		c = next;
 	}

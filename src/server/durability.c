@@ -46,6 +46,7 @@ void durability_batch_lost(struct server *srv, int err)
 	sp_error("store: write batch %llu lost: %s", (unsigned long long)srv->open_seq,
 		 sp_strerror(err));
 	srv->stats.batch_failures++;
+	srv->lost_err = err;
 	if (srv->lost_lo == 0)
 		srv->lost_lo = srv->open_seq;
 	srv->lost_hi = srv->open_seq;
@@ -167,7 +168,7 @@ void durability_end_of_iteration(struct server *srv)
 		}
 	}
 	if (srv->lost_lo) {
-		client_drop_lost(srv, srv->lost_lo, srv->lost_hi);
+		client_drop_lost(srv, srv->lost_lo, srv->lost_hi, sp_strerror(srv->lost_err));
 		srv->lost_lo = srv->lost_hi = 0;
 	}
 	/* A lost batch number will never commit and nobody waits on it any

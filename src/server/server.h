@@ -179,6 +179,7 @@ struct server {
 	uint64_t committed_seq;
 	uint64_t durable_seq;
 	uint64_t lost_lo, lost_hi; /* batches lost this iteration; 0 = none */
+	int lost_err;              /* why the last one was lost */
 	struct durability_job sync;       /* fdatasync of the write-ahead log */
 	struct durability_job checkpoint; /* fdatasync of the tree, log trimmed */
 	uint64_t last_sync_ms, last_checkpoint_ms;
@@ -230,8 +231,9 @@ void client_hold(struct client *c, uint64_t start, uint64_t seq);
 static inline uint64_t client_out_pos(const struct client *c) { return c->out_taken + c->out.len; }
 /* client_release_waiting flushes clients whose held output a sync freed. */
 void client_release_waiting(struct server *srv);
-/* client_drop_lost closes clients whose output depends on a lost batch. */
-void client_drop_lost(struct server *srv, uint64_t lo, uint64_t hi);
+/* client_drop_lost answers clients whose output depends on a lost batch
+ * with one error (why: the store's reason) and closes them. */
+void client_drop_lost(struct server *srv, uint64_t lo, uint64_t hi, const char *why);
 /* client_process_input parses and runs buffered commands. */
 void client_process_input(struct client *c);
 
