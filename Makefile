@@ -37,6 +37,8 @@ BIN := $(BUILD)/bin
 endif
 
 .PHONY: all test check fuzz bench deps clean format tests-build
+# Keep the objects of test binaries (make would delete them as intermediate).
+.SECONDARY:
 all: $(BIN)/spectrad $(BIN)/spectra
 
 $(BUILD)/%.o: %.c
@@ -80,7 +82,7 @@ test: tests-build $(FUZZ_BINS)
 	BUILD=$(BUILD) BIN=$(BIN) FUZZ_RUNS=$(FUZZ_RUNS) scripts/run-tests.sh
 
 check:
-	$(MAKE) BUILD=build/san OPT=-O1 \
+	@$(MAKE) --no-print-directory BUILD=build/san OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  test
 
