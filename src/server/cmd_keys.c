@@ -73,6 +73,7 @@ enum {
 	SET_EXAT = 1 << 6,
 	SET_PXAT = 1 << 7,
 	SET_PERSIST = 1 << 8,
+	SET_DELETE = 1 << 9, /* GETDEL */
 };
 #define SET_ANY_EXPIRE (SET_EX | SET_PX | SET_EXAT | SET_PXAT)
 
@@ -253,7 +254,13 @@ void cmd_get(struct client *c)
 		reply_null(c);
 }
 
-void cmd_getdel(struct client *c)
+/*
+ * get_and_update replies with a key's value after changing it: deleting it
+ * (SET_DELETE), removing its expiry (SET_PERSIST) or setting one (any
+ * expire flag; a time already past deletes). The value is copied first:
+ * the store lends its bytes only until the change.
+ */
+static void get_and_update(struct client *c, int flags, uint64_t expire_at)
 {
 	struct store_value v;
 	int rc = lookup_string(c, c->argv[1], &v);
@@ -262,31 +269,7 @@ void cmd_getdel(struct client *c)
 			reply_null(c);
 		return;
 	}
-	/* Copy before deleting: the store's bytes are only lent until then. */
-	char *copy = sp_memdup(v.data, v.len);
-	size_t len = v.len;
-	rc = store_del(c->srv->store, c->argv[1].p, c->argv[1].len, now_ms(c));
-	if (rc < 0)
-		reply_store_error(c, rc);
-	else
-		reply_bulk(c, copy, len);
-	free(copy);
-}
-
-void cmd_getex(struct client *c)
-{
-	int flags = 0;
-	uint64_t expire_at = 0;
-	if (parse_set_options(c, 2, 1, &flags, &expire_at) < 0)
-		return;
-	struct store_value v;
-	int rc = lookup_string(c, c->argv[1], &v);
-	if (rc <= 0) {
-		if (rc == 0)
-			reply_null(c);
-		return;
-	}
-	if (!(flags & (SET_ANY_EXPIRE | SET_PERSIST))) {
+	if (!(flags & (SET_ANY_EXPIRE | SET_PERSIST | SET_DELETE))) {
 		reply_bulk(c, v.data, v.len);
 		return;
 	}
@@ -296,7 +279,7 @@ void cmd_getex(struct client *c)
 	uint64_t now = now_ms(c);
 	if (flags & SET_PERSIST)
 		rc = store_set_expire(c->srv->store, key.p, key.len, 0, now);
-	else if (expire_at <= now)
+	else if ((flags & SET_DELETE) || expire_at <= now)
 		rc = store_del(c->srv->store, key.p, key.len, now);
 	else
 		rc = store_set_expire(c->srv->store, key.p, key.len, expire_at, now);
@@ -305,6 +288,19 @@ void cmd_getex(struct client *c)
 	else
 		reply_bulk(c, copy, len);
 	free(copy);
+}
+
+void cmd_getdel(struct client *c)
+{
+	get_and_update(c, SET_DELETE, 0);
+}
+
+void cmd_getex(struct client *c)
+{
+	int flags = 0;
+	uint64_t expire_at = 0;
+	if (parse_set_options(c, 2, 1, &flags, &expire_at) == 0)
+		get_and_update(c, flags, expire_at);
 }
 
 /* ------------------------------------------------------------------ */
