@@ -35,6 +35,8 @@ void cmd_expireat(struct client *c);
 void cmd_pexpireat(struct client *c);
 void cmd_ttl(struct client *c);
 void cmd_pttl(struct client *c);
+void cmd_expiretime(struct client *c);
+void cmd_pexpiretime(struct client *c);
 void cmd_persist(struct client *c);
 void cmd_type(struct client *c);
 void cmd_scan(struct client *c);

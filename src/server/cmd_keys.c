@@ -605,7 +605,9 @@ void cmd_pexpireat(struct client *c)
 	expire_generic(c, 0, 0, "pexpireat");
 }
 
-static void ttl_generic(struct client *c, int seconds)
+/* ttl_generic: TTL/PTTL (time left) and EXPIRETIME/PEXPIRETIME (absolute
+ * Unix time); -2 for a missing key, -1 for one without expiry. */
+static void ttl_generic(struct client *c, int seconds, int absolute)
 {
 	struct store_value v;
 	uint64_t now = now_ms(c);
@@ -622,18 +624,32 @@ static void ttl_generic(struct client *c, int seconds)
 		reply_integer(c, -1);
 		return;
 	}
+	if (absolute) {
+		reply_integer(c, (int64_t)(seconds ? v.expire_at_ms / 1000 : v.expire_at_ms));
+		return;
+	}
 	int64_t left = (int64_t)(v.expire_at_ms - now);
 	reply_integer(c, seconds ? (left + 500) / 1000 : left);
 }
 
 void cmd_ttl(struct client *c)
 {
-	ttl_generic(c, 1);
+	ttl_generic(c, 1, 0);
 }
 
 void cmd_pttl(struct client *c)
 {
-	ttl_generic(c, 0);
+	ttl_generic(c, 0, 0);
+}
+
+void cmd_expiretime(struct client *c)
+{
+	ttl_generic(c, 1, 1);
+}
+
+void cmd_pexpiretime(struct client *c)
+{
+	ttl_generic(c, 0, 1);
 }
 
 void cmd_persist(struct client *c)

@@ -276,6 +276,39 @@ static void test_getdel(void **state)
 	tn_expect_error(c, "ERR wrong number of arguments for 'getdel' command", "GETDEL a b");
 }
 
+static void test_getex(void **state)
+{
+	redisContext *c = client(state);
+	tn_expect_nil(c, "GETEX missing EX 10");
+	tn_expect_status(c, "OK", "SET k v");
+	/* No option: a plain read that leaves the key as it is. */
+	tn_expect_bulk(c, "v", "GETEX k");
+	tn_expect_int(c, -1, "TTL k");
+	tn_expect_bulk(c, "v", "GETEX k EX 100");
+	tn_expect_int(c, 100, "TTL k");
+	tn_expect_bulk(c, "v", "GETEX k PX 50000");
+	tn_expect_int(c, 50, "TTL k");
+	tn_expect_bulk(c, "v", "GETEX k PERSIST");
+	tn_expect_int(c, -1, "TTL k");
+	tn_expect_bulk(c, "v", "GETEX k EXAT 4102444800"); /* 2100-01-01 */
+	tn_expect_int(c, 4102444800, "EXPIRETIME k");
+	tn_expect_int(c, 4102444800000, "PEXPIRETIME k");
+	tn_expect_int(c, -2, "EXPIRETIME missing");
+	tn_expect_int(c, -2, "PEXPIRETIME missing");
+	/* An absolute time already past deletes the key after reading it. */
+	tn_expect_bulk(c, "v", "GETEX k PXAT 1");
+	tn_expect_int(c, 0, "EXISTS k");
+	tn_expect_status(c, "OK", "SET k v");
+	tn_expect_error(c, "ERR syntax error", "GETEX k EX 10 PERSIST");
+	tn_expect_error(c, "ERR syntax error", "GETEX k NX");
+	tn_expect_error(c, "ERR syntax error", "GETEX k EX");
+	tn_expect_error(c, "ERR invalid expire time in 'getex' command", "GETEX k EX 0");
+	tn_expect_error(c, "ERR value is not an integer or out of range", "GETEX k PX x");
+	tn_expect_int(c, -1, "TTL k");
+	tn_expect_int(c, -1, "EXPIRETIME k");
+	tn_expect_int(c, -1, "PEXPIRETIME k");
+}
+
 static void test_del_exists_duplicates(void **state)
 {
 	redisContext *c = client(state);
@@ -1720,6 +1753,7 @@ int main(void)
 	    TN_TEST(test_set_get_basic),
 	    TN_TEST(test_set_options),
 	    TN_TEST(test_getdel),
+	    TN_TEST(test_getex),
 	    TN_TEST(test_del_exists_duplicates),
 	    TN_TEST(test_mget_mset),
 	    TN_TEST(test_incr_family),
