@@ -140,12 +140,15 @@ struct oplist {
 	size_t n, cap;
 };
 
+/* dup_bytes copies n bytes and adds a NUL after them, so a key that holds
+ * text can be read as a string (strtoul below). */
 static unsigned char *dup_bytes(const void *p, size_t n)
 {
-	unsigned char *d = malloc(n ? n : 1);
+	unsigned char *d = malloc(n + 1);
 	assert_non_null(d);
 	if (n)
 		memcpy(d, p, n);
+	d[n] = '\0';
 	return d;
 }
 
