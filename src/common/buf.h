@@ -25,8 +25,7 @@ void sp_buf_reserve(struct sp_buf *b, size_t n);
 void sp_buf_append(struct sp_buf *b, const void *p, size_t n);
 void sp_buf_append_str(struct sp_buf *b, const char *s);
 /* sp_buf_appendf appends printf-formatted text. */
-void sp_buf_appendf(struct sp_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void sp_buf_appendf(struct sp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* sp_buf_consume drops n live bytes from the front (n <= len). */
 void sp_buf_consume(struct sp_buf *b, size_t n);
 void sp_buf_clear(struct sp_buf *b);
@@ -44,6 +43,9 @@ static inline char *sp_buf_end(const struct sp_buf *b)
 }
 /* sp_buf_commit marks n bytes written directly at sp_buf_end() as live
  * (after sp_buf_reserve(b, n)). */
-static inline void sp_buf_commit(struct sp_buf *b, size_t n) { b->len += n; }
+static inline void sp_buf_commit(struct sp_buf *b, size_t n)
+{
+	b->len += n;
+}
 
 #endif

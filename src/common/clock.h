@@ -33,10 +33,19 @@ void sp_clock_manual_init(struct sp_clock_manual *m, uint64_t wall_ms);
 /* Moves both wall and monotonic time forward by ms milliseconds. */
 void sp_clock_manual_advance(struct sp_clock_manual *m, uint64_t ms);
 
-static inline uint64_t sp_wall_ms(const struct sp_clock *c) { return c->wall_ms(c->ctx); }
+static inline uint64_t sp_wall_ms(const struct sp_clock *c)
+{
+	return c->wall_ms(c->ctx);
+}
 /* sp_elapsed_ms is now - then for wall-clock times, or 0 when the clock
  * stepped back so that now < then (never an unsigned underflow). */
-static inline uint64_t sp_elapsed_ms(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
-static inline uint64_t sp_mono_ns(const struct sp_clock *c) { return c->mono_ns(c->ctx); }
+static inline uint64_t sp_elapsed_ms(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
+static inline uint64_t sp_mono_ns(const struct sp_clock *c)
+{
+	return c->mono_ns(c->ctx);
+}
 
 #endif

@@ -18,31 +18,31 @@ enum sp_fsync { SP_FSYNC_ALWAYS, SP_FSYNC_BATCH, SP_FSYNC_OFF };
 
 struct sp_config {
 	/* network */
-	char *bind;               /* listen address, default "127.0.0.1" */
-	int port;                 /* client port, 1..65535, default 7379 */
-	int tcp_backlog;          /* 1..65535, default 511 */
-	uint64_t maxclients;      /* 1..100000, default 10000 */
-	uint64_t timeout_s;       /* idle client timeout, 0 = never, default 0 */
+	char *bind;	     /* listen address, default "127.0.0.1" */
+	int port;	     /* client port, 1..65535, default 7379 */
+	int tcp_backlog;     /* 1..65535, default 511 */
+	uint64_t maxclients; /* 1..100000, default 10000 */
+	uint64_t timeout_s;  /* idle client timeout, 0 = never, default 0 */
 	/* storage */
-	char *dir;                /* data directory, default "./spectra-data" */
-	uint64_t map_size;        /* LMDB map size, 1mb..1tb, default 8gb */
-	enum sp_fsync fsync;      /* always|batch|off, default always */
+	char *dir;		    /* data directory, default "./spectra-data" */
+	uint64_t map_size;	    /* LMDB map size, 1mb..1tb, default 8gb */
+	enum sp_fsync fsync;	    /* always|batch|off, default always */
 	uint64_t fsync_interval_ms; /* batch: ms between syncs, 1..60000, default 100 */
 	uint64_t active_expire_hz;  /* expiry sweeps per second, 1..500, default 10 */
 	/* limits */
-	uint64_t max_bulk_len;    /* 1kb..2gb, default 512mb (proto-max-bulk-len) */
-	uint64_t max_args;        /* 1..1048576*8, default 1048576 */
-	uint64_t max_inline_len;  /* 1kb..16mb, default 64kb */
-	uint64_t max_value_bytes; /* largest value stored under one key, 1..2gb, default 512mb */
-	uint64_t max_query_buffer;/* unparsed bytes kept per client, 1mb..4gb, default 1gb */
+	uint64_t max_bulk_len;	    /* 1kb..2gb, default 512mb (proto-max-bulk-len) */
+	uint64_t max_args;	    /* 1..1048576*8, default 1048576 */
+	uint64_t max_inline_len;    /* 1kb..16mb, default 64kb */
+	uint64_t max_value_bytes;   /* largest value stored under one key, 1..2gb, default 512mb */
+	uint64_t max_query_buffer;  /* unparsed bytes kept per client, 1mb..4gb, default 1gb */
 	uint64_t max_output_buffer; /* pending reply bytes per client before it is
 				     * paused (reads stop) 64kb..4gb, default 64mb */
 	/* security */
-	char *requirepass;        /* "" = no password, default "" */
+	char *requirepass; /* "" = no password, default "" */
 	/* process */
-	char *logfile;            /* "" = stderr, default "" */
-	char *loglevel;           /* debug|info|warn|error, default "info" */
-	char *pidfile;            /* "" = none, default "" */
+	char *logfile;	/* "" = stderr, default "" */
+	char *loglevel; /* debug|info|warn|error, default "info" */
+	char *pidfile;	/* "" = none, default "" */
 };
 
 /*

@@ -13,19 +13,19 @@
 
 enum sp_err {
 	SP_OK = 0,
-	SP_ERR_NOMEM = SP_ERR__BASE - 1,     /* allocation failed */
-	SP_ERR_INVAL = SP_ERR__BASE - 2,     /* invalid argument or setting */
-	SP_ERR_NOTFOUND = SP_ERR__BASE - 3,  /* no such key or item */
-	SP_ERR_EXISTS = SP_ERR__BASE - 4,    /* item already exists */
-	SP_ERR_TOOBIG = SP_ERR__BASE - 5,    /* a configured limit was exceeded */
-	SP_ERR_PROTO = SP_ERR__BASE - 6,     /* malformed protocol input */
-	SP_ERR_AGAIN = SP_ERR__BASE - 7,     /* incomplete input; call again with more */
-	SP_ERR_IO = SP_ERR__BASE - 8,        /* storage or network I/O failed */
-	SP_ERR_CORRUPT = SP_ERR__BASE - 9,   /* stored data failed a consistency check */
-	SP_ERR_FULL = SP_ERR__BASE - 10,     /* storage map or a queue is full */
-	SP_ERR_KEYLEN = SP_ERR__BASE - 11,   /* key longer than the store accepts */
-	SP_ERR_RANGE = SP_ERR__BASE - 12,    /* number out of range or not a number */
-	SP_ERR_NOTLEADER = SP_ERR__BASE - 13,/* reserved for the strong engine */
+	SP_ERR_NOMEM = SP_ERR__BASE - 1,      /* allocation failed */
+	SP_ERR_INVAL = SP_ERR__BASE - 2,      /* invalid argument or setting */
+	SP_ERR_NOTFOUND = SP_ERR__BASE - 3,   /* no such key or item */
+	SP_ERR_EXISTS = SP_ERR__BASE - 4,     /* item already exists */
+	SP_ERR_TOOBIG = SP_ERR__BASE - 5,     /* a configured limit was exceeded */
+	SP_ERR_PROTO = SP_ERR__BASE - 6,      /* malformed protocol input */
+	SP_ERR_AGAIN = SP_ERR__BASE - 7,      /* incomplete input; call again with more */
+	SP_ERR_IO = SP_ERR__BASE - 8,	      /* storage or network I/O failed */
+	SP_ERR_CORRUPT = SP_ERR__BASE - 9,    /* stored data failed a consistency check */
+	SP_ERR_FULL = SP_ERR__BASE - 10,      /* storage map or a queue is full */
+	SP_ERR_KEYLEN = SP_ERR__BASE - 11,    /* key longer than the store accepts */
+	SP_ERR_RANGE = SP_ERR__BASE - 12,     /* number out of range or not a number */
+	SP_ERR_NOTLEADER = SP_ERR__BASE - 13, /* reserved for the strong engine */
 	SP_ERR__LAST = SP_ERR__BASE - 14,
 };
 

@@ -27,8 +27,8 @@ void sp_log(enum sp_log_level level, const char *fmt, ...)
 	localtime_r(&tv.tv_sec, &tm);
 	int n = snprintf(line, sizeof(line), "%d ", (int)getpid());
 	n += (int)strftime(line + n, sizeof(line) - (size_t)n, "%Y-%m-%d %H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03d %-5s ",
-		      (int)(tv.tv_usec / 1000), names[level]);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03d %-5s ", (int)(tv.tv_usec / 1000),
+		      names[level]);
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -30,8 +30,8 @@
 /* Request parser                                                          */
 
 struct resp_limits {
-	uint64_t max_bulk_len;   /* largest bulk string argument, bytes */
-	uint64_t max_args;       /* largest multibulk argument count */
+	uint64_t max_bulk_len;	 /* largest bulk string argument, bytes */
+	uint64_t max_args;	 /* largest multibulk argument count */
 	uint64_t max_inline_len; /* longest inline command line, bytes before
 				  * its "\n" (a "\r" counts), however it arrives */
 };
@@ -52,11 +52,11 @@ struct resp_request_parser {
 	int is_inline; /* 1 when the complete request was an inline command */
 	/* Private progress state (valid between RESP_AGAIN returns). */
 	size_t args_cap;
-	size_t pos;        /* bytes of this request parsed so far */
+	size_t pos; /* bytes of this request parsed so far */
 	int state;
-	int64_t nargs;     /* expected argument count (multibulk) */
+	int64_t nargs;	   /* expected argument count (multibulk) */
 	int64_t bulk_len;  /* length of the bulk being read, -1 if none */
-	size_t scan;       /* where the search for the current line's end resumes */
+	size_t scan;	   /* where the search for the current line's end resumes */
 	char *inline_buf;  /* owned: the last inline command's unquoted arguments */
 	size_t inline_cap; /* bytes allocated at inline_buf */
 };
@@ -103,8 +103,8 @@ void resp_request_parser_close(struct resp_request_parser *p);
  * offsets point into a copy held by the parser (quotes change bytes), so use
  * resp_arg_ptr to read them.
  */
-int resp_parse_request(struct resp_request_parser *p, const char *buf, size_t len,
-		       size_t *consumed, struct resp_error *err);
+int resp_parse_request(struct resp_request_parser *p, const char *buf, size_t len, size_t *consumed,
+		       struct resp_error *err);
 
 /* resp_arg_ptr returns the first byte of argument i of the request just
  * parsed from buf (borrowed from buf or from the parser, as above). */
@@ -114,20 +114,20 @@ const char *resp_arg_ptr(const struct resp_request_parser *p, const char *buf, s
 /* Values and the value reader                                             */
 
 enum resp_type {
-	RESP_SIMPLE = '+',   /* simple string */
-	RESP_ERROR = '-',    /* simple error */
+	RESP_SIMPLE = '+', /* simple string */
+	RESP_ERROR = '-',  /* simple error */
 	RESP_INTEGER = ':',
-	RESP_BULK = '$',     /* bulk string */
+	RESP_BULK = '$', /* bulk string */
 	RESP_ARRAY = '*',
-	RESP_NULL = '_',     /* RESP3 null; also RESP2 "$-1" and "*-1" */
+	RESP_NULL = '_', /* RESP3 null; also RESP2 "$-1" and "*-1" */
 	RESP_BOOL = '#',
 	RESP_DOUBLE = ',',
 	RESP_BIGNUM = '(',
-	RESP_BLOBERR = '!',  /* bulk error */
+	RESP_BLOBERR = '!', /* bulk error */
 	RESP_VERBATIM = '=',
 	RESP_MAP = '%',
 	RESP_SET = '~',
-	RESP_ATTR = '|',     /* attribute: a map that precedes a reply */
+	RESP_ATTR = '|', /* attribute: a map that precedes a reply */
 	RESP_PUSH = '>',
 };
 
@@ -139,7 +139,7 @@ struct resp_value {
 	char *str;
 	size_t len;
 	int64_t integer; /* RESP_INTEGER; RESP_BOOL (0 or 1) */
-	double dbl;      /* RESP_DOUBLE, parsed from str ("inf", "-inf", "nan") */
+	double dbl;	 /* RESP_DOUBLE, parsed from str ("inf", "-inf", "nan") */
 	/* RESP_ARRAY, SET, PUSH: n elements. RESP_MAP, ATTR: n pairs stored as
 	 * 2n elements, key then value. Owned by the value. */
 	struct resp_value *elems;
@@ -156,9 +156,9 @@ void resp_value_free(struct resp_value *v);
 int resp_value_equal(const struct resp_value *a, const struct resp_value *b);
 
 struct resp_reader_limits {
-	uint64_t max_bulk_len;   /* largest string, bytes */
-	uint64_t max_elems;      /* largest aggregate count */
-	uint32_t max_depth;      /* deepest nesting of aggregates */
+	uint64_t max_bulk_len; /* largest string, bytes */
+	uint64_t max_elems;    /* largest aggregate count */
+	uint32_t max_depth;    /* deepest nesting of aggregates */
 };
 
 struct resp_reader {
@@ -169,7 +169,7 @@ struct resp_reader {
 	size_t depth, stack_cap;
 	size_t scan; /* bytes of in already examined for the current token */
 	struct resp_value *pending_attr;
-	int64_t bulk_len;        /* length of the string being read, -1 if none */
+	int64_t bulk_len;	  /* length of the string being read, -1 if none */
 	enum resp_type bulk_type; /* its type ($, ! or =) */
 };
 
@@ -196,23 +196,23 @@ int resp_reader_next(struct resp_reader *r, struct resp_value *out, struct resp_
 /* Writer                                                                  */
 
 /* Protocol version of the connection a reply is for: 2 or 3. */
-void resp_write_simple(struct sp_buf *b, const char *s);            /* +s */
+void resp_write_simple(struct sp_buf *b, const char *s); /* +s */
 /* resp_write_error writes "-msg\r\n"; msg starts with its code ("ERR ...",
  * "WRONGTYPE ..."). CR and LF in msg are replaced by spaces. */
 void resp_write_error(struct sp_buf *b, const char *msg);
 void resp_write_errorf(struct sp_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void resp_write_integer(struct sp_buf *b, int64_t v);
 void resp_write_bulk(struct sp_buf *b, const void *p, size_t len);
 void resp_write_bulk_str(struct sp_buf *b, const char *s);
-void resp_write_bulk_int(struct sp_buf *b, int64_t v); /* integer as bulk text */
-void resp_write_null(struct sp_buf *b, int proto);       /* _ or $-1 */
+void resp_write_bulk_int(struct sp_buf *b, int64_t v);	 /* integer as bulk text */
+void resp_write_null(struct sp_buf *b, int proto);	 /* _ or $-1 */
 void resp_write_null_array(struct sp_buf *b, int proto); /* _ or *-1 */
 void resp_write_array_len(struct sp_buf *b, size_t n);
 void resp_write_map_len(struct sp_buf *b, size_t pairs, int proto); /* % or *2n */
-void resp_write_set_len(struct sp_buf *b, size_t n, int proto);     /* ~ or * */
-void resp_write_bool(struct sp_buf *b, int v, int proto);          /* # or :1/:0 */
-void resp_write_double(struct sp_buf *b, double v, int proto);     /* , or bulk */
+void resp_write_set_len(struct sp_buf *b, size_t n, int proto);	    /* ~ or * */
+void resp_write_bool(struct sp_buf *b, int v, int proto);	    /* # or :1/:0 */
+void resp_write_double(struct sp_buf *b, double v, int proto);	    /* , or bulk */
 /* Verbatim string: RESP3 "=len\r\ntxt:..." with a 3-letter format; RESP2 a
  * bulk string of the text alone. */
 void resp_write_verbatim(struct sp_buf *b, const char *fmt3, const void *p, size_t len, int proto);

@@ -268,7 +268,8 @@ void client_flush(struct client *c)
 		size_t part = n > (1u << 30) ? (1u << 30) : n;
 		int rc = start_write(c, part);
 		if (rc < 0) {
-			sp_debug("client %llu: write: %s", (unsigned long long)c->id, uv_strerror(rc));
+			sp_debug("client %llu: write: %s", (unsigned long long)c->id,
+				 uv_strerror(rc));
 			client_close(c);
 			return;
 		}
@@ -332,8 +333,9 @@ void client_drop_lost(struct server *srv, uint64_t lo, uint64_t hi, const char *
 			sp_warn("client %llu (%s): a write batch its replies depended on was lost "
 				"(%s); answering with an error and closing",
 				(unsigned long long)c->id, c->addr, why);
-			reply_errorf(c, "ERR write batch lost (%s): the writes since the last reply "
-					"were not stored; closing the connection",
+			reply_errorf(c,
+				     "ERR write batch lost (%s): the writes since the last reply "
+				     "were not stored; closing the connection",
 				     why);
 			c->flags |= CLIENT_CLOSE_AFTER_REPLY;
 			pause_reading(c);
@@ -375,7 +377,8 @@ void client_accept(struct server *srv)
 		uv_tcp_t *t = sp_malloc(sizeof(*t));
 		uv_tcp_init(srv->loop, t);
 		if (uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)t) == 0) {
-			uv_buf_t b = uv_buf_init((char *)max_clients_msg, sizeof(max_clients_msg) - 1);
+			uv_buf_t b =
+			    uv_buf_init((char *)max_clients_msg, sizeof(max_clients_msg) - 1);
 			uv_try_write((uv_stream_t *)t, &b, 1);
 		}
 		srv->stats.rejected++;

@@ -147,8 +147,8 @@ static void set_lib_info(struct client *c, struct slice attr, struct slice val)
 		       : arg_equals(attr, "lib-ver") ? &c->lib_ver
 						     : NULL;
 	if (!field) {
-		reply_errorf(c, "ERR Unrecognized option '%.*s'", (int)(attr.len > 64 ? 64 : attr.len),
-			     attr.p);
+		reply_errorf(c, "ERR Unrecognized option '%.*s'",
+			     (int)(attr.len > 64 ? 64 : attr.len), attr.p);
 		return;
 	}
 	if (!valid_client_name(val)) {
@@ -188,17 +188,19 @@ void cmd_hello(struct client *c)
 			i += 1;
 		} else {
 			reply_errorf(c, "ERR Syntax error in HELLO option '%.*s'",
-				     (int)(c->argv[i].len > 128 ? 128 : c->argv[i].len), c->argv[i].p);
+				     (int)(c->argv[i].len > 128 ? 128 : c->argv[i].len),
+				     c->argv[i].p);
 			return;
 		}
 	}
 	if (pass && check_auth(c, user, *pass) < 0)
 		return;
 	if (!(c->flags & CLIENT_AUTHED)) {
-		reply_error(c, "NOAUTH HELLO must be called with the client already authenticated, "
-			       "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
-			       "authenticate the client and select the RESP protocol version at the "
-			       "same time");
+		reply_error(c,
+			    "NOAUTH HELLO must be called with the client already authenticated, "
+			    "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+			    "authenticate the client and select the RESP protocol version at the "
+			    "same time");
 		return;
 	}
 	if (name && set_name(c, *name) < 0)
@@ -225,24 +227,31 @@ void cmd_hello(struct client *c)
 
 static void client_info_line(struct sp_buf *b, const struct client *c, uint64_t now)
 {
-	sp_buf_appendf(b,
-		       "id=%" PRIu64 " addr=%s laddr=? fd=-1 name=%s age=%" PRIu64
-		       " idle=%" PRIu64 " flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu "
-		       "obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default lib-name=%s "
-		       "lib-ver=%s resp=%d\n",
-		       c->id, c->addr, c->name ? c->name : "", sp_elapsed_ms(now, c->created_ms) / 1000,
-		       sp_elapsed_ms(now, c->last_active_ms) / 1000, c->query.len, c->out.len + c->wbuf.len,
-		       c->query.cap + c->out.cap + c->wbuf.cap, c->cmd ? c->cmd->name : "NULL",
-		       c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "", c->proto);
+	sp_buf_appendf(
+	    b,
+	    "id=%" PRIu64 " addr=%s laddr=? fd=-1 name=%s age=%" PRIu64 " idle=%" PRIu64
+	    " flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%zu "
+	    "obl=0 oll=0 omem=%zu tot-mem=%zu events=r cmd=%s user=default lib-name=%s "
+	    "lib-ver=%s resp=%d\n",
+	    c->id, c->addr, c->name ? c->name : "", sp_elapsed_ms(now, c->created_ms) / 1000,
+	    sp_elapsed_ms(now, c->last_active_ms) / 1000, c->query.len, c->out.len + c->wbuf.len,
+	    c->query.cap + c->out.cap + c->wbuf.cap, c->cmd ? c->cmd->name : "NULL",
+	    c->lib_name ? c->lib_name : "", c->lib_ver ? c->lib_ver : "", c->proto);
 }
 
 void cmd_client(struct client *c)
 {
 	enum { ID, GETNAME, SETNAME, SETINFO, INFO, LIST, NOEVICT, NOTOUCH, HELP };
 	static const struct subcommand subs[] = {
-		[ID] = {"id", 2},	    [GETNAME] = {"getname", 2}, [SETNAME] = {"setname", 3},
-		[SETINFO] = {"setinfo", 4}, [INFO] = {"info", 2},	[LIST] = {"list", 2},
-		[NOEVICT] = {"no-evict", 3}, [NOTOUCH] = {"no-touch", 3}, [HELP] = {"help", 2},
+	    [ID] = {"id", 2},
+	    [GETNAME] = {"getname", 2},
+	    [SETNAME] = {"setname", 3},
+	    [SETINFO] = {"setinfo", 4},
+	    [INFO] = {"info", 2},
+	    [LIST] = {"list", 2},
+	    [NOEVICT] = {"no-evict", 3},
+	    [NOTOUCH] = {"no-touch", 3},
+	    [HELP] = {"help", 2},
 	};
 	int which = find_subcommand(c, "client", subs, sizeof(subs) / sizeof(subs[0]));
 	uint64_t now = server_now_ms(c->srv);
@@ -281,13 +290,19 @@ void cmd_client(struct client *c)
 		break;
 	case HELP: {
 		static const char *const lines[] = {
-			"CLIENT <subcommand> [<arg> ...]. Subcommands are:",
-			"ID", "    Return the ID of the current connection.",
-			"GETNAME", "    Return the name of the current connection.",
-			"SETNAME <name>", "    Assign a name to the current connection.",
-			"SETINFO <LIB-NAME|LIB-VER> <value>", "    Name the client library.",
-			"INFO", "    Information about the current connection.",
-			"LIST", "    Information about every connection.",
+		    "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
+		    "ID",
+		    "    Return the ID of the current connection.",
+		    "GETNAME",
+		    "    Return the name of the current connection.",
+		    "SETNAME <name>",
+		    "    Assign a name to the current connection.",
+		    "SETINFO <LIB-NAME|LIB-VER> <value>",
+		    "    Name the client library.",
+		    "INFO",
+		    "    Information about the current connection.",
+		    "LIST",
+		    "    Information about every connection.",
 		};
 		reply_array(c, sizeof(lines) / sizeof(lines[0]));
 		for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
@@ -313,14 +328,15 @@ static void info_server(struct server *srv, struct sp_buf *b)
 	if (uname(&u) != 0)
 		strcpy(u.sysname, "?"), strcpy(u.release, "?"), strcpy(u.machine, "?");
 	uint64_t up = sp_elapsed_ms(server_now_ms(srv), srv->start_ms) / 1000;
-	sp_buf_appendf(b,
-		       "# Server\r\nredis_version:%s\r\nspectra_version:%s\r\nredis_mode:standalone\r\n"
-		       "os:%s %s %s\r\narch_bits:%d\r\nmultiplexing_api:libuv %s\r\n"
-		       "process_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\nuptime_in_seconds:%" PRIu64
-		       "\r\nuptime_in_days:%" PRIu64 "\r\nconfig_file:%s\r\n\r\n",
-		       SPECTRA_REDIS_COMPAT_VERSION, SPECTRA_VERSION, u.sysname, u.release, u.machine,
-		       (int)(sizeof(void *) * 8), uv_version_string(), (int)getpid(), srv->run_id,
-		       srv->cfg->port, up, up / 86400, srv->config_file ? srv->config_file : "");
+	sp_buf_appendf(
+	    b,
+	    "# Server\r\nredis_version:%s\r\nspectra_version:%s\r\nredis_mode:standalone\r\n"
+	    "os:%s %s %s\r\narch_bits:%d\r\nmultiplexing_api:libuv %s\r\n"
+	    "process_id:%d\r\nrun_id:%s\r\ntcp_port:%d\r\nuptime_in_seconds:%" PRIu64
+	    "\r\nuptime_in_days:%" PRIu64 "\r\nconfig_file:%s\r\n\r\n",
+	    SPECTRA_REDIS_COMPAT_VERSION, SPECTRA_VERSION, u.sysname, u.release, u.machine,
+	    (int)(sizeof(void *) * 8), uv_version_string(), (int)getpid(), srv->run_id,
+	    srv->cfg->port, up, up / 86400, srv->config_file ? srv->config_file : "");
 }
 
 static void info_clients(struct server *srv, struct sp_buf *b)
@@ -340,15 +356,15 @@ static void info_clients(struct server *srv, struct sp_buf *b)
 static void info_stats(struct server *srv, struct sp_buf *b)
 {
 	const struct server_stats *s = &srv->stats;
-	sp_buf_appendf(b,
-		       "# Stats\r\ntotal_connections_received:%" PRIu64
-		       "\r\ntotal_commands_processed:%" PRIu64 "\r\ninstantaneous_ops_per_sec:%" PRIu64
-		       "\r\ntotal_net_input_bytes:%" PRIu64 "\r\ntotal_net_output_bytes:%" PRIu64
-		       "\r\nrejected_connections:%" PRIu64 "\r\nexpired_keys:%" PRIu64
-		       "\r\nkeyspace_hits:%" PRIu64 "\r\nkeyspace_misses:%" PRIu64
-		       "\r\ntotal_error_replies:%" PRIu64 "\r\nprotocol_errors:%" PRIu64 "\r\n\r\n",
-		       s->connections, s->commands, s->ops_per_sec, s->net_in, s->net_out, s->rejected,
-		       s->expired, s->hits, s->misses, s->errors, s->protocol_errors);
+	sp_buf_appendf(
+	    b,
+	    "# Stats\r\ntotal_connections_received:%" PRIu64 "\r\ntotal_commands_processed:%" PRIu64
+	    "\r\ninstantaneous_ops_per_sec:%" PRIu64 "\r\ntotal_net_input_bytes:%" PRIu64
+	    "\r\ntotal_net_output_bytes:%" PRIu64 "\r\nrejected_connections:%" PRIu64
+	    "\r\nexpired_keys:%" PRIu64 "\r\nkeyspace_hits:%" PRIu64 "\r\nkeyspace_misses:%" PRIu64
+	    "\r\ntotal_error_replies:%" PRIu64 "\r\nprotocol_errors:%" PRIu64 "\r\n\r\n",
+	    s->connections, s->commands, s->ops_per_sec, s->net_in, s->net_out, s->rejected,
+	    s->expired, s->hits, s->misses, s->errors, s->protocol_errors);
 }
 
 static void info_persistence(struct server *srv, struct sp_buf *b)
@@ -391,9 +407,8 @@ void cmd_info(struct client *c)
 		const char *name;
 		void (*fn)(struct server *, struct sp_buf *);
 	} sections[] = {
-		{"server", info_server},	   {"clients", info_clients},
-		{"stats", info_stats},		   {"persistence", info_persistence},
-		{"keyspace", info_keyspace},
+	    {"server", info_server},	       {"clients", info_clients},   {"stats", info_stats},
+	    {"persistence", info_persistence}, {"keyspace", info_keyspace},
 	};
 	const size_t nsec = sizeof(sections) / sizeof(sections[0]);
 	struct sp_buf b;
@@ -437,8 +452,10 @@ void cmd_config(struct client *c)
 {
 	enum { GET, SET, RESETSTAT, HELP };
 	static const struct subcommand subs[] = {
-		[GET] = {"get", -3}, [SET] = {"set", -4}, [RESETSTAT] = {"resetstat", 2},
-		[HELP] = {"help", 2},
+	    [GET] = {"get", -3},
+	    [SET] = {"set", -4},
+	    [RESETSTAT] = {"resetstat", 2},
+	    [HELP] = {"help", 2},
 	};
 	static const char *const compat[] = {"save", "appendonly", "appendfsync", "databases"};
 	switch (find_subcommand(c, "config", subs, sizeof(subs) / sizeof(subs[0]))) {
@@ -496,8 +513,8 @@ void command_reply_info(struct client *c, const struct command *cmd)
 		uint32_t flag;
 		const char *name;
 	} names[] = {
-		{CMD_WRITE, "write"}, {CMD_READONLY, "readonly"}, {CMD_FAST, "fast"},
-		{CMD_NOAUTH, "no_auth"}, {CMD_ADMIN, "admin"},
+	    {CMD_WRITE, "write"},    {CMD_READONLY, "readonly"}, {CMD_FAST, "fast"},
+	    {CMD_NOAUTH, "no_auth"}, {CMD_ADMIN, "admin"},
 	};
 	size_t nflags = 0;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -513,9 +530,9 @@ void command_reply_info(struct client *c, const struct command *cmd)
 	reply_integer(c, cmd->last_key);
 	reply_integer(c, cmd->key_step);
 	resp_write_set_len(&c->out, 0, c->proto); /* ACL categories */
-	reply_array(c, 0);                        /* tips */
-	reply_array(c, 0);                        /* key specs */
-	reply_array(c, 0);                        /* subcommands */
+	reply_array(c, 0);			  /* tips */
+	reply_array(c, 0);			  /* key specs */
+	reply_array(c, 0);			  /* subcommands */
 }
 
 /* docs_wanted: does COMMAND DOCS's argument list name cmd (or name none)? */
@@ -533,8 +550,8 @@ void cmd_command(struct client *c)
 {
 	enum { COUNT, INFO, DOCS, LIST, HELP };
 	static const struct subcommand subs[] = {
-		[COUNT] = {"count", 2}, [INFO] = {"info", -2}, [DOCS] = {"docs", -2},
-		[LIST] = {"list", -2},	[HELP] = {"help", 2},
+	    [COUNT] = {"count", 2}, [INFO] = {"info", -2}, [DOCS] = {"docs", -2},
+	    [LIST] = {"list", -2},  [HELP] = {"help", 2},
 	};
 	size_t n = command_count();
 	if (c->argc == 1) {

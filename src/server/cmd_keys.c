@@ -130,7 +130,7 @@ static int parse_set_options(struct client *c, size_t first, int getex, int *fla
 		} else if (getex && arg_equals(a, "persist") && !(f & SET_ANY_EXPIRE)) {
 			*flags |= SET_PERSIST;
 		} else {
-			int kind = arg_equals(a, "ex")     ? SET_EX
+			int kind = arg_equals(a, "ex")	   ? SET_EX
 				   : arg_equals(a, "px")   ? SET_PX
 				   : arg_equals(a, "exat") ? SET_EXAT
 				   : arg_equals(a, "pxat") ? SET_PXAT
@@ -527,13 +527,14 @@ static void expire_generic(struct client *c, int64_t basetime, int seconds, cons
 		else if (arg_equals(a, "lt"))
 			flags |= EXP_LT;
 		else {
-			reply_errorf(c, "ERR Unsupported option %.*s", (int)(a.len > 128 ? 128 : a.len),
-				     a.p);
+			reply_errorf(c, "ERR Unsupported option %.*s",
+				     (int)(a.len > 128 ? 128 : a.len), a.p);
 			return;
 		}
 	}
 	if ((flags & EXP_NX) && (flags & (EXP_XX | EXP_GT | EXP_LT))) {
-		reply_error(c, "ERR NX and XX, GT or LT options at the same time are not compatible");
+		reply_error(c,
+			    "ERR NX and XX, GT or LT options at the same time are not compatible");
 		return;
 	}
 	if ((flags & EXP_GT) && (flags & EXP_LT)) {
@@ -571,7 +572,8 @@ static void expire_generic(struct client *c, int64_t basetime, int seconds, cons
 	int has = v.expire_at_ms != 0;
 	int64_t cur = (int64_t)v.expire_at_ms;
 	if (((flags & EXP_NX) && has) || ((flags & EXP_XX) && !has) ||
-	    ((flags & EXP_GT) && (!has || when <= cur)) || ((flags & EXP_LT) && has && when >= cur)) {
+	    ((flags & EXP_GT) && (!has || when <= cur)) ||
+	    ((flags & EXP_LT) && has && when >= cur)) {
 		reply_integer(c, 0);
 		return;
 	}
@@ -786,7 +788,8 @@ void cmd_scan(struct client *c)
 	if (id != 0) {
 		struct scan_cursor *sl = &srv->cursors[id % SCAN_CURSORS];
 		if (sl->id != id) {
-			reply_error(c, "ERR invalid cursor (unknown or expired; start again from 0)");
+			reply_error(c,
+				    "ERR invalid cursor (unknown or expired; start again from 0)");
 			return;
 		}
 		after = sl->key;

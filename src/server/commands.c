@@ -11,62 +11,75 @@
 
 #include "server/cmd.h"
 
-#define W CMD_WRITE
-#define R CMD_READONLY
-#define F CMD_FAST
+#define W  CMD_WRITE
+#define R  CMD_READONLY
+#define F  CMD_FAST
 #define NA CMD_NOAUTH
-#define A CMD_ADMIN
+#define A  CMD_ADMIN
 
 /* In name order, as COMMAND lists them. */
 static const struct command table[] = {
-	{"append", 3, W, 1, 1, 1, cmd_append, "string", "Append a value to a key"},
-	{"auth", -2, NA | F, 0, 0, 0, cmd_auth, "connection", "Authenticate to the server"},
-	{"client", -2, 0, 0, 0, 0, cmd_client, "connection", "Client connection commands (ID, SETNAME, GETNAME, INFO, LIST, SETINFO)"},
-	{"command", -1, 0, 0, 0, 0, cmd_command, "server", "Details about commands (COUNT, INFO, DOCS, LIST)"},
-	{"config", -2, A, 0, 0, 0, cmd_config, "server", "Read settings (GET pattern...)"},
-	{"dbsize", 1, R | F, 0, 0, 0, cmd_dbsize, "server", "Number of keys"},
-	{"decr", 2, W | F, 1, 1, 1, cmd_decr, "string", "Decrement the integer value of a key by one"},
-	{"decrby", 3, W | F, 1, 1, 1, cmd_decrby, "string", "Decrement the integer value of a key by a number"},
-	{"del", -2, W, 1, -1, 1, cmd_del, "keyspace", "Delete keys"},
-	{"echo", 2, F, 0, 0, 0, cmd_echo, "connection", "Echo the given string"},
-	{"exists", -2, R | F, 1, -1, 1, cmd_exists, "keyspace", "Count the given keys that exist"},
-	{"expire", -3, W | F, 1, 1, 1, cmd_expire, "keyspace", "Set a key's time to live in seconds"},
-	{"expireat", -3, W | F, 1, 1, 1, cmd_expireat, "keyspace", "Set a key's expiry as a Unix time in seconds"},
-	{"expiretime", 2, R | F, 1, 1, 1, cmd_expiretime, "keyspace", "A key's expiry as a Unix time in seconds"},
-	{"flushall", -1, W, 0, 0, 0, cmd_flushall, "server", "Remove all keys"},
-	{"flushdb", -1, W, 0, 0, 0, cmd_flushall, "server", "Remove all keys (there is one database)"},
-	{"get", 2, R | F, 1, 1, 1, cmd_get, "string", "Get the value of a key"},
-	{"getdel", 2, W | F, 1, 1, 1, cmd_getdel, "string", "Get the value of a key and delete it"},
-	{"getex", -2, W | F, 1, 1, 1, cmd_getex, "string", "Get the value of a key and set or clear its expiry"},
-	{"getset", 3, W | F, 1, 1, 1, cmd_getset, "string", "Set a key and return its old value"},
-	{"hello", -1, NA | F, 0, 0, 0, cmd_hello, "connection", "Handshake: protocol version, auth, client name"},
-	{"incr", 2, W | F, 1, 1, 1, cmd_incr, "string", "Increment the integer value of a key by one"},
-	{"incrby", 3, W | F, 1, 1, 1, cmd_incrby, "string", "Increment the integer value of a key by a number"},
-	{"info", -1, 0, 0, 0, 0, cmd_info, "server", "Information and statistics about the node"},
-	{"keys", 2, R, 0, 0, 0, cmd_keys, "keyspace", "Find all keys matching a pattern"},
-	{"lastsave", 1, F, 0, 0, 0, cmd_lastsave, "server", "Unix time of the last completed sync to disk"},
-	{"mget", -2, R | F, 1, -1, 1, cmd_mget, "string", "Get the values of keys"},
-	{"mset", -3, W, 1, -1, 2, cmd_mset, "string", "Set several keys"},
-	{"msetnx", -3, W, 1, -1, 2, cmd_msetnx, "string", "Set several keys, only if none exists"},
-	{"persist", 2, W | F, 1, 1, 1, cmd_persist, "keyspace", "Remove a key's expiry"},
-	{"pexpire", -3, W | F, 1, 1, 1, cmd_pexpire, "keyspace", "Set a key's time to live in milliseconds"},
-	{"pexpireat", -3, W | F, 1, 1, 1, cmd_pexpireat, "keyspace", "Set a key's expiry as a Unix time in milliseconds"},
-	{"pexpiretime", 2, R | F, 1, 1, 1, cmd_pexpiretime, "keyspace", "A key's expiry as a Unix time in milliseconds"},
-	{"ping", -1, F, 0, 0, 0, cmd_ping, "connection", "Ping the server"},
-	{"psetex", 4, W, 1, 1, 1, cmd_psetex, "string", "Set a key with a time to live in milliseconds"},
-	{"pttl", 2, R | F, 1, 1, 1, cmd_pttl, "keyspace", "A key's time to live in milliseconds"},
-	{"quit", -1, NA | F, 0, 0, 0, cmd_quit, "connection", "Close the connection"},
-	{"scan", -2, R, 0, 0, 0, cmd_scan, "keyspace", "Iterate over keys"},
-	{"select", 2, F, 0, 0, 0, cmd_select, "connection", "Select database 0 (the only one)"},
-	{"set", -3, W, 1, 1, 1, cmd_set, "string", "Set a key (EX PX EXAT PXAT KEEPTTL NX XX GET)"},
-	{"setex", 4, W, 1, 1, 1, cmd_setex, "string", "Set a key with a time to live in seconds"},
-	{"setnx", 3, W | F, 1, 1, 1, cmd_setnx, "string", "Set a key only if it does not exist"},
-	{"shutdown", -1, A, 0, 0, 0, cmd_shutdown, "server", "Commit, sync and stop the node"},
-	{"strlen", 2, R | F, 1, 1, 1, cmd_strlen, "string", "Length of a key's value"},
-	{"time", 1, F, 0, 0, 0, cmd_time, "server", "The node's time"},
-	{"ttl", 2, R | F, 1, 1, 1, cmd_ttl, "keyspace", "A key's time to live in seconds"},
-	{"type", 2, R | F, 1, 1, 1, cmd_type, "keyspace", "The type of a key's value"},
-	{"unlink", -2, W | F, 1, -1, 1, cmd_del, "keyspace", "Delete keys"},
+    {"append", 3, W, 1, 1, 1, cmd_append, "string", "Append a value to a key"},
+    {"auth", -2, NA | F, 0, 0, 0, cmd_auth, "connection", "Authenticate to the server"},
+    {"client", -2, 0, 0, 0, 0, cmd_client, "connection",
+     "Client connection commands (ID, SETNAME, GETNAME, INFO, LIST, SETINFO)"},
+    {"command", -1, 0, 0, 0, 0, cmd_command, "server",
+     "Details about commands (COUNT, INFO, DOCS, LIST)"},
+    {"config", -2, A, 0, 0, 0, cmd_config, "server", "Read settings (GET pattern...)"},
+    {"dbsize", 1, R | F, 0, 0, 0, cmd_dbsize, "server", "Number of keys"},
+    {"decr", 2, W | F, 1, 1, 1, cmd_decr, "string", "Decrement the integer value of a key by one"},
+    {"decrby", 3, W | F, 1, 1, 1, cmd_decrby, "string",
+     "Decrement the integer value of a key by a number"},
+    {"del", -2, W, 1, -1, 1, cmd_del, "keyspace", "Delete keys"},
+    {"echo", 2, F, 0, 0, 0, cmd_echo, "connection", "Echo the given string"},
+    {"exists", -2, R | F, 1, -1, 1, cmd_exists, "keyspace", "Count the given keys that exist"},
+    {"expire", -3, W | F, 1, 1, 1, cmd_expire, "keyspace", "Set a key's time to live in seconds"},
+    {"expireat", -3, W | F, 1, 1, 1, cmd_expireat, "keyspace",
+     "Set a key's expiry as a Unix time in seconds"},
+    {"expiretime", 2, R | F, 1, 1, 1, cmd_expiretime, "keyspace",
+     "A key's expiry as a Unix time in seconds"},
+    {"flushall", -1, W, 0, 0, 0, cmd_flushall, "server", "Remove all keys"},
+    {"flushdb", -1, W, 0, 0, 0, cmd_flushall, "server", "Remove all keys (there is one database)"},
+    {"get", 2, R | F, 1, 1, 1, cmd_get, "string", "Get the value of a key"},
+    {"getdel", 2, W | F, 1, 1, 1, cmd_getdel, "string", "Get the value of a key and delete it"},
+    {"getex", -2, W | F, 1, 1, 1, cmd_getex, "string",
+     "Get the value of a key and set or clear its expiry"},
+    {"getset", 3, W | F, 1, 1, 1, cmd_getset, "string", "Set a key and return its old value"},
+    {"hello", -1, NA | F, 0, 0, 0, cmd_hello, "connection",
+     "Handshake: protocol version, auth, client name"},
+    {"incr", 2, W | F, 1, 1, 1, cmd_incr, "string", "Increment the integer value of a key by one"},
+    {"incrby", 3, W | F, 1, 1, 1, cmd_incrby, "string",
+     "Increment the integer value of a key by a number"},
+    {"info", -1, 0, 0, 0, 0, cmd_info, "server", "Information and statistics about the node"},
+    {"keys", 2, R, 0, 0, 0, cmd_keys, "keyspace", "Find all keys matching a pattern"},
+    {"lastsave", 1, F, 0, 0, 0, cmd_lastsave, "server",
+     "Unix time of the last completed sync to disk"},
+    {"mget", -2, R | F, 1, -1, 1, cmd_mget, "string", "Get the values of keys"},
+    {"mset", -3, W, 1, -1, 2, cmd_mset, "string", "Set several keys"},
+    {"msetnx", -3, W, 1, -1, 2, cmd_msetnx, "string", "Set several keys, only if none exists"},
+    {"persist", 2, W | F, 1, 1, 1, cmd_persist, "keyspace", "Remove a key's expiry"},
+    {"pexpire", -3, W | F, 1, 1, 1, cmd_pexpire, "keyspace",
+     "Set a key's time to live in milliseconds"},
+    {"pexpireat", -3, W | F, 1, 1, 1, cmd_pexpireat, "keyspace",
+     "Set a key's expiry as a Unix time in milliseconds"},
+    {"pexpiretime", 2, R | F, 1, 1, 1, cmd_pexpiretime, "keyspace",
+     "A key's expiry as a Unix time in milliseconds"},
+    {"ping", -1, F, 0, 0, 0, cmd_ping, "connection", "Ping the server"},
+    {"psetex", 4, W, 1, 1, 1, cmd_psetex, "string",
+     "Set a key with a time to live in milliseconds"},
+    {"pttl", 2, R | F, 1, 1, 1, cmd_pttl, "keyspace", "A key's time to live in milliseconds"},
+    {"quit", -1, NA | F, 0, 0, 0, cmd_quit, "connection", "Close the connection"},
+    {"scan", -2, R, 0, 0, 0, cmd_scan, "keyspace", "Iterate over keys"},
+    {"select", 2, F, 0, 0, 0, cmd_select, "connection", "Select database 0 (the only one)"},
+    {"set", -3, W, 1, 1, 1, cmd_set, "string", "Set a key (EX PX EXAT PXAT KEEPTTL NX XX GET)"},
+    {"setex", 4, W, 1, 1, 1, cmd_setex, "string", "Set a key with a time to live in seconds"},
+    {"setnx", 3, W | F, 1, 1, 1, cmd_setnx, "string", "Set a key only if it does not exist"},
+    {"shutdown", -1, A, 0, 0, 0, cmd_shutdown, "server", "Commit, sync and stop the node"},
+    {"strlen", 2, R | F, 1, 1, 1, cmd_strlen, "string", "Length of a key's value"},
+    {"time", 1, F, 0, 0, 0, cmd_time, "server", "The node's time"},
+    {"ttl", 2, R | F, 1, 1, 1, cmd_ttl, "keyspace", "A key's time to live in seconds"},
+    {"type", 2, R | F, 1, 1, 1, cmd_type, "keyspace", "The type of a key's value"},
+    {"unlink", -2, W | F, 1, -1, 1, cmd_del, "keyspace", "Delete keys"},
 };
 
 #undef W
@@ -142,8 +155,9 @@ static void reply_unknown(struct client *c)
 {
 	/* Redis: "unknown command 'x', with args beginning with: 'a' 'b' " */
 	char msg[512];
-	size_t n = (size_t)snprintf(msg, sizeof(msg), "ERR unknown command '%.*s', with args beginning with: ",
-				    (int)(c->argv[0].len > 128 ? 128 : c->argv[0].len), c->argv[0].p);
+	size_t n = (size_t)snprintf(
+	    msg, sizeof(msg), "ERR unknown command '%.*s', with args beginning with: ",
+	    (int)(c->argv[0].len > 128 ? 128 : c->argv[0].len), c->argv[0].p);
 	for (size_t i = 1; i < c->argc && n < sizeof(msg) - 1; i++) {
 		int l = (int)(c->argv[i].len > 128 ? 128 : c->argv[i].len);
 		n += (size_t)snprintf(msg + n, sizeof(msg) - n, "'%.*s' ", l, c->argv[i].p);

@@ -63,7 +63,7 @@ void durability_batch_lost(struct server *srv, int err)
  * segment can begin with no job touching the log.
  */
 #define CHECKPOINT_BYTES (64ull << 20) /* log size that calls for a checkpoint */
-#define CHECKPOINT_MS 10000            /* ... or time since the last one */
+#define CHECKPOINT_MS	 10000	       /* ... or time since the last one */
 
 static void job_failed(const char *what, int status, int rc)
 {

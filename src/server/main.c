@@ -51,8 +51,8 @@ static int fatal_fds[2] = {2, -1};
 static void on_sigbus(int sig)
 {
 	static const char msg[] =
-		"spectrad: fatal: a write into the data file's memory map failed (SIGBUS): the "
-		"disk is probably full. Acknowledged writes are safe; free space and restart.\n";
+	    "spectrad: fatal: a write into the data file's memory map failed (SIGBUS): the "
+	    "disk is probably full. Acknowledged writes are safe; free space and restart.\n";
 	for (int i = 0; i < 2; i++)
 		if (fatal_fds[i] >= 0 && write(fatal_fds[i], msg, sizeof(msg) - 1) < 0)
 			continue;
@@ -90,7 +90,8 @@ int main(int argc, char **argv)
 	char err[512];
 	if (sp_config_load_args(&cfg, argc - 1, argv + 1, err, sizeof(err)) != 0) {
 		fprintf(stderr, "spectrad: %s\n", err);
-		fprintf(stderr, "spectrad: see 'spectrad --help' for every setting and its range\n");
+		fprintf(stderr,
+			"spectrad: see 'spectrad --help' for every setting and its range\n");
 		goto free_config;
 	}
 	const char *config_file = NULL; /* for INFO; "--config F" or "--config=F" */

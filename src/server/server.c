@@ -64,7 +64,8 @@ static void close_idle_clients(struct server *srv, uint64_t now)
 	struct client *c = srv->clients;
 	while (c) {
 		struct client *next = c->next;
-		if (sp_elapsed_ms(now, c->last_active_ms) > limit && c->nmarks == 0 && !c->writing) {
+		if (sp_elapsed_ms(now, c->last_active_ms) > limit && c->nmarks == 0 &&
+		    !c->writing) {
 			sp_debug("client %llu: idle timeout", (unsigned long long)c->id);
 			client_close(c);
 		}
@@ -190,7 +191,7 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	uv_signal_start(&srv->sigint, on_signal, SIGINT);
 	sp_info("spectrad %s listening on %s:%d, fsync %s, data in %s", SPECTRA_VERSION, cfg->bind,
 		cfg->port,
-		cfg->fsync == SP_FSYNC_ALWAYS ? "always"
+		cfg->fsync == SP_FSYNC_ALWAYS  ? "always"
 		: cfg->fsync == SP_FSYNC_BATCH ? "batch"
 					       : "off",
 		cfg->dir);

@@ -27,7 +27,6 @@
 #include "net/resp.h"
 #include "store/store.h"
 
-
 struct server;
 struct client;
 
@@ -39,19 +38,19 @@ struct slice {
 
 /* Command flags (Redis's names where they exist, for COMMAND). */
 enum {
-	CMD_WRITE = 1u << 0,    /* may modify data */
+	CMD_WRITE = 1u << 0,	/* may modify data */
 	CMD_READONLY = 1u << 1, /* reads data only */
-	CMD_FAST = 1u << 2,     /* O(1) or O(log n) */
-	CMD_NOAUTH = 1u << 3,   /* allowed before AUTH */
-	CMD_ADMIN = 1u << 4,    /* administrative */
+	CMD_FAST = 1u << 2,	/* O(1) or O(log n) */
+	CMD_NOAUTH = 1u << 3,	/* allowed before AUTH */
+	CMD_ADMIN = 1u << 4,	/* administrative */
 	CMD_NOSCRIPT = 1u << 5, /* not allowed in scripts (for COMMAND's sake) */
 };
 
 typedef void (*command_fn)(struct client *c);
 
 struct command {
-	const char *name;  /* lower case */
-	int arity;         /* Redis convention: n exact, -n at least n */
+	const char *name; /* lower case */
+	int arity;	  /* Redis convention: n exact, -n at least n */
 	uint32_t flags;
 	int first_key, last_key, key_step; /* key positions, 0 if none */
 	command_fn fn;
@@ -70,12 +69,12 @@ struct reply_mark {
 
 enum {
 	CLIENT_CLOSE_AFTER_REPLY = 1u << 0, /* QUIT or protocol error */
-	CLIENT_CLOSING = 1u << 1,           /* uv_close called */
-	CLIENT_READ_PAUSED = 1u << 2,       /* output over its limit */
-	CLIENT_PENDING = 1u << 3,           /* on srv->pending */
+	CLIENT_CLOSING = 1u << 1,	    /* uv_close called */
+	CLIENT_READ_PAUSED = 1u << 2,	    /* output over its limit */
+	CLIENT_PENDING = 1u << 3,	    /* on srv->pending */
 	CLIENT_AUTHED = 1u << 4,
-	CLIENT_READING = 1u << 5,           /* uv_read_start is active */
-	CLIENT_WAITING = 1u << 6,           /* on srv->waiting: output held */
+	CLIENT_READING = 1u << 5, /* uv_read_start is active */
+	CLIENT_WAITING = 1u << 6, /* on srv->waiting: output held */
 };
 
 struct client {
@@ -89,9 +88,9 @@ struct client {
 	char addr[64];
 	uint64_t created_ms, last_active_ms;
 	uint64_t commands;
-	struct client *prev, *next; /* srv->clients */
-	struct client *pending_next;        /* srv->pending */
-	struct client *wprev, *wnext;       /* srv->waiting */
+	struct client *prev, *next;   /* srv->clients */
+	struct client *pending_next;  /* srv->pending */
+	struct client *wprev, *wnext; /* srv->waiting */
 
 	/* Input: unparsed bytes and the parser's progress over them. */
 	struct sp_buf query;
@@ -129,20 +128,20 @@ struct durability_job {
 	int running;
 	uint64_t target; /* committed_seq when it started: what it covers */
 	int rc;
-	uint64_t ns;     /* duration of the last run */
+	uint64_t ns; /* duration of the last run */
 	uint64_t count, ns_total, ns_max;
 };
 
 struct server_stats {
-	uint64_t connections;        /* accepted */
-	uint64_t rejected;           /* refused at maxclients */
+	uint64_t connections; /* accepted */
+	uint64_t rejected;    /* refused at maxclients */
 	uint64_t commands;
-	uint64_t errors;             /* error replies */
+	uint64_t errors; /* error replies */
 	uint64_t protocol_errors;
 	uint64_t net_in, net_out;
 	uint64_t hits, misses;
-	uint64_t expired;            /* removed by the active expiry cycle */
-	uint64_t batch_failures;     /* commits that failed */
+	uint64_t expired;	 /* removed by the active expiry cycle */
+	uint64_t batch_failures; /* commits that failed */
 	uint64_t ops_window_start_ms, ops_window_count, ops_per_sec;
 };
 
@@ -158,8 +157,8 @@ struct server {
 
 	uv_tcp_t listener;
 	uv_check_t commit_check; /* end of each loop iteration: commit + flush */
-	uv_timer_t cron;         /* expiry, idle timeouts, stats */
-	uv_timer_t sync_timer;   /* fsync batch: periodic sync */
+	uv_timer_t cron;	 /* expiry, idle timeouts, stats */
+	uv_timer_t sync_timer;	 /* fsync batch: periodic sync */
 	uv_signal_t sigterm, sigint;
 	int shutting_down;
 	int shutdown_finished;
@@ -178,9 +177,9 @@ struct server {
 	uint64_t open_seq;
 	uint64_t committed_seq;
 	uint64_t durable_seq;
-	uint64_t lost_lo, lost_hi; /* batches lost this iteration; 0 = none */
-	int lost_err;              /* why the last one was lost */
-	struct durability_job sync;       /* fdatasync of the write-ahead log */
+	uint64_t lost_lo, lost_hi;	  /* batches lost this iteration; 0 = none */
+	int lost_err;			  /* why the last one was lost */
+	struct durability_job sync;	  /* fdatasync of the write-ahead log */
 	struct durability_job checkpoint; /* fdatasync of the tree, log trimmed */
 	uint64_t last_sync_ms, last_checkpoint_ms;
 
@@ -213,7 +212,10 @@ void server_close(struct server *srv);
 /* server_now_ms is the wall-clock time commands see: read from srv->clock
  * once per batch of input (server_tick), not per command, as Redis
  * snapshots its command time. */
-static inline uint64_t server_now_ms(const struct server *srv) { return srv->now_ms; }
+static inline uint64_t server_now_ms(const struct server *srv)
+{
+	return srv->now_ms;
+}
 /* server_tick refreshes srv->now_ms from the clock. */
 void server_tick(struct server *srv);
 
@@ -228,7 +230,10 @@ void client_flush(struct client *c);
 /* client_hold records that c's output from byte `start` on (as counted by
  * client_out_pos) may not leave before batch `seq` is releasable. */
 void client_hold(struct client *c, uint64_t start, uint64_t seq);
-static inline uint64_t client_out_pos(const struct client *c) { return c->out_taken + c->out.len; }
+static inline uint64_t client_out_pos(const struct client *c)
+{
+	return c->out_taken + c->out.len;
+}
 /* client_release_waiting flushes clients whose held output a sync freed. */
 void client_release_waiting(struct server *srv);
 /* client_drop_lost answers clients whose output depends on a lost batch

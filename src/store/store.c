@@ -90,8 +90,8 @@ struct store {
 	atomic_uint_fast64_t syncs;
 	int lock_fd;
 	struct wal *wal; /* the write-ahead log */
-	int use_wal;     /* record batches in it (fsync always/batch) */
-	int replaying;   /* applying the log at open: do not record again */
+	int use_wal;	 /* record batches in it (fsync always/batch) */
+	int replaying;	 /* applying the log at open: do not record again */
 };
 
 /* Record an operation of the open batch in the log. */

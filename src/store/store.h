@@ -30,7 +30,7 @@ struct store_options {
 	const char *dir;      /* data directory; created if missing (mode 0700) */
 	uint64_t map_size;    /* LMDB map size, bytes (upper bound on data size) */
 	unsigned max_readers; /* LMDB reader slots; 0 means LMDB's default */
-	int wal;              /* record batches in the write-ahead log, so that
+	int wal;	      /* record batches in the write-ahead log, so that
 			       * store_sync is one sequential fsync (see wal.h);
 			       * a log left by an earlier run is replayed at open
 			       * either way */
@@ -42,20 +42,20 @@ enum store_type {
 };
 
 struct store_value {
-	uint8_t type;          /* enum store_type */
-	uint8_t flags;         /* reserved for engines; stored and returned as is */
+	uint8_t type;	       /* enum store_type */
+	uint8_t flags;	       /* reserved for engines; stored and returned as is */
 	uint64_t expire_at_ms; /* absolute Unix ms; 0 = never expires */
 	const void *data;      /* payload */
 	size_t len;
 };
 
 struct store_stats {
-	uint64_t keys;         /* entries, expired-but-not-yet-removed included */
-	uint64_t expires;      /* entries with an expiry */
-	uint64_t commits;      /* batches committed since open */
-	uint64_t syncs;        /* completed store_sync calls since open */
-	uint64_t map_size;     /* bytes */
-	uint64_t used_bytes;   /* pages in use * page size */
+	uint64_t keys;	     /* entries, expired-but-not-yet-removed included */
+	uint64_t expires;    /* entries with an expiry */
+	uint64_t commits;    /* batches committed since open */
+	uint64_t syncs;	     /* completed store_sync calls since open */
+	uint64_t map_size;   /* bytes */
+	uint64_t used_bytes; /* pages in use * page size */
 };
 
 /*
@@ -119,10 +119,9 @@ int store_flush(struct store *s);
  * Sets *more to 1 if keys remain after the last visited one.
  * Returns the number of keys visited or a negative error.
  */
-typedef int (*store_scan_fn)(void *ctx, const void *key, size_t klen,
-			     const struct store_value *v);
-int store_scan(struct store *s, const void *after, size_t after_len, size_t limit,
-	       uint64_t now_ms, store_scan_fn fn, void *ctx, int *more);
+typedef int (*store_scan_fn)(void *ctx, const void *key, size_t klen, const struct store_value *v);
+int store_scan(struct store *s, const void *after, size_t after_len, size_t limit, uint64_t now_ms,
+	       store_scan_fn fn, void *ctx, int *more);
 
 /*
  * store_expire_cycle removes up to max_keys keys whose expiry is <= now_ms,

@@ -49,10 +49,10 @@ struct wal {
 	struct segment *old;
 	size_t nold;
 	atomic_uint_fast64_t old_bytes;
-	int dir_dirty; /* a segment was created since the directory's last fsync */
-	int broken;    /* a failed append could not be cut back: refuse appends */
+	int dir_dirty;		      /* a segment was created since the directory's last fsync */
+	int broken;		      /* a failed append could not be cut back: refuse appends */
 	uint64_t floor_id, floor_off; /* replay skips records ending at or before */
-	struct sp_buf rec; /* the record being built; starts with WAL_REC_HDR bytes */
+	struct sp_buf rec;	      /* the record being built; starts with WAL_REC_HDR bytes */
 };
 
 /* ---- little-endian fields ---- */

@@ -329,10 +329,11 @@ int tn__teardown(void **state)
 				    n->port, STOP_TIMEOUT_MS);
 			rc = -1;
 		} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			print_error("node on port %d did not shut down cleanly (%s %d): see its log "
-				    "for a sanitizer report\n",
-				    n->port, WIFSIGNALED(st) ? "signal" : "status",
-				    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+			print_error(
+			    "node on port %d did not shut down cleanly (%s %d): see its log "
+			    "for a sanitizer report\n",
+			    n->port, WIFSIGNALED(st) ? "signal" : "status",
+			    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
 			rc = -1;
 		}
 		n->pid = 0;

@@ -56,9 +56,9 @@ static void test_elapsed_never_underflows(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_manual_clock),
-		cmocka_unit_test(test_system_clock),
-		cmocka_unit_test(test_elapsed_never_underflows),
+	    cmocka_unit_test(test_manual_clock),
+	    cmocka_unit_test(test_system_clock),
+	    cmocka_unit_test(test_elapsed_never_underflows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
