@@ -183,5 +183,6 @@ void command_execute(struct client *c)
 	} else {
 		cmd->fn(c);
 	}
+	durability_check_lost(srv);
 	client_hold(c, start, durability_visible_seq(srv));
 }

@@ -37,12 +37,17 @@ uint64_t durability_releasable_seq(const struct server *srv)
 	return srv->cfg->fsync == SP_FSYNC_ALWAYS ? srv->durable_seq : srv->committed_seq;
 }
 
-void durability_batch_lost(struct server *srv, int err)
+void durability_check_lost(struct server *srv)
 {
-	/* The store aborted the open batch. Any earlier command of this
+	int err = 0;
+	uint64_t lost = store_batches_lost(srv->store, &err);
+	if (lost == srv->lost_seen)
+		return;
+	srv->lost_seen = lost;
+	/* The store dropped the open batch. Any earlier command of this
 	 * iteration whose reply depends on it must not be answered as if it
-	 * succeeded; those clients are dropped at the end of the iteration.
-	 * The batch number is not reused. */
+	 * succeeded; those clients are answered with an error and closed at
+	 * the end of the iteration. The batch number is not reused. */
 	sp_error("store: write batch %llu lost: %s", (unsigned long long)srv->open_seq,
 		 sp_strerror(err));
 	srv->stats.batch_failures++;
@@ -159,12 +164,11 @@ void durability_maybe_sync(struct server *srv)
 void durability_end_of_iteration(struct server *srv)
 {
 	if (store_has_batch(srv->store)) {
-		int rc = store_commit(srv->store);
-		if (rc == 0) {
+		if (store_commit(srv->store) == 0) {
 			srv->committed_seq = srv->open_seq;
 			srv->open_seq++;
 		} else {
-			durability_batch_lost(srv, rc);
+			durability_check_lost(srv);
 		}
 	}
 	if (srv->lost_lo) {

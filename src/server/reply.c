@@ -95,19 +95,13 @@ void reply_store_error(struct client *c, int err)
 			     c->srv->max_key_len);
 		return;
 	case SP_ERR_FULL:
-		durability_batch_lost(c->srv, err);
 		reply_error(c, "OOM command not allowed: the store is full (raise map-size)");
-		return;
-	case SP_ERR_TOOBIG:
-		/* Refused before the batch was touched: nothing else is lost. */
-		reply_error(c, "ERR string exceeds maximum allowed size (the store's limit)");
 		return;
 	case SP_ERR_CORRUPT:
 		sp_error("store: corrupt value read for client %llu", (unsigned long long)c->id);
 		reply_error(c, "ERR stored value is corrupt; see the node's log");
 		return;
 	default:
-		durability_batch_lost(c->srv, err);
 		reply_errorf(c, "ERR storage error: %s", sp_strerror(err));
 		return;
 	}

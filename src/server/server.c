@@ -45,11 +45,9 @@ static void expire_cycle(struct server *srv)
 	uint64_t t0 = sp_mono_ns(srv->clock);
 	for (;;) {
 		int n = store_expire_cycle(srv->store, now, 64);
+		durability_check_lost(srv);
 		if (n < 0) {
-			if (n == SP_ERR_FULL || n == SP_ERR_IO)
-				durability_batch_lost(srv, n);
-			else
-				sp_warn("expire: %s", sp_strerror(n));
+			sp_warn("expire: %s", sp_strerror(n));
 			return;
 		}
 		srv->stats.expired += (uint64_t)n;
@@ -135,6 +133,7 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	srv->limits.max_inline_len = cfg->max_inline_len;
 	srv->max_key_len = store_max_key_len(store);
 	srv->open_seq = 1;
+	srv->lost_seen = store_batches_lost(store, NULL);
 	command_table_init();
 	server_tick(srv);
 	srv->start_ms = server_now_ms(srv);

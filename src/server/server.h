@@ -179,6 +179,7 @@ struct server {
 	uint64_t durable_seq;
 	uint64_t lost_lo, lost_hi;	  /* batches lost this iteration; 0 = none */
 	int lost_err;			  /* why the last one was lost */
+	uint64_t lost_seen;		  /* store_batches_lost when last checked */
 	struct durability_job sync;	  /* fdatasync of the write-ahead log */
 	struct durability_job checkpoint; /* fdatasync of the tree, log trimmed */
 	uint64_t last_sync_ms, last_checkpoint_ms;
@@ -254,8 +255,9 @@ uint64_t durability_releasable_seq(const struct server *srv);
 void durability_end_of_iteration(struct server *srv);
 /* Start a background sync if one is needed and none is running. */
 void durability_maybe_sync(struct server *srv);
-/* A write failed with SP_ERR_FULL/IO and the store dropped its batch. */
-void durability_batch_lost(struct server *srv, int err);
+/* durability_check_lost notices a batch the store dropped since the last
+ * check (store_batches_lost) and has its clients answered with an error. */
+void durability_check_lost(struct server *srv);
 
 /* commands.c ----------------------------------------------------------- */
 
@@ -283,7 +285,7 @@ void reply_verbatim(struct client *c, const char *text, size_t len);
 void reply_arity_error(struct client *c);
 void reply_syntax_error(struct client *c);
 /* reply_store_error answers a failed store call in words a client can act
- * on, and handles a lost batch. */
+ * on (a batch the store dropped is noticed by durability_check_lost). */
 void reply_store_error(struct client *c, int err);
 
 /* Parsing of command arguments (args.c). Each returns 0 or -1 after

@@ -89,9 +89,11 @@ struct store {
 	uint64_t commits;
 	atomic_uint_fast64_t syncs;
 	int lock_fd;
-	struct wal *wal; /* the write-ahead log */
-	int use_wal;	 /* record batches in it (fsync always/batch) */
-	int replaying;	 /* applying the log at open: do not record again */
+	struct wal *wal;       /* the write-ahead log */
+	int use_wal;	       /* record batches in it (fsync always/batch) */
+	int replaying;	       /* applying the log at open: do not record again */
+	uint64_t batches_lost; /* batches dropped because a write or commit failed */
+	int lost_err;	       /* why the last one was dropped */
 };
 
 /* Record an operation of the open batch in the log. */
@@ -252,13 +254,24 @@ static int batch_begin(struct store *s)
 	return 0;
 }
 
+/* lose_batch drops the open batch after a failure and counts it, so the
+ * caller learns from store_batches_lost that earlier writes went too. */
+static int lose_batch(struct store *s, int err)
+{
+	if (s->batch || wal_pending(s->wal)) {
+		s->batches_lost++;
+		s->lost_err = err;
+	}
+	store_abort(s);
+	return err;
+}
+
 /* batch_fail aborts the batch after a failed write: LMDB forbids further
  * use of a transaction that failed, and the contract says the batch's
  * writes are then lost. */
 static int batch_fail(struct store *s, int rc)
 {
-	store_abort(s);
-	return map_err(rc);
+	return lose_batch(s, map_err(rc));
 }
 
 /* ---- open and close ---- */
@@ -995,18 +1008,26 @@ int store_commit(struct store *s)
 		if (rc)
 			return batch_fail(s, rc);
 		int err = wal_append(s->wal);
-		if (err) {
-			store_abort(s);
-			return err;
-		}
+		if (err)
+			return lose_batch(s, err);
 	}
 	/* mdb_txn_commit frees the transaction whether or not it succeeds. */
 	int rc = mdb_txn_commit(s->batch);
 	s->batch = NULL;
-	if (rc)
-		return map_err(rc);
+	if (rc) {
+		s->batches_lost++;
+		s->lost_err = map_err(rc);
+		return s->lost_err;
+	}
 	s->commits++;
 	return 0;
+}
+
+uint64_t store_batches_lost(const struct store *s, int *last_err)
+{
+	if (last_err)
+		*last_err = s->lost_err;
+	return s->batches_lost;
 }
 
 void store_abort(struct store *s)

@@ -150,6 +150,13 @@ int store_has_batch(const struct store *s);
  */
 int store_commit(struct store *s);
 
+/* store_batches_lost counts the batches the store dropped because a write
+ * or a commit failed (every write in them is gone, including those of
+ * earlier calls that returned 0); *last_err, if not NULL, gets the reason
+ * for the last one. A caller that saw the count move must not answer the
+ * dropped writes as done. */
+uint64_t store_batches_lost(const struct store *s, int *last_err);
+
 /* store_abort discards the open batch, if any. */
 void store_abort(struct store *s);
 

@@ -951,6 +951,17 @@ static void test_map_full(void **state)
 	char k[32];
 	unsigned char v[1000];
 	int committed = 0, i, err = 0;
+	int why = 0;
+	assert_int_equal(store_batches_lost(s, &why), 0);
+	/* Errors that leave the batch alone are not counted as losses. */
+	struct store_value miss;
+	assert_int_equal(store_get(s, "none", 4, NOW, &miss), SP_ERR_NOTFOUND);
+	char longkey[1024];
+	memset(longkey, 'x', sizeof(longkey));
+	assert_int_equal(store_get(s, longkey, sizeof(longkey), NOW, &miss), SP_ERR_KEYLEN);
+	assert_int_equal(store_put(s, longkey, sizeof(longkey), &(struct store_value){0}),
+			 SP_ERR_KEYLEN);
+	assert_int_equal(store_batches_lost(s, NULL), 0);
 	for (i = 0; i < 5000 && !err; i++) {
 		snprintf(k, sizeof(k), "m%06d", i);
 		fill(v, sizeof(v), (unsigned)i);
@@ -965,6 +976,10 @@ static void test_map_full(void **state)
 	assert_int_equal(err, SP_ERR_FULL);
 	assert_true(committed > 100);
 	assert_int_equal(store_has_batch(s), 0); /* the failed batch is gone */
+	/* ... and the store says so, with the reason: the server relies on
+	 * this to answer the batch's earlier writes with an error. */
+	assert_int_equal(store_batches_lost(s, &why), 1);
+	assert_int_equal(why, SP_ERR_FULL);
 	for (i = 0; i < committed + 10; i++) {
 		struct store_value out;
 		snprintf(k, sizeof(k), "m%06d", i);
