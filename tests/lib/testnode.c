@@ -6,12 +6,12 @@
  * after a failed assertion has longjmp'd out of the test body.
  */
 #include "testnode.h"
+#include "testutil.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -133,21 +133,6 @@ char *tn_escape(const void *p, size_t len, char *out, size_t outlen)
 	return out;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void remove_tree(const char *root)
-{
-	if (root[0] != '\0')
-		nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* ---------------------------------------------------------------------- */
 /* Failure reporting                                                       */
 
@@ -222,7 +207,7 @@ static void kill_all_nodes(void)
 			n->pid = 0;
 		}
 		if (getenv("SPECTRA_TEST_KEEP") == NULL)
-			remove_tree(n->root);
+			tu_remove_tree(n->root);
 	}
 }
 
@@ -812,7 +797,7 @@ void tn_node_free(struct tn_node *n)
 		}
 	}
 	tn_node_kill(n);
-	remove_tree(n->root);
+	tu_remove_tree(n->root);
 	for (int i = 0; i < n->nsettings; i++) {
 		free(n->names[i]);
 		free(n->values[i]);

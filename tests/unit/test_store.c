@@ -14,12 +14,12 @@
 #include <cmocka.h>
 
 #include "common/err.h"
+#include "../lib/testutil.h"
 #include "common/log.h"
 #include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -40,12 +40,6 @@ struct fixture {
 	char dir[64];
 };
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static int setup_dir(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -61,7 +55,7 @@ static int setup_dir(void **state)
 static int teardown_dir(void **state)
 {
 	struct fixture *f = *state;
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tu_remove_tree(f->dir);
 	free(f);
 	return 0;
 }

@@ -28,13 +28,13 @@
 #include <cmocka.h>
 
 #include "common/err.h"
+#include "../lib/testutil.h"
 #include "common/log.h"
 #include "store/store.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -101,12 +101,6 @@ static void release(void *p)
 	free(p);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
-
 static int setup_dir(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -136,7 +130,7 @@ static int teardown_dir(void **state)
 		waitpid(child_pid, NULL, 0);
 		child_pid = 0;
 	}
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tu_remove_tree(f->dir);
 	free(f);
 	return 0;
 }
@@ -144,7 +138,7 @@ static int teardown_dir(void **state)
 /* reset_dir empties the test's directory between rounds. */
 static void reset_dir(const struct fixture *f)
 {
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tu_remove_tree(f->dir);
 	assert_int_equal(mkdir(f->dir, 0700), 0);
 }
 
@@ -684,31 +678,6 @@ static void append_torn_record(const char *path, uint32_t len)
 	free(b);
 }
 
-/* ---- log capture ---- */
-
-static FILE *capture_begin(void)
-{
-	FILE *f = tmpfile();
-	assert_non_null(f);
-	sp_log_setup(SP_LOG_INFO, f);
-	return f;
-}
-
-static char *capture_end(FILE *f)
-{
-	sp_log_setup(SP_LOG_ERROR, NULL);
-	fflush(f);
-	long n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	char *text = calloc(1, (size_t)n + 1);
-	assert_non_null(text);
-	if (n > 0)
-		assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return text;
-}
-
 /* ---- kill -9 ---- */
 
 /* Batches committed with no checkpoint after them, then SIGKILL at an
@@ -876,9 +845,9 @@ static void test_kill_during_append(void **state)
 
 	struct prog *p = model_after(r.seed, 300, NULL);
 	struct state *got = hold(malloc(sizeof(*got)));
-	FILE *logf = capture_begin();
+	FILE *logf = tu_log_capture_begin(SP_LOG_INFO);
 	struct store *s = open_store(f->dir, 1);
-	char *logged = capture_end(logf);
+	char *logged = tu_log_capture_end(logf);
 	if (!strstr(logged, "unfinished record"))
 		fail_msg("expected the recovery to say it dropped a record; logged '%s'", logged);
 	free(logged);
@@ -891,9 +860,9 @@ static void test_kill_during_append(void **state)
 	struct stat st;
 	assert_true(stat(seg, &st) != 0 || st.st_size == before);
 
-	logf = capture_begin();
+	logf = tu_log_capture_begin(SP_LOG_INFO);
 	s = open_store(f->dir, 1);
-	logged = capture_end(logf);
+	logged = tu_log_capture_end(logf);
 	if (strstr(logged, "dropped"))
 		fail_msg("the second open dropped something again: '%s'", logged);
 	free(logged);
@@ -1159,9 +1128,9 @@ static void test_commit_failure_leaves_no_partial_record(void **state)
 	wait_for(in, MSG_DONE, 0, &last);
 	kill_child(in, &last);
 
-	FILE *logf = capture_begin();
+	FILE *logf = tu_log_capture_begin(SP_LOG_INFO);
 	struct store *s = open_store(f->dir, 1);
-	char *logged = capture_end(logf);
+	char *logged = tu_log_capture_end(logf);
 	if (strstr(logged, "dropped"))
 		fail_msg("the failed append left a partial record: '%s'", logged);
 	free(logged);

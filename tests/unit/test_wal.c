@@ -21,13 +21,13 @@
 #include <cmocka.h>
 
 #include "common/err.h"
+#include "../lib/testutil.h"
 #include "common/log.h"
 #include "store/wal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -51,12 +51,6 @@ struct fixture {
 	char dir[64]; /* the test's temporary directory */
 	char wal[96]; /* <dir>/wal: the log directory (created by wal_open) */
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	return remove(path);
-}
 
 static int setup_dir(void **state)
 {
@@ -82,7 +76,7 @@ static int teardown_dir(void **state)
 		wal_close(open_wals[i]);
 		open_wals[i] = NULL;
 	}
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tu_remove_tree(f->dir);
 	free(f);
 	return 0;
 }
@@ -510,7 +504,7 @@ static void write_file(const char *path, const void *p, size_t n)
 /* reset_dir makes dir an existing, empty directory. */
 static void reset_dir(const char *dir)
 {
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tu_remove_tree(dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
 }
 
@@ -654,33 +648,6 @@ static void replay_into(struct wal *w, struct collect *c, struct wal_replay_stat
 	if (rc != want_rc)
 		fail_msg("wal_replay returned %d (%s), want %d (seed %" PRIu64 ")", rc,
 			 sp_strerror(rc), want_rc, base_seed);
-}
-
-/* ---- log capture ---- */
-
-static FILE *capture_begin(void)
-{
-	FILE *f = tmpfile();
-	assert_non_null(f);
-	sp_log_setup(SP_LOG_WARN, f);
-	return f;
-}
-
-/* capture_end returns what was logged since capture_begin (owned by the
- * caller) and puts logging back as main set it. */
-static char *capture_end(FILE *f)
-{
-	sp_log_setup(SP_LOG_ERROR, NULL);
-	fflush(f);
-	long n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	char *text = calloc(1, (size_t)n + 1);
-	assert_non_null(text);
-	if (n > 0)
-		assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return text;
 }
 
 /* ---- round trip ---- */
@@ -1036,12 +1003,12 @@ static void test_corrupt_record_drops_rest(void **state)
 		for (int s = cs + 1; s < 3; s++)
 			torn += files[s].n;
 
-		FILE *logf = capture_begin();
+		FILE *logf = tu_log_capture_begin(SP_LOG_WARN);
 		struct wal *w = open_wal(f->wal);
 		struct collect c = {0};
 		struct wal_replay_stats rs;
 		replay_into(w, &c, &rs, 0);
-		char *logged = capture_end(logf);
+		char *logged = tu_log_capture_end(logf);
 		assert_int_equal(rs.records, (uint64_t)good);
 		assert_int_equal(rs.torn_bytes, torn);
 		expect_ops(&c.got, &want);
@@ -1061,10 +1028,10 @@ static void test_corrupt_record_drops_rest(void **state)
 		list_add_rec(&want, &after);
 		rec_free(&after);
 
-		logf = capture_begin();
+		logf = tu_log_capture_begin(SP_LOG_WARN);
 		w = open_wal(f->wal);
 		replay_into(w, &c, &rs, 0);
-		logged = capture_end(logf);
+		logged = tu_log_capture_end(logf);
 		assert_int_equal(rs.torn_bytes, 0);
 		assert_int_equal(rs.records, (uint64_t)good + 1);
 		expect_ops(&c.got, &want);
@@ -1269,12 +1236,12 @@ static void test_segment_header(void **state)
 		seg_path(seg2, sizeof(seg2), f->wal, 2);
 		long long size2 = file_size(seg2);
 
-		FILE *logf = capture_begin();
+		FILE *logf = tu_log_capture_begin(SP_LOG_WARN);
 		struct wal *w = open_wal(f->wal);
 		struct collect c = {0};
 		struct wal_replay_stats rs;
 		replay_into(w, &c, &rs, 0);
-		char *logged = capture_end(logf);
+		char *logged = tu_log_capture_end(logf);
 		assert_int_equal(rs.records, 2);
 		assert_int_equal(rs.segments, 2);
 		assert_int_equal(rs.torn_bytes, (uint64_t)size2);
@@ -1303,12 +1270,12 @@ static void test_segment_header(void **state)
 		char seg2[160];
 		seg_path(seg2, sizeof(seg2), f->wal, 2);
 		long long size2 = file_size(seg2);
-		FILE *logf = capture_begin();
+		FILE *logf = tu_log_capture_begin(SP_LOG_WARN);
 		struct wal *w2 = open_wal(f->wal);
 		struct collect c2 = {0};
 		struct wal_replay_stats rs2;
 		replay_into(w2, &c2, &rs2, SP_ERR_CORRUPT);
-		free(capture_end(logf));
+		free(tu_log_capture_end(logf));
 		assert_int_equal(file_size(seg2), size2);
 		close_wal(w2);
 		list_free(&c2.got);
