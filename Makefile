@@ -19,6 +19,7 @@ HIREDIS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 CMOCKA  := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 LIB_SRCS  := $(sort $(wildcard src/common/*.c src/net/*.c src/store/*.c src/crdt/*.c \
+               src/engine/strong/*.c src/engine/strong/raft/*.c src/check/*.c \
                src/obs/*.c $(filter-out src/server/main.c,$(wildcard src/server/*.c))))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
@@ -70,8 +71,15 @@ tests-build: all $(UNIT_BINS) $(NODE_BINS)
 # The fuzz targets are built with clang's libFuzzer plus ASan and UBSan.
 FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# Each target links the sources listed in FUZZ_DEPS_<target>; a target
+# without its own list links FUZZ_DEPS.
 FUZZ_DEPS   := src/net/resp.c src/common/buf.c src/common/alloc.c src/common/err.c src/common/num.c
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_DEPS)
+FUZZ_DEPS_fuzz_resp     := $(FUZZ_DEPS)
+FUZZ_DEPS_fuzz_raft_msg := src/engine/strong/raft/codec.c src/common/buf.c src/common/alloc.c \
+                           src/common/err.c
+fuzz_deps = $(or $(FUZZ_DEPS_$(1)),$(FUZZ_DEPS))
+.SECONDEXPANSION:
+$(BUILD)/fuzz/%: tests/fuzz/%.c $$(call fuzz_deps,$$*)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
