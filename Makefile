@@ -4,6 +4,7 @@
 #   make check    the same tests built with AddressSanitizer + UBSan
 #   make fuzz     a long libFuzzer run of every parser target
 #   make bench    spectrad vs redis-server with redis-benchmark, side by side
+#   make bench-raft  spectra's Raft vs libraft 0.15: commits/s, latency, failover
 #   make deps     install the Debian packages (scripts/deps.sh)
 
 CC      ?= cc
@@ -37,7 +38,7 @@ ifneq ($(BUILD),build)
 BIN := $(BUILD)/bin
 endif
 
-.PHONY: all test check fuzz bench deps clean format tests-build
+.PHONY: all test check fuzz bench bench-raft deps clean format tests-build
 # Keep the objects of test binaries (make would delete them as intermediate).
 .SECONDARY:
 all: $(BIN)/spectrad $(BIN)/spectra
@@ -104,6 +105,55 @@ fuzz: $(FUZZ_BINS)
 
 bench: all
 	bench/redis_compare.sh
+
+# bench-raft: one node program per Raft implementation, same command line
+# (bench/raft/README.md); spectra's is built once its source exists.
+RAFT_LIBS  := $(shell pkg-config --libs raft 2>/dev/null || echo -lraft)
+RAFT_NODES := $(BUILD)/bench/libraft_node \
+              $(if $(wildcard bench/raft/spectra_raft_node.c),$(BUILD)/bench/spectra_raft_node)
+
+$(BUILD)/bench/libraft_node: $(BUILD)/bench/raft/libraft_node.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(RAFT_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/spectra_raft_node: $(BUILD)/bench/raft/spectra_raft_node.o $(BUILD)/libspectra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench-raft: $(RAFT_NODES)
+	BUILD=$(BUILD) bench/raft_compare.sh
+
+# sim: the deterministic simulation of the Raft core (tests/sim), SEEDS
+# seeds of SIM_SECONDS simulated seconds each. sim-canaries builds the core
+# once per planted bug (-DRAFT_CANARY=k, into $(BUILD)/sim-canary-k) and
+# requires the simulator to catch each within 200 seeds.
+SEEDS       ?= 1000
+SIM_SECONDS ?= 60
+SIM_JOBS    ?= 2
+SIM_SRCS    := $(sort $(wildcard tests/sim/*.c))
+SIM_CORE    := $(sort $(wildcard src/engine/strong/raft/*.c))
+SIM_DEPS    := $(patsubst %.c,$(BUILD)/%.o,$(sort $(wildcard src/common/*.c src/check/*.c)))
+CANARIES    := 1 2 3 4
+.PHONY: sim sim-canaries
+
+$(BUILD)/sim/raft_sim: $(SIM_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/libspectra.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lm
+
+sim: $(BUILD)/sim/raft_sim
+	$(BUILD)/sim/raft_sim --seeds 1..$(SEEDS) --sim-seconds $(SIM_SECONDS) -j $(SIM_JOBS)
+
+define sim_canary
+$(BUILD)/sim-canary-$(1)/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -DRAFT_CANARY=$(1) -MMD -MP -c $$< -o $$@
+$(BUILD)/sim-canary-$(1)/raft_sim: $(patsubst %.c,$(BUILD)/sim-canary-$(1)/%.o,$(SIM_CORE) $(SIM_SRCS)) $(SIM_DEPS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) -lm
+endef
+$(foreach k,$(CANARIES),$(eval $(call sim_canary,$(k))))
+
+sim-canaries: $(foreach k,$(CANARIES),$(BUILD)/sim-canary-$(k)/raft_sim)
+	BUILD=$(BUILD) SIM_SECONDS=$(SIM_SECONDS) SIM_JOBS=$(SIM_JOBS) tests/sim/run-canaries.sh
 
 deps:
 	scripts/deps.sh
