@@ -78,11 +78,14 @@ FUZZ_DEPS   := src/net/resp.c src/common/buf.c src/common/alloc.c src/common/err
 FUZZ_DEPS_fuzz_resp     := $(FUZZ_DEPS)
 FUZZ_DEPS_fuzz_raft_msg := src/engine/strong/raft/codec.c src/common/buf.c src/common/alloc.c \
                            src/common/err.c
+FUZZ_DEPS_fuzz_frame    := src/net/frame.c src/common/buf.c src/common/alloc.c src/common/err.c
+# Libraries a target links besides libFuzzer's runtime: FUZZ_LIBS_<target>.
+FUZZ_LIBS_fuzz_frame    := -lz
 fuzz_deps = $(or $(FUZZ_DEPS_$(1)),$(FUZZ_DEPS))
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%: tests/fuzz/%.c $$(call fuzz_deps,$$*)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $^
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS_$*)
 
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_RUNS ?= 200000
