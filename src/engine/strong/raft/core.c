@@ -500,9 +500,13 @@ int raft_snapshot_saved(struct raft *r, uint64_t index)
 		return SP_ERR_INVAL;
 	if (r->has_snap && index == r->snap.index)
 		return 0;
+	/* Read the term and configuration before moving snap.index:
+	 * raft_term_at answers from the snapshot for its own index. */
+	uint64_t term = raft_term_at(r, index);
+	struct raft_conf conf = *raft__conf_at(r, index);
 	r->snap.index = index;
-	r->snap.term = raft_term_at(r, index);
-	r->snap.conf = *raft__conf_at(r, index);
+	r->snap.term = term;
+	r->snap.conf = conf;
 	r->has_snap = true;
 	/* Keep a trail so slow followers catch up from the log; never drop
 	 * what has not been handed out for persistence or made durable. */

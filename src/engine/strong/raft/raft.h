@@ -168,10 +168,16 @@ struct raft_msg {
 
 	/* SNAPSHOT: a chunk of the snapshot (snap.index, snap.term,
 	 * snap.conf) starting at byte offset; last marks the final chunk.
-	 * SNAPSHOT_RESP: offset is the number of bytes the follower holds
-	 * (the next chunk it wants), last says it has installed the
-	 * snapshot, reject says it dropped the transfer (the leader restarts
-	 * it at offset 0). */
+	 * SNAPSHOT_RESP: snap.index and snap.term name the snapshot; offset
+	 * is the number of bytes the follower holds (the next chunk it
+	 * wants); hint = 1 says it holds a whole snapshot and is installing
+	 * it (send no more chunks); last says it has installed the snapshot
+	 * (or already held its last entry); reject says it dropped the
+	 * transfer (the leader restarts it at offset 0). A transfer keeps
+	 * the snapshot it started with until it ends or restarts at offset
+	 * 0, when it takes the latest: the node keeps a snapshot readable
+	 * while a transfer of it runs, or drops the SNAPSHOT message when it
+	 * cannot read it (the transfer then restarts after a timeout). */
 	struct raft_snapshot_meta snap;
 	uint64_t offset;
 	uint32_t len;

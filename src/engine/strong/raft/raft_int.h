@@ -39,6 +39,7 @@ struct progress {
 	uint32_t inflight_head, inflight_n;
 	uint64_t match_at_last_hb; /* to spot a stalled pipeline */
 	/* PR_SNAPSHOT */
+	struct raft_snapshot_meta snap_meta; /* the snapshot being sent */
 	uint64_t snap_index, snap_offset;
 	bool snap_chunk_out, snap_installing;
 	uint64_t snap_sent_ms;

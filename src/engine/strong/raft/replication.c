@@ -120,6 +120,7 @@ static void become_probe(struct raft *r, struct progress *pr, uint64_t next)
 static void start_snapshot(struct raft *r, struct progress *pr)
 {
 	pr->state = PR_SNAPSHOT;
+	pr->snap_meta = r->snap;
 	pr->snap_index = r->snap.index;
 	pr->snap_offset = 0;
 	pr->snap_chunk_out = false;
@@ -243,8 +244,13 @@ void raft__heartbeat(struct raft *r)
 				become_probe(r, pr, pr->match + 1);
 		} else if (pr->snap_chunk_out || pr->snap_installing) {
 			if (r->now >= pr->snap_sent_ms + 2ULL * r->cfg.election_timeout_ms) {
+				/* A lost chunk is sent again; a transfer of a
+				 * snapshot that is no longer the latest restarts
+				 * with the latest, in case the node dropped it. */
 				pr->snap_chunk_out = false;
 				pr->snap_installing = false;
+				if (pr->snap_meta.index != r->snap.index)
+					pr->snap_offset = 0;
 			}
 		}
 		pr->match_at_last_hb = pr->match;
@@ -336,6 +342,12 @@ static void accept_leader(struct raft *r, uint64_t from)
 void raft__step_append(struct raft *r, const struct raft_msg *m)
 {
 	accept_leader(r, m->from);
+	if (r->snap_rx_active && r->snap_rx_complete) {
+		/* A whole snapshot is being installed and will replace the log:
+		 * entries taken now would be discarded after being
+		 * acknowledged. Stay silent; the leader retries. */
+		return;
+	}
 	struct raft_msg resp = {.type = RAFT_MSG_APPEND_RESP, .to = m->from, .ctx = m->ctx};
 	if (m->prev_index < r->commit) {
 		/* Everything up to our commit index is known to match. Take

@@ -17,13 +17,19 @@ void raft__send_snapshot_chunk(struct raft *r, struct progress *pr)
 {
 	if (!r->has_snap)
 		return;
-	if (pr->snap_index != r->snap.index) {
-		/* A newer snapshot replaced the one being sent: restart. */
+	/* A transfer finishes the snapshot it started with, even when a newer
+	 * one was saved meanwhile: restarting at each new snapshot would
+	 * starve a follower when snapshots come faster than a transfer takes.
+	 * A transfer (re)starting at offset 0 takes the latest. */
+	if (pr->snap_offset == 0 || pr->snap_meta.index == 0) {
+		pr->snap_meta = r->snap;
 		pr->snap_index = r->snap.index;
 		pr->snap_offset = 0;
 	}
-	struct raft_msg m = {
-	    .type = RAFT_MSG_SNAPSHOT, .to = pr->id, .snap = r->snap, .offset = pr->snap_offset};
+	struct raft_msg m = {.type = RAFT_MSG_SNAPSHOT,
+			     .to = pr->id,
+			     .snap = pr->snap_meta,
+			     .offset = pr->snap_offset};
 	raft__send(r, &m);
 	pr->snap_chunk_out = true;
 	pr->snap_sent_ms = r->now;
@@ -52,6 +58,17 @@ void raft__step_snapshot(struct raft *r, const struct raft_msg *m)
 	raft__reset_election_timer(r);
 	struct raft_msg resp = {0};
 	const struct raft_snapshot_meta *meta = &m->snap;
+	if (r->snap_rx_active && r->snap_rx_complete) {
+		/* A whole snapshot, handed (or about to be handed) to the node,
+		 * is being made durable and
+		 * loaded; it cannot be taken back, and it will replace the
+		 * log. Answer "installing": the leader waits for the
+		 * installed answer (or a timeout). */
+		resp.hint = 1;
+		resp.offset = r->snap_rx_bytes;
+		reply(r, m, &resp, false);
+		return;
+	}
 	if (meta->index <= r->commit ||
 	    (meta->index <= raft_last_index(r) && raft_term_at(r, meta->index) == meta->term)) {
 		/* Figure 5.3 step 6: the log already holds the snapshot's last
@@ -64,12 +81,6 @@ void raft__step_snapshot(struct raft *r, const struct raft_msg *m)
 	}
 	bool same =
 	    r->snap_rx_active && r->snap_rx.index == meta->index && r->snap_rx.term == meta->term;
-	if (same && r->snap_rx_complete) {
-		resp.hint = 1; /* whole, being installed */
-		resp.offset = r->snap_rx_bytes;
-		reply(r, m, &resp, false);
-		return;
-	}
 	if (!same) {
 		if (m->offset != 0) {
 			resp.reject = true;
@@ -108,10 +119,19 @@ void raft_snapshot_installed(struct raft *r, uint64_t index)
 	if (!r->snap_rx_active || !r->snap_rx_complete || r->snap_rx.index != index)
 		return;
 	const struct raft_snapshot_meta meta = r->snap_rx;
-	/* Figure 5.3 step 7: discard the entire log; the snapshot replaces it. */
-	for (size_t i = 0; i < r->n_entries; i++)
+	/* Figure 5.3 steps 6-7: if the log holds the snapshot's last entry,
+	 * keep what follows it; otherwise discard the entire log. (Appends
+	 * are refused while a whole snapshot waits, so this is the log as it
+	 * was when the last chunk arrived.) */
+	uint64_t keep_from = meta.index + 1;
+	bool keep = meta.index >= r->base_index && meta.index <= raft_last_index(r) &&
+		    raft_term_at(r, meta.index) == meta.term;
+	size_t first_kept = keep ? (size_t)(keep_from - r->base_index - 1) : r->n_entries;
+	for (size_t i = 0; i < first_kept; i++)
 		free((void *)r->entries[i].data);
-	r->n_entries = 0;
+	memmove(r->entries, r->entries + first_kept,
+		(r->n_entries - first_kept) * sizeof(*r->entries));
+	r->n_entries -= first_kept;
 	r->base_index = meta.index;
 	r->base_term = meta.term;
 	r->snap = meta;
@@ -119,6 +139,15 @@ void raft_snapshot_installed(struct raft *r, uint64_t index)
 	r->confs.n = 0;
 	struct conf_at c = {.index = meta.index, .conf = meta.conf};
 	VEC_PUSH(r->confs, c);
+	for (size_t i = 0; i < r->n_entries; i++) {
+		const struct raft_entry *e = &r->entries[i];
+		if (e->type == RAFT_ENTRY_CONF && raft_conf_decode(e->data, e->len, &c.conf) == 0) {
+			c.index = e->index;
+			VEC_PUSH(r->confs, c);
+		}
+	}
+	/* The node replaced its stored log with the snapshot: entries kept
+	 * here are handed out for persistence again. */
 	if (r->commit < meta.index)
 		r->commit = meta.index;
 	r->applied = meta.index;
