@@ -17,6 +17,7 @@ static const char *const messages[] = {
     [-(SP_ERR_KEYLEN - SP_ERR__BASE)] = "key too long",
     [-(SP_ERR_RANGE - SP_ERR__BASE)] = "value is not an integer or out of range",
     [-(SP_ERR_NOTLEADER - SP_ERR__BASE)] = "not the leader",
+    [-(SP_ERR_UNKNOWN - SP_ERR__BASE)] = "outcome unknown",
 };
 
 const char *sp_strerror(int err)

@@ -25,8 +25,9 @@ enum sp_err {
 	SP_ERR_FULL = SP_ERR__BASE - 10,      /* storage map or a queue is full */
 	SP_ERR_KEYLEN = SP_ERR__BASE - 11,    /* key longer than the store accepts */
 	SP_ERR_RANGE = SP_ERR__BASE - 12,     /* number out of range or not a number */
-	SP_ERR_NOTLEADER = SP_ERR__BASE - 13, /* reserved for the strong engine */
-	SP_ERR__LAST = SP_ERR__BASE - 14,
+	SP_ERR_NOTLEADER = SP_ERR__BASE - 13, /* not the leader (strong engine) */
+	SP_ERR_UNKNOWN = SP_ERR__BASE - 14,   /* the outcome cannot be known here */
+	SP_ERR__LAST = SP_ERR__BASE - 15,
 };
 
 /*

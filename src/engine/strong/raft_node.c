@@ -232,6 +232,32 @@ static void finish_waiters(struct raft_node *n, const struct raft_entry *batch, 
 	n->n_waiters = keep;
 }
 
+/*
+ * finish_waiters_at_snapshot decides the proposals a snapshot covers. The
+ * snapshot's last entry (index S, term T) is committed; log terms never
+ * decrease along a log, so:
+ *  - T < the proposal's term: the committed entry at its index has an
+ *    older term than ours: ours was overwritten;
+ *  - T == its term: the leader of that term (this node) made entry S, so
+ *    the committed prefix up to S is this node's own log of that term,
+ *    which holds the proposal: it committed;
+ *  - T > its term: no way to tell from here.
+ */
+static void finish_waiters_at_snapshot(struct raft_node *n, const struct raft_snapshot_meta *m)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < n->n_waiters; i++) {
+		struct waiter w = n->waiters[i];
+		if (w.index > m->index) {
+			n->waiters[keep++] = w;
+			continue;
+		}
+		int err = m->term < w.term ? SP_ERR_AGAIN : m->term == w.term ? 0 : SP_ERR_UNKNOWN;
+		complete(n, w.cb, w.arg, err, w.index);
+	}
+	n->n_waiters = keep;
+}
+
 static void finish_reads(struct raft_node *n)
 {
 	size_t keep = 0;
@@ -362,6 +388,7 @@ static void handle_update(struct raft_node *n, struct raft_update *u)
 		}
 		mark_durable(n, 0, u->snap_meta.index);
 		n->applied = u->snap_meta.index;
+		finish_waiters_at_snapshot(n, &u->snap_meta);
 		n->last_snapshot = u->snap_meta.index;
 	}
 	for (size_t i = 0; i < u->n_msgs; i++) {

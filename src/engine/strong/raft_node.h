@@ -76,11 +76,14 @@ struct raft_node_config {
 	const struct sp_clock *clock; /* NULL: the system clock; borrowed */
 };
 
-/* Completion of a proposal or read. err: 0; SP_ERR_NOTLEADER (not
- * proposed, or the read could not be confirmed); SP_ERR_IO (the node's
- * disk failed); SP_ERR_AGAIN: the entry was overwritten by another leader's
- * (it did not and will not commit). index is the entry's or read's index.
- * For a read, serve it now: the state machine has applied index. */
+/* Completion of a proposal or read. err: 0 (committed and applied);
+ * SP_ERR_NOTLEADER (the read could not be confirmed, or the node closed
+ * first); SP_ERR_AGAIN: the entry was overwritten by another leader's (it
+ * did not and will not commit); SP_ERR_UNKNOWN: the node caught up by a
+ * snapshot that covers the entry's index and cannot tell whether the
+ * entry is in it (report the outcome as unknown; never retry blindly).
+ * index is the entry's or read's index. For a read, serve it now: the
+ * state machine has applied index. */
 typedef void (*raft_node_cb)(void *arg, int err, uint64_t index);
 
 struct raft_node_stats {

@@ -152,7 +152,8 @@ struct raft_msg {
 	uint64_t hint;
 	bool reject;
 
-	/* VOTE, PREVOTE: candidate's last log entry (index, log_term).
+	/* VOTE, PREVOTE: candidate's last log entry: its index in index,
+	 * its term in log_term.
 	 * transfer marks a campaign started by TIMEOUT_NOW, which voters
 	 * grant even while they still hear from a leader (§3.10). The
 	 * responses use reject = false for a granted vote. */
@@ -280,7 +281,7 @@ struct raft_stats {
  *    raft_snapshot_installed(snap_meta.index).
  *  - send every message in msgs (loss and reordering are tolerated). A
  *    SNAPSHOT message comes with data == NULL and len == 0: the sender
- *    fills up to len_wanted (= max_snapshot_chunk) bytes from offset of
+ *    fills up to max_snapshot_chunk bytes from offset of
  *    the snapshot at snap.index, and sets last when that reaches the end.
  *  - apply committed entries in order (NORMAL to the state machine; NOOP
  *    and CONF are informational).

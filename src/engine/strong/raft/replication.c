@@ -421,6 +421,16 @@ void raft__step_append_resp(struct raft *r, const struct raft_msg *m)
 	if (m->index > raft_last_index(r))
 		return; /* not something we sent */
 	if (m->reject) {
+		if (pr->state != PR_SNAPSHOT && m->hint < pr->match && m->index == pr->match) {
+			/* The follower refuses the very entry it acknowledged
+			 * and says its log ends before it: its disk lost what
+			 * it had made durable (a damaged record was cut at
+			 * recovery). Forget the match and find the real one;
+			 * the commit index never moves back. */
+			pr->match = m->hint;
+			become_probe(r, pr, m->hint + 1);
+			return;
+		}
 		if (pr->state == PR_SNAPSHOT || m->index <= pr->match)
 			return; /* stale */
 		if (pr->state == PR_PROBE && m->index != pr->next - 1)

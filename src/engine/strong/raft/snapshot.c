@@ -129,8 +129,9 @@ void raft_snapshot_installed(struct raft *r, uint64_t index)
 	size_t first_kept = keep ? (size_t)(keep_from - r->base_index - 1) : r->n_entries;
 	for (size_t i = 0; i < first_kept; i++)
 		free((void *)r->entries[i].data);
-	memmove(r->entries, r->entries + first_kept,
-		(r->n_entries - first_kept) * sizeof(*r->entries));
+	if (r->n_entries > first_kept)
+		memmove(r->entries, r->entries + first_kept,
+			(r->n_entries - first_kept) * sizeof(*r->entries));
 	r->n_entries -= first_kept;
 	r->base_index = meta.index;
 	r->base_term = meta.term;
