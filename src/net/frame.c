@@ -7,6 +7,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "common/endian.h"
 #include "common/err.h"
 
 /* Offsets of the header fields (frame.h). */
@@ -19,31 +20,6 @@
 /* A decoder whose buffer grew past this for a large frame gives the memory
  * back once it is empty again, so one big frame does not pin it forever. */
 #define DECODER_KEEP_CAP ((size_t)1 << 20)
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* checksum covers version and channel, the sender id and the payload: every
  * byte after the length field except the checksum field itself. */
@@ -63,11 +39,11 @@ static uint8_t *begin_frame(struct sp_buf *out, uint8_t channel, uint64_t sender
 {
 	sp_buf_reserve(out, FRAME_HEADER_SIZE + len);
 	uint8_t *h = (uint8_t *)sp_buf_end(out);
-	put_le32(h, (uint32_t)(BODY_MIN + len));
+	sp_put_le32(h, (uint32_t)(BODY_MIN + len));
 	h[OFF_VERSION] = FRAME_VERSION;
 	h[OFF_CHANNEL] = channel;
-	put_le32(h + OFF_CRC, 0);
-	put_le64(h + OFF_SENDER, sender);
+	sp_put_le32(h + OFF_CRC, 0);
+	sp_put_le64(h + OFF_SENDER, sender);
 	return h;
 }
 
@@ -79,7 +55,7 @@ int frame_encode(struct sp_buf *out, uint8_t channel, uint64_t sender, const voi
 	uint8_t *h = begin_frame(out, channel, sender, len);
 	if (len > 0)
 		memcpy(h + FRAME_HEADER_SIZE, payload, len);
-	put_le32(h + OFF_CRC, checksum(h, h + FRAME_HEADER_SIZE, len));
+	sp_put_le32(h + OFF_CRC, checksum(h, h + FRAME_HEADER_SIZE, len));
 	sp_buf_commit(out, FRAME_HEADER_SIZE + len);
 	return 0;
 }
@@ -93,10 +69,10 @@ int frame_encode_hello(struct sp_buf *out, uint64_t from, uint64_t to, const cha
 	uint8_t *h = begin_frame(out, FRAME_CHANNEL_HELLO, from, len);
 	uint8_t *p = h + FRAME_HEADER_SIZE;
 	memcpy(p, FRAME_HELLO_MAGIC, FRAME_HELLO_MAGIC_SZ);
-	put_le64(p + FRAME_HELLO_MAGIC_SZ, to);
+	sp_put_le64(p + FRAME_HELLO_MAGIC_SZ, to);
 	p[FRAME_HELLO_MAGIC_SZ + 8] = (uint8_t)name_len;
 	memcpy(p + FRAME_HELLO_MAGIC_SZ + 9, cluster, name_len);
-	put_le32(h + OFF_CRC, checksum(h, p, len));
+	sp_put_le32(h + OFF_CRC, checksum(h, p, len));
 	sp_buf_commit(out, FRAME_HEADER_SIZE + len);
 	return 0;
 }
@@ -111,7 +87,7 @@ int frame_parse_hello(const struct frame *f, struct frame_hello *out)
 	if (f->len != fixed + name_len)
 		return SP_ERR_PROTO;
 	out->from = f->sender;
-	out->to = get_le64(f->payload + FRAME_HELLO_MAGIC_SZ);
+	out->to = sp_get_le64(f->payload + FRAME_HELLO_MAGIC_SZ);
 	out->cluster = (const char *)f->payload + fixed;
 	out->cluster_len = name_len;
 	return 0;
@@ -164,7 +140,7 @@ void frame_decoder_reserve(struct frame_decoder *d, size_t want, void **base, si
 		 * than twice what has arrived: a peer cannot make us allocate a
 		 * large buffer by sending only a length. */
 		uint64_t total =
-		    (uint64_t)FRAME_LEN_SIZE + get_le32((const uint8_t *)sp_buf_begin(&d->in));
+		    (uint64_t)FRAME_LEN_SIZE + sp_get_le32((const uint8_t *)sp_buf_begin(&d->in));
 		if (total > have) {
 			uint64_t rest = total - have;
 			if (rest > have)
@@ -199,7 +175,7 @@ int frame_decoder_next(struct frame_decoder *d, struct frame *out)
 	if (have < FRAME_LEN_SIZE)
 		return SP_ERR_AGAIN;
 	const uint8_t *h = (const uint8_t *)sp_buf_begin(&d->in);
-	uint32_t body = get_le32(h);
+	uint32_t body = sp_get_le32(h);
 	/* Checked in this order so the reason never depends on chunking: the
 	 * length is judged from 4 bytes, the version from the 5th. */
 	if (body < BODY_MIN)
@@ -212,10 +188,10 @@ int frame_decoder_next(struct frame_decoder *d, struct frame *out)
 		return SP_ERR_AGAIN;
 	size_t len = (size_t)body - BODY_MIN;
 	const uint8_t *payload = h + FRAME_HEADER_SIZE;
-	if (get_le32(h + OFF_CRC) != checksum(h, payload, len))
+	if (sp_get_le32(h + OFF_CRC) != checksum(h, payload, len))
 		return fail(d, "bad checksum");
 	out->channel = h[OFF_CHANNEL];
-	out->sender = get_le64(h + OFF_SENDER);
+	out->sender = sp_get_le64(h + OFF_SENDER);
 	out->payload = payload;
 	out->len = len;
 	d->done = (size_t)FRAME_LEN_SIZE + body;

@@ -25,7 +25,9 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/endian.h"
 #include "common/err.h"
+#include "common/fileio.h"
 #include "common/log.h"
 
 #define WAL_MAGIC     "SPWAL01\n"
@@ -57,34 +59,6 @@ struct wal {
 
 /* ---- little-endian fields ---- */
 
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_le64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const unsigned char *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t get_le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static uint32_t checksum(const void *p, size_t n)
 {
 	/* zlib's crc32 takes a uInt length: feed large payloads in parts. */
@@ -106,22 +80,6 @@ static void segment_name(char *out, size_t n, uint64_t id)
 	snprintf(out, n, "wal-%016" PRIx64 ".log", id);
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *b = p;
-	while (n > 0) {
-		ssize_t w = write(fd, b, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int create_segment(struct wal *w, uint64_t id, struct segment *seg)
 {
 	char name[64];
@@ -129,7 +87,7 @@ static int create_segment(struct wal *w, uint64_t id, struct segment *seg)
 	int fd = openat(w->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	int err = write_all(fd, WAL_MAGIC, WAL_MAGIC_LEN);
+	int err = sp_write_all(fd, WAL_MAGIC, WAL_MAGIC_LEN);
 	if (err) {
 		close(fd);
 		unlinkat(w->dirfd, name, 0);
@@ -291,7 +249,7 @@ static int take_u64(struct cursor *c, uint64_t *v)
 	const unsigned char *p;
 	if (take(c, 8, &p))
 		return -1;
-	*v = get_le64(p);
+	*v = sp_get_le64(p);
 	return 0;
 }
 
@@ -300,7 +258,7 @@ static int take_bytes(struct cursor *c, const void **data, size_t *len)
 	const unsigned char *p;
 	if (take(c, 4, &p))
 		return -1;
-	uint32_t n = get_le32(p);
+	uint32_t n = sp_get_le32(p);
 	if (take(c, n, &p))
 		return -1;
 	*data = p;
@@ -438,8 +396,8 @@ int wal_replay(struct wal *w, wal_apply_fn fn, void *ctx, struct wal_replay_stat
 					why = "record header cut short";
 					break;
 				}
-				uint64_t len = get_le32(buf + pos);
-				uint32_t crc = get_le32(buf + pos + 4);
+				uint64_t len = sp_get_le32(buf + pos);
+				uint32_t crc = sp_get_le32(buf + pos + 4);
 				if (len == 0) {
 					/* wal_append never writes an empty record: zeros
 					 * here are a hole a crash left, not data. */
@@ -504,14 +462,14 @@ static void add_u8(struct wal *w, uint8_t v)
 static void add_u64(struct wal *w, uint64_t v)
 {
 	unsigned char b[8];
-	put_le64(b, v);
+	sp_put_le64(b, v);
 	sp_buf_append(&w->rec, b, 8);
 }
 
 static void add_bytes(struct wal *w, const void *p, size_t n)
 {
 	unsigned char b[4];
-	put_le32(b, (uint32_t)n);
+	sp_put_le32(b, (uint32_t)n);
 	sp_buf_append(&w->rec, b, 4);
 	sp_buf_append(&w->rec, p, n);
 }
@@ -575,9 +533,9 @@ int wal_append(struct wal *w)
 	}
 	unsigned char *rec = (unsigned char *)sp_buf_begin(&w->rec);
 	size_t len = w->rec.len - WAL_REC_HDR;
-	put_le32(rec, (uint32_t)len);
-	put_le32(rec + 4, checksum(rec + WAL_REC_HDR, len));
-	int err = write_all(w->active.fd, rec, w->rec.len);
+	sp_put_le32(rec, (uint32_t)len);
+	sp_put_le32(rec + 4, checksum(rec + WAL_REC_HDR, len));
+	int err = sp_write_all(w->active.fd, rec, w->rec.len);
 	if (err) {
 		/* Leave no partial record behind: the next append must start
 		 * where a reader expects a record header. */

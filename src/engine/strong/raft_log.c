@@ -41,7 +41,9 @@
 
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/endian.h"
 #include "common/err.h"
+#include "common/fileio.h"
 #include "common/log.h"
 
 #define RLOG_MAGIC	  "SPRLOG1\n"
@@ -115,30 +117,6 @@ struct raft_log {
 	uint8_t *arena;
 	struct raft_log_recovery recovery;
 };
-
-/* ---- little-endian fields ---- */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
 
 static uint32_t checksum(const void *p, size_t n)
 {
@@ -220,9 +198,9 @@ static void enc_hard_state(struct sp_buf *b, const struct raft_hard_state *hs)
 	sp_buf_reserve(b, OP_HARD_STATE_LEN);
 	uint8_t *p = (uint8_t *)sp_buf_end(b);
 	p[0] = OP_HARD_STATE;
-	put_le64(p + 1, hs->term);
-	put_le64(p + 9, hs->vote);
-	put_le64(p + 17, hs->commit);
+	sp_put_le64(p + 1, hs->term);
+	sp_put_le64(p + 9, hs->vote);
+	sp_put_le64(p + 17, hs->commit);
 	sp_buf_commit(b, OP_HARD_STATE_LEN);
 }
 
@@ -232,12 +210,12 @@ static void enc_snapshot(struct sp_buf *b, const struct raft_snapshot_meta *m)
 	sp_buf_reserve(b, len);
 	uint8_t *p = (uint8_t *)sp_buf_end(b);
 	p[0] = OP_SNAPSHOT;
-	put_le64(p + 1, m->index);
-	put_le64(p + 9, m->term);
-	put_le32(p + 17, m->conf.n);
+	sp_put_le64(p + 1, m->index);
+	sp_put_le64(p + 9, m->term);
+	sp_put_le32(p + 17, m->conf.n);
 	p += OP_SNAPSHOT_FIXED;
 	for (uint32_t i = 0; i < m->conf.n; i++, p += OP_MEMBER_LEN) {
-		put_le64(p, m->conf.members[i].id);
+		sp_put_le64(p, m->conf.members[i].id);
 		p[8] = m->conf.members[i].role;
 	}
 	sp_buf_commit(b, len);
@@ -248,7 +226,7 @@ static void enc_u64_op(struct sp_buf *b, uint8_t kind, uint64_t v)
 	sp_buf_reserve(b, 9);
 	uint8_t *p = (uint8_t *)sp_buf_end(b);
 	p[0] = kind;
-	put_le64(p + 1, v);
+	sp_put_le64(p + 1, v);
 	sp_buf_commit(b, 9);
 }
 
@@ -264,8 +242,8 @@ static void begin_record(struct sp_buf *b)
 static void seal_record(uint8_t *rec, size_t total)
 {
 	size_t len = total - RLOG_REC_HDR;
-	put_le32(rec, (uint32_t)len);
-	put_le32(rec + 4, checksum(rec + RLOG_REC_HDR, len));
+	sp_put_le32(rec, (uint32_t)len);
+	sp_put_le32(rec + 4, checksum(rec + RLOG_REC_HDR, len));
 }
 
 /* ---- files ---- */
@@ -292,22 +270,6 @@ static bool parse_segment_name(const char *name, uint64_t *id)
 	}
 	*id = v;
 	return true;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *b = p;
-	while (n > 0) {
-		ssize_t w = write(fd, b, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 static void segment_free(struct segment *seg)
@@ -366,7 +328,7 @@ static int create_segment(struct raft_log *l, uint64_t id, const struct log_stat
 		err = -errno;
 		goto free_buf;
 	}
-	err = write_all(fd, sp_buf_begin(&b), b.len);
+	err = sp_write_all(fd, sp_buf_begin(&b), b.len);
 	if (err)
 		goto remove_file;
 	struct segment *seg = segment_new(id, fd, b.len);
@@ -564,17 +526,17 @@ static int replay_record(struct replay *r, const uint8_t *payload, size_t len, b
 		case OP_TRUNCATE:
 			if (!(p = take(&c, 8)))
 				goto short_op;
-			if ((*why = state_truncate(&r->st, get_le64(p))))
+			if ((*why = state_truncate(&r->st, sp_get_le64(p))))
 				return SP_ERR_CORRUPT;
 			replay_sync_entries(r);
 			break;
 		case OP_ENTRY: {
 			if (!(p = take(&c, OP_ENTRY_FIXED - 1)))
 				goto short_op;
-			struct raft_entry e = {.term = get_le64(p),
-					       .index = get_le64(p + 8),
+			struct raft_entry e = {.term = sp_get_le64(p),
+					       .index = sp_get_le64(p + 8),
 					       .type = p[16],
-					       .len = get_le32(p + 17)};
+					       .len = sp_get_le32(p + 17)};
 			if (!(p = take(&c, e.len)))
 				goto short_op;
 			e.data = e.len ? p : NULL;
@@ -587,18 +549,18 @@ static int replay_record(struct replay *r, const uint8_t *payload, size_t len, b
 		case OP_HARD_STATE:
 			if (!(p = take(&c, OP_HARD_STATE_LEN - 1)))
 				goto short_op;
-			r->st.hs.term = get_le64(p);
-			r->st.hs.vote = get_le64(p + 8);
-			r->st.hs.commit = get_le64(p + 16);
+			r->st.hs.term = sp_get_le64(p);
+			r->st.hs.vote = sp_get_le64(p + 8);
+			r->st.hs.commit = sp_get_le64(p + 16);
 			break;
 		case OP_SNAPSHOT: {
 			if (!(p = take(&c, OP_SNAPSHOT_FIXED - 1)))
 				goto short_op;
 			struct raft_snapshot_meta m;
 			memset(&m, 0, sizeof(m));
-			m.index = get_le64(p);
-			m.term = get_le64(p + 8);
-			uint32_t n = get_le32(p + 16);
+			m.index = sp_get_le64(p);
+			m.term = sp_get_le64(p + 8);
+			uint32_t n = sp_get_le32(p + 16);
 			if (n > RAFT_MAX_MEMBERS) {
 				*why = "snapshot configuration with too many members";
 				return SP_ERR_CORRUPT;
@@ -607,7 +569,7 @@ static int replay_record(struct replay *r, const uint8_t *payload, size_t len, b
 			if (!(p = take(&c, (size_t)n * OP_MEMBER_LEN)))
 				goto short_op;
 			for (uint32_t i = 0; i < n; i++, p += OP_MEMBER_LEN) {
-				m.conf.members[i].id = get_le64(p);
+				m.conf.members[i].id = sp_get_le64(p);
 				m.conf.members[i].role = p[8];
 			}
 			if ((*why = state_snapshot(&r->st, &m)))
@@ -618,7 +580,7 @@ static int replay_record(struct replay *r, const uint8_t *payload, size_t len, b
 		case OP_BASE: {
 			if (!(p = take(&c, 8)))
 				goto short_op;
-			uint64_t last = get_le64(p);
+			uint64_t last = sp_get_le64(p);
 			if (!first) {
 				*why = "segment base inside a segment";
 				return SP_ERR_CORRUPT;
@@ -682,8 +644,8 @@ static int replay_segment(struct replay *r, struct found *seg, const uint8_t *bu
 			*torn_why = "record header cut short";
 			break;
 		}
-		uint64_t len = get_le32(buf + pos);
-		uint32_t crc = get_le32(buf + pos + 4);
+		uint64_t len = sp_get_le32(buf + pos);
+		uint32_t crc = sp_get_le32(buf + pos + 4);
 		if (len == 0) {
 			/* raft_log_write never writes an empty record: zeros
 			 * here are a hole a crash left, not data. */
@@ -1023,10 +985,10 @@ void raft_log_append(struct raft_log *l, const struct raft_entry *e, size_t n)
 	uint8_t *p = (uint8_t *)sp_buf_end(&l->rec);
 	for (size_t i = 0; i < n; i++) {
 		p[0] = OP_ENTRY;
-		put_le64(p + 1, e[i].term);
-		put_le64(p + 9, e[i].index);
+		sp_put_le64(p + 1, e[i].term);
+		sp_put_le64(p + 9, e[i].index);
 		p[17] = e[i].type;
-		put_le32(p + 18, e[i].len);
+		sp_put_le32(p + 18, e[i].len);
 		if (e[i].len)
 			memcpy(p + OP_ENTRY_FIXED, e[i].data, e[i].len);
 		p += OP_ENTRY_FIXED + e[i].len;
@@ -1116,7 +1078,7 @@ int raft_log_write(struct raft_log *l)
 	}
 	uint8_t *rec = (uint8_t *)sp_buf_begin(&l->rec);
 	seal_record(rec, total);
-	err = write_all(seg->fd, rec, total);
+	err = sp_write_all(seg->fd, rec, total);
 	if (err) {
 		/* Leave no partial record behind: the next record must start
 		 * where a reader expects a header. */

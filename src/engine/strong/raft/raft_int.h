@@ -205,6 +205,8 @@ void raft__become_leader(struct raft *r);
 void raft__step_append(struct raft *r, const struct raft_msg *m);
 void raft__step_append_resp(struct raft *r, const struct raft_msg *m);
 void raft__maybe_commit(struct raft *r);
+struct progress *raft__responder(struct raft *r, const struct raft_msg *m);
+uint64_t raft__quorum_value(uint64_t *v, uint32_t n);
 void raft__flush_sends(struct raft *r);
 void raft__heartbeat(struct raft *r);
 void raft__leader_tick(struct raft *r);

@@ -85,14 +85,7 @@ void raft__round_acked(struct raft *r)
 			a[n++] = r->prs[i].acked_round;
 	if (!n)
 		return;
-	for (uint32_t i = 1; i < n; i++)
-		for (uint32_t j = i; j > 0 && a[j] > a[j - 1]; j--) {
-			uint64_t t = a[j];
-			a[j] = a[j - 1];
-			a[j - 1] = t;
-		}
-	/* a is descending; a majority (n/2+1 voters) has answered a[n/2]. */
-	uint64_t q = a[n / 2];
+	uint64_t q = raft__quorum_value(a, n);
 	if (q <= r->round_acked)
 		return;
 	r->round_acked = q;

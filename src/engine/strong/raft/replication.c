@@ -303,14 +303,7 @@ void raft__maybe_commit(struct raft *r)
 			m[n++] = r->prs[i].match;
 	if (!n)
 		return;
-	/* Sort descending (n is tiny). */
-	for (uint32_t i = 1; i < n; i++)
-		for (uint32_t j = i; j > 0 && m[j] > m[j - 1]; j--) {
-			uint64_t t = m[j];
-			m[j] = m[j - 1];
-			m[j - 1] = t;
-		}
-	uint64_t idx = m[n / 2];
+	uint64_t idx = raft__quorum_value(m, n);
 	if (idx <= r->commit)
 		return;
 #if RAFT_CANARY != RAFT_CANARY_COMMIT_OLD_TERM
@@ -403,15 +396,38 @@ void raft__step_append(struct raft *r, const struct raft_msg *m)
 #endif
 }
 
+/* raft__responder is the progress of the member an answer came from, now
+ * marked active for check-quorum; NULL unless this node leads and knows
+ * the member. */
+struct progress *raft__responder(struct raft *r, const struct raft_msg *m)
+{
+	if (r->role != RAFT_LEADER)
+		return NULL;
+	struct progress *pr = raft__progress(r, m->from);
+	if (pr)
+		pr->recent_active = true;
+	return pr;
+}
+
+/* raft__quorum_value sorts v (n values, one per voter) and returns the
+ * largest value that a majority of them reach: the (n/2+1)-th largest. */
+uint64_t raft__quorum_value(uint64_t *v, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++)
+		for (uint32_t j = i; j > 0 && v[j] > v[j - 1]; j--) {
+			uint64_t t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return v[n / 2];
+}
+
 /* raft__step_append_resp: the leader learns what a follower holds. */
 void raft__step_append_resp(struct raft *r, const struct raft_msg *m)
 {
-	if (r->role != RAFT_LEADER)
-		return;
-	struct progress *pr = raft__progress(r, m->from);
+	struct progress *pr = raft__responder(r, m);
 	if (!pr)
 		return;
-	pr->recent_active = true;
 	if (m->ctx > pr->acked_round && m->ctx <= r->round) {
 		pr->acked_round = m->ctx;
 		raft__round_acked(r);

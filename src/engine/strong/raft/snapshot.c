@@ -172,12 +172,9 @@ void raft_snapshot_installed(struct raft *r, uint64_t index)
 
 void raft__step_snapshot_resp(struct raft *r, const struct raft_msg *m)
 {
-	if (r->role != RAFT_LEADER)
-		return;
-	struct progress *pr = raft__progress(r, m->from);
+	struct progress *pr = raft__responder(r, m);
 	if (!pr)
 		return;
-	pr->recent_active = true;
 	if (m->last) {
 		if (m->snap.index > pr->match)
 			pr->match = m->snap.index;
