@@ -41,6 +41,7 @@ struct progress {
 	/* PR_SNAPSHOT */
 	struct raft_snapshot_meta snap_meta; /* the snapshot being sent */
 	uint64_t snap_index, snap_offset;
+	uint32_t snap_stalls; /* timeouts in a row without progress */
 	bool snap_chunk_out, snap_installing;
 	uint64_t snap_sent_ms;
 	/* Liveness: check-quorum (§6.2) and heartbeat rounds (§6.4). */

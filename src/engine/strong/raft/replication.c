@@ -125,6 +125,7 @@ static void start_snapshot(struct raft *r, struct progress *pr)
 	pr->snap_offset = 0;
 	pr->snap_chunk_out = false;
 	pr->snap_installing = false;
+	pr->snap_stalls = 0;
 	pr->inflight_n = 0;
 	pr->inflight_head = 0;
 }
@@ -246,11 +247,15 @@ void raft__heartbeat(struct raft *r)
 			if (r->now >= pr->snap_sent_ms + 2ULL * r->cfg.election_timeout_ms) {
 				/* A lost chunk is sent again; a transfer of a
 				 * snapshot that is no longer the latest restarts
-				 * with the latest, in case the node dropped it. */
+				 * with the latest, in case the node dropped it,
+				 * and so does one stalled twice in a row. */
 				pr->snap_chunk_out = false;
 				pr->snap_installing = false;
-				if (pr->snap_meta.index != r->snap.index)
+				if (pr->snap_meta.index != r->snap.index ||
+				    ++pr->snap_stalls >= 2) {
 					pr->snap_offset = 0;
+					pr->snap_stalls = 0;
+				}
 			}
 		}
 		pr->match_at_last_hb = pr->match;

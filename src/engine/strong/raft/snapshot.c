@@ -194,13 +194,23 @@ void raft__step_snapshot_resp(struct raft *r, const struct raft_msg *m)
 	}
 	if (pr->state != PR_SNAPSHOT || m->snap.index != pr->snap_index)
 		return;
-	pr->snap_chunk_out = false;
+	/* One chunk is in flight per follower, and only an answer that moves
+	 * the transfer forward releases the next: a duplicated or stale
+	 * answer releasing another chunk would start a second stream, and
+	 * every duplication would add one. */
 	if (m->reject) {
+		if (pr->snap_offset == 0 && !pr->snap_chunk_out)
+			return;
 		pr->snap_offset = 0;
+		pr->snap_chunk_out = false;
+		pr->snap_stalls = 0;
 	} else if (m->hint == 1) {
+		pr->snap_chunk_out = false;
 		pr->snap_installing = true;
 		pr->snap_sent_ms = r->now;
-	} else {
+	} else if (m->offset > pr->snap_offset) {
 		pr->snap_offset = m->offset;
+		pr->snap_chunk_out = false;
+		pr->snap_stalls = 0;
 	}
 }
