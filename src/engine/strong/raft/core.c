@@ -515,6 +515,14 @@ int raft_snapshot_saved(struct raft *r, uint64_t index)
 		to = r->unstable_from - 1;
 	if (to > r->stable_index)
 		to = r->stable_index;
+	/* Keep the log after any snapshot being sent, so that a follower that
+	 * installs it continues from the log instead of needing yet another
+	 * snapshot (which, under steady writes, it might never outrun). */
+	if (r->role == RAFT_LEADER)
+		for (uint32_t i = 0; i < r->n_prs; i++)
+			if (r->prs[i].role && r->prs[i].state == PR_SNAPSHOT &&
+			    r->prs[i].snap_meta.index < to)
+				to = r->prs[i].snap_meta.index;
 	if (to > r->base_index) {
 		compact(r, to);
 		/* Configurations older than the snapshot's are not needed. */
