@@ -67,7 +67,7 @@ $(BUILD)/tests/cluster/%: $(BUILD)/tests/cluster/%.o $(TESTLIB_OBJS) $(BUILD)/li
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(HIREDIS) $(LDLIBS)
 
-tests-build: all $(UNIT_BINS) $(NODE_BINS)
+tests-build: all $(UNIT_BINS) $(NODE_BINS) $(BUILD)/sim/raft_sim
 
 # The fuzz targets are built with clang's libFuzzer plus ASan and UBSan.
 FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
@@ -90,13 +90,17 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $$(call fuzz_deps,$$*)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_RUNS ?= 200000
 
+# SIM_SEEDS: seeds of the Raft simulator in make test (check runs fewer:
+# the sanitizers slow it down; CI also runs make sim's 1,000 at -O2).
+SIM_SEEDS       ?= 1000
+CHECK_SIM_SEEDS ?= 100
 test: tests-build $(FUZZ_BINS)
-	BUILD=$(BUILD) BIN=$(BIN) FUZZ_RUNS=$(FUZZ_RUNS) scripts/run-tests.sh
+	BUILD=$(BUILD) BIN=$(BIN) FUZZ_RUNS=$(FUZZ_RUNS) SIM_SEEDS=$(SIM_SEEDS) scripts/run-tests.sh
 
 check:
 	@$(MAKE) --no-print-directory BUILD=build/san OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-	  test
+	  SIM_SEEDS=$(CHECK_SIM_SEEDS) test
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do \
@@ -155,7 +159,7 @@ $(BUILD)/sim-canary-$(1)/raft_sim: $(patsubst %.c,$(BUILD)/sim-canary-$(1)/%.o,$
 endef
 $(foreach k,$(CANARIES),$(eval $(call sim_canary,$(k))))
 
-sim-canaries: $(foreach k,$(CANARIES),$(BUILD)/sim-canary-$(k)/raft_sim)
+sim-canaries: $(BUILD)/sim/raft_sim $(foreach k,$(CANARIES),$(BUILD)/sim-canary-$(k)/raft_sim)
 	BUILD=$(BUILD) SIM_SECONDS=$(SIM_SECONDS) SIM_JOBS=$(SIM_JOBS) tests/sim/run-canaries.sh
 
 deps:

@@ -4,7 +4,8 @@
 # Unit tests (tests/unit) and node tests (tests/cluster) are cmocka
 # binaries; their "[  PASSED  ] n test(s)" / "[  FAILED  ] n test(s)" lines
 # are summed. Shell tests (tests/cluster/*.sh) count one each. The fuzz
-# targets get a short smoke run (FUZZ_RUNS inputs each). Set TESTS=pattern
+# targets get a short smoke run (FUZZ_RUNS inputs each), and the Raft
+# simulator runs SIM_SEEDS seeds (one test). Set TESTS=pattern
 # to run only matching binaries or scripts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -89,6 +90,24 @@ for f in "$BUILD"/fuzz/fuzz_*; do
 	fi
 	rm -rf "$work"
 done
+
+# The deterministic Raft simulator: SIM_SEEDS seeds of SIM_SECONDS
+# simulated seconds each (make check runs fewer under the sanitizers; the
+# full 1,000 run at -O2 in `make sim`).
+sim="$BUILD/sim/raft_sim"
+if [ -x "$sim" ] && matches raft_sim; then
+	seeds=${SIM_SEEDS:-1000}
+	t0=$SECONDS
+	if "$sim" --seeds "1..$seeds" --sim-seconds "${SIM_SECONDS:-60}" -j 2 >"$LOGDIR/raft_sim.log" 2>&1; then
+		passed=$((passed + 1))
+		printf '%-32s    1 passed    0 failed  (%ds, %s seeds)\n' raft_sim $((SECONDS - t0)) "$seeds"
+	else
+		failed=$((failed + 1))
+		failures+=(raft_sim)
+		printf '%-32s    0 passed    1 failed\n' raft_sim
+		tail -n 40 "$LOGDIR/raft_sim.log" | sed 's/^/    | /'
+	fi
+fi
 
 if [ ${#failures[@]} -ne 0 ]; then
 	echo "failing: ${failures[*]} (logs in $LOGDIR)"

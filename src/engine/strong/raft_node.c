@@ -551,6 +551,11 @@ void raft_node_recv(struct raft_node *n, uint64_t from, const uint8_t *payload, 
 		n->stats.recv_bad++;
 		return;
 	}
+	/* The core stamps what it hears with its clock (a follower's last
+	 * contact with the leader bounds when it may vote again, which leases
+	 * rely on): bring the clock up to now first, in case the loop
+	 * stalled since the last tick. */
+	raft_tick(n->core, now_ms(n));
 	raft_step(n->core, &m);
 	n->dirty = true;
 }

@@ -335,7 +335,10 @@ void raft_close(struct raft *r);
  * timers that are due. Call it every few milliseconds. */
 void raft_tick(struct raft *r, uint64_t now_ms);
 
-/* raft_step handles one message from a peer. Returns 0, or SP_ERR_INVAL
+/* raft_step handles one message from a peer. The core stamps it with the
+ * time of the last raft_tick (a follower's last contact with its leader,
+ * which leases rely on): after a stall, tick with the current time before
+ * stepping. Returns 0, or SP_ERR_INVAL
  * for a message that is not for this node or is malformed; the message
  * is then ignored and no state changes. */
 int raft_step(struct raft *r, const struct raft_msg *msg);
