@@ -21,7 +21,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
@@ -59,25 +58,14 @@ struct wal {
 
 /* ---- little-endian fields ---- */
 
-static uint32_t checksum(const void *p, size_t n)
-{
-	/* zlib's crc32 takes a uInt length: feed large payloads in parts. */
-	uLong crc = crc32(0L, Z_NULL, 0);
-	const unsigned char *b = p;
-	while (n > 0) {
-		uInt part = n > (1u << 30) ? (1u << 30) : (uInt)n;
-		crc = crc32(crc, b, part);
-		b += part;
-		n -= part;
-	}
-	return (uint32_t)crc;
-}
-
 /* ---- files ---- */
+
+#define WAL_SEG_PREFIX "wal-"
+#define WAL_SEG_SUFFIX ".log"
 
 static void segment_name(char *out, size_t n, uint64_t id)
 {
-	snprintf(out, n, "wal-%016" PRIx64 ".log", id);
+	snprintf(out, n, WAL_SEG_PREFIX "%016" PRIx64 WAL_SEG_SUFFIX, id);
 }
 
 static int create_segment(struct wal *w, uint64_t id, struct segment *seg)
@@ -103,24 +91,6 @@ static int create_segment(struct wal *w, uint64_t id, struct segment *seg)
 
 /* parse_segment_name accepts exactly the names segment_name writes (16
  * lower-case hex digits), so wal_retire can delete by the same name. */
-static int parse_segment_name(const char *name, uint64_t *id)
-{
-	if (strlen(name) != 24 || memcmp(name, "wal-", 4) != 0 || strcmp(name + 20, ".log") != 0)
-		return 0;
-	uint64_t v = 0;
-	for (int i = 4; i < 20; i++) {
-		char c = name[i];
-		if (c >= '0' && c <= '9')
-			v = v * 16 + (uint64_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v = v * 16 + (uint64_t)(c - 'a' + 10);
-		else
-			return 0;
-	}
-	*id = v;
-	return 1;
-}
-
 static int cmp_segment(const void *a, const void *b)
 {
 	const struct segment *x = a, *y = b;
@@ -143,7 +113,7 @@ static int find_segments(struct wal *w)
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		uint64_t id;
-		if (!parse_segment_name(e->d_name, &id))
+		if (!sp_parse_segment_name(e->d_name, WAL_SEG_PREFIX, WAL_SEG_SUFFIX, &id))
 			continue;
 		if (w->nold == cap) {
 			cap = cap ? cap * 2 : 8;
@@ -309,25 +279,6 @@ static int apply_record(const unsigned char *p, size_t n, wal_apply_fn fn, void 
 	return 0;
 }
 
-static int read_whole(int fd, uint64_t size, unsigned char **out)
-{
-	unsigned char *buf = sp_malloc(size ? size : 1);
-	uint64_t got = 0;
-	while (got < size) {
-		ssize_t r = pread(fd, buf + got, size - got, (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int err = r < 0 ? -errno : SP_ERR_IO;
-			free(buf);
-			return err;
-		}
-		got += (uint64_t)r;
-	}
-	*out = buf;
-	return 0;
-}
-
 /* cut_from removes everything from segment i at offset `at` on: the rest of
  * segment i and every later old segment. */
 static int cut_from(struct wal *w, size_t i, uint64_t at, struct wal_replay_stats *st)
@@ -372,7 +323,7 @@ int wal_replay(struct wal *w, wal_apply_fn fn, void *ctx, struct wal_replay_stat
 	for (size_t i = 0; i < w->nold; i++) {
 		struct segment *seg = &w->old[i];
 		unsigned char *buf = NULL;
-		int err = read_whole(seg->fd, seg->size, &buf);
+		int err = sp_read_whole(seg->fd, seg->size, &buf);
 		if (err)
 			return err;
 		st->segments++;
@@ -409,7 +360,7 @@ int wal_replay(struct wal *w, wal_apply_fn fn, void *ctx, struct wal_replay_stat
 					break;
 				}
 				const unsigned char *payload = buf + pos + WAL_REC_HDR;
-				if (checksum(payload, len) != crc) {
+				if (sp_crc32(payload, len) != crc) {
 					why = "checksum mismatch";
 					break;
 				}
@@ -534,7 +485,7 @@ int wal_append(struct wal *w)
 	unsigned char *rec = (unsigned char *)sp_buf_begin(&w->rec);
 	size_t len = w->rec.len - WAL_REC_HDR;
 	sp_put_le32(rec, (uint32_t)len);
-	sp_put_le32(rec + 4, checksum(rec + WAL_REC_HDR, len));
+	sp_put_le32(rec + 4, sp_crc32(rec + WAL_REC_HDR, len));
 	int err = sp_write_all(w->active.fd, rec, w->rec.len);
 	if (err) {
 		/* Leave no partial record behind: the next append must start

@@ -37,7 +37,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
@@ -117,20 +116,6 @@ struct raft_log {
 	uint8_t *arena;
 	struct raft_log_recovery recovery;
 };
-
-static uint32_t checksum(const void *p, size_t n)
-{
-	/* zlib's crc32 takes a uInt length: feed large payloads in parts. */
-	uLong crc = crc32(0L, Z_NULL, 0);
-	const unsigned char *b = p;
-	while (n > 0) {
-		uInt part = n > (1u << 30) ? (1u << 30) : (uInt)n;
-		crc = crc32(crc, b, part);
-		b += part;
-		n -= part;
-	}
-	return (uint32_t)crc;
-}
 
 /* ---- the rules: one operation applied to the log's shape ---- */
 
@@ -243,33 +228,17 @@ static void seal_record(uint8_t *rec, size_t total)
 {
 	size_t len = total - RLOG_REC_HDR;
 	sp_put_le32(rec, (uint32_t)len);
-	sp_put_le32(rec + 4, checksum(rec + RLOG_REC_HDR, len));
+	sp_put_le32(rec + 4, sp_crc32(rec + RLOG_REC_HDR, len));
 }
 
 /* ---- files ---- */
 
+#define RLOG_SEG_PREFIX "rlog-"
+#define RLOG_SEG_SUFFIX ".seg"
+
 static void segment_name(char *out, size_t n, uint64_t id)
 {
-	snprintf(out, n, "rlog-%016" PRIx64 ".seg", id);
-}
-
-/* parse_segment_name accepts exactly the names segment_name writes. */
-static bool parse_segment_name(const char *name, uint64_t *id)
-{
-	if (strlen(name) != 25 || memcmp(name, "rlog-", 5) != 0 || strcmp(name + 21, ".seg") != 0)
-		return false;
-	uint64_t v = 0;
-	for (int i = 5; i < 21; i++) {
-		char c = name[i];
-		if (c >= '0' && c <= '9')
-			v = v * 16 + (uint64_t)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v = v * 16 + (uint64_t)(c - 'a' + 10);
-		else
-			return false;
-	}
-	*id = v;
-	return true;
+	snprintf(out, n, RLOG_SEG_PREFIX "%016" PRIx64 RLOG_SEG_SUFFIX, id);
 }
 
 static void segment_free(struct segment *seg)
@@ -388,7 +357,7 @@ static int list_segments(struct raft_log *l, struct found **out, size_t *nout)
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		uint64_t id;
-		if (!parse_segment_name(e->d_name, &id))
+		if (!sp_parse_segment_name(e->d_name, RLOG_SEG_PREFIX, RLOG_SEG_SUFFIX, &id))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 8;
@@ -416,25 +385,6 @@ static int list_segments(struct raft_log *l, struct found **out, size_t *nout)
 		qsort(f, n, sizeof(*f), cmp_found);
 	*out = f;
 	*nout = n;
-	return 0;
-}
-
-static int read_whole(int fd, uint64_t size, uint8_t **out)
-{
-	uint8_t *buf = sp_malloc(size ? size : 1);
-	uint64_t got = 0;
-	while (got < size) {
-		ssize_t r = pread(fd, buf + got, size - got, (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int err = r < 0 ? -errno : SP_ERR_IO;
-			free(buf);
-			return err;
-		}
-		got += (uint64_t)r;
-	}
-	*out = buf;
 	return 0;
 }
 
@@ -657,7 +607,7 @@ static int replay_segment(struct replay *r, struct found *seg, const uint8_t *bu
 			break;
 		}
 		const uint8_t *payload = buf + pos + RLOG_REC_HDR;
-		if (checksum(payload, len) != crc) {
+		if (sp_crc32(payload, len) != crc) {
 			*torn_why = "checksum mismatch";
 			break;
 		}
@@ -778,7 +728,7 @@ static int recover(struct raft_log *l)
 			err = SP_ERR_CORRUPT;
 			goto free_replay;
 		}
-		err = read_whole(f[i].fd, f[i].size, &r.bufs[r.nbufs]);
+		err = sp_read_whole(f[i].fd, f[i].size, &r.bufs[r.nbufs]);
 		if (err)
 			goto free_replay;
 		r.stats.segments++;
