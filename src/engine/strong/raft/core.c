@@ -194,13 +194,19 @@ static void compact(struct raft *r, uint64_t index)
 
 /* ---- persistence and messages ---- */
 
+/* raft__persist_pending says whether the core holds persist work not yet
+ * handed out: a changed hard state, a truncation or new entries. */
+bool raft__persist_pending(const struct raft *r)
+{
+	return r->hs_dirty || r->trunc_after != UINT64_MAX ||
+	       r->unstable_from <= raft_last_index(r);
+}
+
 /* raft__need_seq is the persist seq that covers everything the core has
  * changed so far: the next one to be handed out when work is pending. */
 uint64_t raft__need_seq(const struct raft *r)
 {
-	bool pending =
-	    r->hs_dirty || r->trunc_after != UINT64_MAX || r->unstable_from <= raft_last_index(r);
-	return r->seq_assigned + (pending ? 1 : 0);
+	return r->seq_assigned + (raft__persist_pending(r) ? 1 : 0);
 }
 
 void raft__set_hard_state(struct raft *r, uint64_t term, uint64_t vote)
@@ -567,7 +573,7 @@ bool raft_take_update(struct raft *r, struct raft_update *u)
 
 	/* 1. persist */
 	uint64_t last = raft_last_index(r);
-	if (r->hs_dirty || r->trunc_after != UINT64_MAX || r->unstable_from <= last) {
+	if (raft__persist_pending(r)) {
 		u->persist_seq = ++r->seq_assigned;
 		u->hs_changed = r->hs_dirty;
 		u->hs.term = r->term;

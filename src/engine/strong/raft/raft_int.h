@@ -187,6 +187,7 @@ void raft__append(struct raft *r, uint64_t term, uint8_t type, const void *data,
 void raft__truncate_after(struct raft *r, uint64_t index);
 void raft__send(struct raft *r, const struct raft_msg *m);
 void raft__send_held(struct raft *r, const struct raft_msg *m);
+bool raft__persist_pending(const struct raft *r);
 uint64_t raft__need_seq(const struct raft *r);
 void raft__set_hard_state(struct raft *r, uint64_t term, uint64_t vote);
 bool raft__log_up_to_date(const struct raft *r, uint64_t last_index, uint64_t last_term);
@@ -203,6 +204,7 @@ bool raft__in_lease(const struct raft *r);
 
 /* replication.c */
 void raft__become_leader(struct raft *r);
+void raft__accept_leader(struct raft *r, uint64_t from);
 void raft__step_append(struct raft *r, const struct raft_msg *m);
 void raft__step_append_resp(struct raft *r, const struct raft_msg *m);
 void raft__maybe_commit(struct raft *r);
@@ -219,6 +221,7 @@ void raft__step_snapshot_resp(struct raft *r, const struct raft_msg *m);
 
 /* read.c */
 void raft__start_round(struct raft *r);
+void raft__want_round(struct raft *r);
 void raft__round_acked(struct raft *r);
 void raft__fail_reads(struct raft *r);
 void raft__reads_on_commit(struct raft *r);

@@ -72,6 +72,16 @@ void raft__start_round(struct raft *r)
 	raft__round_acked(r);
 }
 
+/* raft__want_round asks for a round that starts after now: at once when
+ * none is in flight, else as soon as the one in flight completes. */
+void raft__want_round(struct raft *r)
+{
+	if (r->round_acked >= r->round)
+		raft__start_round(r);
+	else
+		r->round_wanted = true;
+}
+
 /* raft__round_acked recomputes the latest round a majority of voters has
  * answered, renews the lease and releases the reads it confirms. */
 void raft__round_acked(struct raft *r)
@@ -113,10 +123,7 @@ static void place_read(struct raft *r, struct pending_read *pr)
 {
 	pr->index = r->commit;
 	pr->round = 0;
-	if (r->round_acked >= r->round)
-		raft__start_round(r); /* none in flight: start one now */
-	else
-		r->round_wanted = true;
+	raft__want_round(r);
 }
 
 static void add_read(struct raft *r, uint64_t id, uint64_t from)
@@ -137,12 +144,8 @@ void raft__reads_on_commit(struct raft *r)
 			any = true;
 		}
 	}
-	if (any) {
-		if (r->round_acked >= r->round)
-			raft__start_round(r);
-		else
-			r->round_wanted = true;
-	}
+	if (any)
+		raft__want_round(r);
 }
 
 void raft__fail_reads(struct raft *r)

@@ -322,7 +322,7 @@ void raft__maybe_commit(struct raft *r)
 
 /* Accepting a leader for the current term: a candidate steps down, and
  * the contact resets the election timer and the stickiness window. */
-static void accept_leader(struct raft *r, uint64_t from)
+void raft__accept_leader(struct raft *r, uint64_t from)
 {
 	if (r->role != RAFT_FOLLOWER || r->leader != from)
 		raft__become_follower(r, r->term, from);
@@ -339,7 +339,7 @@ static void accept_leader(struct raft *r, uint64_t from)
  */
 void raft__step_append(struct raft *r, const struct raft_msg *m)
 {
-	accept_leader(r, m->from);
+	raft__accept_leader(r, m->from);
 	if (r->snap_rx_active && r->snap_rx_complete) {
 		/* A whole snapshot is being installed and will replace the log:
 		 * entries taken now would be discarded after being

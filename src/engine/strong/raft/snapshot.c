@@ -52,10 +52,7 @@ static void reply(struct raft *r, const struct raft_msg *m, struct raft_msg *res
 
 void raft__step_snapshot(struct raft *r, const struct raft_msg *m)
 {
-	if (r->role != RAFT_FOLLOWER || r->leader != m->from)
-		raft__become_follower(r, r->term, m->from);
-	r->last_leader_contact = r->now;
-	raft__reset_election_timer(r);
+	raft__accept_leader(r, m->from);
 	struct raft_msg resp = {0};
 	const struct raft_snapshot_meta *meta = &m->snap;
 	if (r->snap_rx_active && r->snap_rx_complete) {
