@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../lib/testutil.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -632,33 +634,6 @@ static void test_budget_gives_up(void **state)
 /* ---------------------------------------------------------------------- */
 /* Property: real executions are linearizable, corrupted ones are not      */
 
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rnd(uint64_t *s, uint64_t n)
-{
-	return n ? splitmix(s) % n : 0;
-}
-
-/* base_seed is SPECTRA_SEED when set, else fresh; printed either way. */
-static uint64_t base_seed(void)
-{
-	const char *env = getenv("SPECTRA_SEED");
-	uint64_t seed;
-	if (env && *env)
-		seed = strtoull(env, NULL, 0);
-	else
-		seed =
-		    (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid() << 20 ^ (uint64_t)clock();
-	fprintf(stderr, "    seed: SPECTRA_SEED=%" PRIu64 "\n", seed);
-	return seed;
-}
-
 static const char *const keys[] = {"k0", "k1", "k2", "k3"};
 #define FRESH "never-written"
 
@@ -682,13 +657,13 @@ static int value_index(const struct lin_value *v)
  */
 static size_t gen_history(uint64_t *s, struct lin_op *ops, size_t max_ops)
 {
-	bool clients = rnd(s, 4) != 0;
-	int n_clients = 1 + (int)rnd(s, 5);
-	int n_keys = 1 + (int)rnd(s, N(keys));
+	bool clients = tu_rnd(s, 4) != 0;
+	int n_clients = 1 + (int)tu_rnd(s, 5);
+	int n_keys = 1 + (int)tu_rnd(s, N(keys));
 	/* Few values repeat a lot (the hard case), many rarely. */
-	int n_vals = 1 + (int)rnd(s, rnd(s, 2) ? 6 : N(names));
-	uint64_t stretch = 1 + rnd(s, clients ? 200 : 120);
-	size_t n = 1 + rnd(s, clients ? max_ops : 40);
+	int n_vals = 1 + (int)tu_rnd(s, tu_rnd(s, 2) ? 6 : N(names));
+	uint64_t stretch = 1 + tu_rnd(s, clients ? 200 : 120);
+	size_t n = 1 + tu_rnd(s, clients ? max_ops : 40);
 	uint64_t free_at[8] = {0};
 	int reg[N(keys)]; /* -1 nil, else names index */
 	for (size_t k = 0; k < N(keys); k++)
@@ -697,8 +672,8 @@ static size_t gen_history(uint64_t *s, struct lin_op *ops, size_t max_ops)
 	size_t i = 0;
 	for (uint64_t slot = 0; i < n; slot++) {
 		uint64_t at = 1000 + 10 * slot;
-		int c = (int)rnd(s, (uint64_t)n_clients);
-		uint64_t call = at - rnd(s, stretch), ret = at + rnd(s, stretch);
+		int c = (int)tu_rnd(s, (uint64_t)n_clients);
+		uint64_t call = at - tu_rnd(s, stretch), ret = at + tu_rnd(s, stretch);
 		if (clients) {
 			if (free_at[c] >= at)
 				continue; /* that client is busy: nothing happens now */
@@ -706,13 +681,13 @@ static size_t gen_history(uint64_t *s, struct lin_op *ops, size_t max_ops)
 				call = free_at[c] + 1;
 			free_at[c] = ret;
 		}
-		int k = (int)rnd(s, (uint64_t)n_keys);
+		int k = (int)tu_rnd(s, (uint64_t)n_keys);
 		const char *key = keys[k];
-		int v = (int)rnd(s, (uint64_t)n_vals);
-		uint64_t dice = rnd(s, 100);
+		int v = (int)tu_rnd(s, (uint64_t)n_vals);
+		uint64_t dice = tu_rnd(s, 100);
 		struct lin_op o;
 
-		switch (rnd(s, 4)) {
+		switch (tu_rnd(s, 4)) {
 		case 0: /* read */
 			o = rd(key, reg[k] < 0 ? NIL : names[reg[k]], call, ret);
 			if (dice < 5)
@@ -722,14 +697,14 @@ static size_t gen_history(uint64_t *s, struct lin_op *ops, size_t max_ops)
 			break;
 		case 1: /* write; maybe timed out, maybe refused */
 		case 2: {
-			bool is_del = rnd(s, 4) == 0;
+			bool is_del = tu_rnd(s, 4) == 0;
 			o = is_del ? del(key, call, ret, LIN_OK)
 				   : wr(key, names[v], call, ret, LIN_OK);
 			bool effect = true;
 			if (dice < 10) {
 				o.outcome = LIN_UNKNOWN;
-				effect = rnd(s, 2);
-				o.ret = rnd(s, 2) ? NEVER : UINT64_MAX;
+				effect = tu_rnd(s, 2);
+				o.ret = tu_rnd(s, 2) ? NEVER : UINT64_MAX;
 			} else if (dice < 15) {
 				o.outcome = LIN_FAIL;
 				effect = false;
@@ -739,7 +714,8 @@ static size_t gen_history(uint64_t *s, struct lin_op *ops, size_t max_ops)
 			break;
 		}
 		default: { /* CAS, mostly from the current value */
-			int expect = rnd(s, 3) ? reg[k] : (int)rnd(s, (uint64_t)n_vals + 1) - 1;
+			int expect =
+			    tu_rnd(s, 3) ? reg[k] : (int)tu_rnd(s, (uint64_t)n_vals + 1) - 1;
 			o = cas(key, expect < 0 ? NIL : names[expect], names[v], call, ret, LIN_OK);
 			bool effect = expect == reg[k];
 			if (!effect)
@@ -747,7 +723,7 @@ static size_t gen_history(uint64_t *s, struct lin_op *ops, size_t max_ops)
 			if (dice < 10) {
 				o.outcome = LIN_UNKNOWN;
 				o.ret = NEVER;
-				effect = effect && rnd(s, 2);
+				effect = effect && tu_rnd(s, 2);
 			}
 			if (effect)
 				reg[k] = v;
@@ -834,7 +810,7 @@ static bool cannot_read(const struct lin_op *ops, size_t n, size_t r, int v)
 static void test_prop_real_executions(void **state)
 {
 	(void)state;
-	uint64_t base = base_seed();
+	uint64_t base = tu_seed();
 	static struct lin_op ops[PROP_MAX_OPS];
 	int stale_corruptions = 0, fresh_corruptions = 0;
 
@@ -859,14 +835,14 @@ static void test_prop_real_executions(void **state)
 				reads[n_reads++] = i;
 		if (n_reads == 0)
 			continue;
-		size_t r = reads[rnd(&s, n_reads)];
+		size_t r = reads[tu_rnd(&s, n_reads)];
 		int candidates[N(names) + 2], n_cand = 0;
 		for (int v = -1; v < (int)N(names); v++)
 			if (v != value_index(&ops[r].result) && cannot_read(ops, n, r, v))
 				candidates[n_cand++] = v;
 		struct lin_op saved = ops[r];
-		if (n_cand > 0 && rnd(&s, 3) != 0) {
-			int v = candidates[rnd(&s, (uint64_t)n_cand)];
+		if (n_cand > 0 && tu_rnd(&s, 3) != 0) {
+			int v = candidates[tu_rnd(&s, (uint64_t)n_cand)];
 			ops[r].result = val(v < 0 ? NIL : names[v]);
 			stale_corruptions++;
 		} else {
@@ -1008,27 +984,27 @@ static bool brute_force(const struct lin_op *ops, size_t n)
 static struct lin_value bf_value(uint64_t *s)
 {
 	static const char *const vals[] = {NIL, "a", "b"};
-	return val(vals[rnd(s, 3)]);
+	return val(vals[tu_rnd(s, 3)]);
 }
 
 static void test_prop_matches_brute_force(void **state)
 {
 	(void)state;
-	uint64_t base = base_seed();
+	uint64_t base = tu_seed();
 	int verdicts[4] = {0};
 
 	for (int iter = 0; iter < 20000; iter++) {
 		uint64_t seed = base + (uint64_t)iter * 0x9e3779b97f4a7c15ull, s = seed;
 		struct lin_op ops[BF_MAX];
-		size_t n = 1 + rnd(&s, BF_MAX - 1 + (iter % 4 == 0));
-		int n_keys = 1 + (int)rnd(&s, 2);
+		size_t n = 1 + tu_rnd(&s, BF_MAX - 1 + (iter % 4 == 0));
+		int n_keys = 1 + (int)tu_rnd(&s, 2);
 
 		for (size_t i = 0; i < n; i++) {
-			const char *key = keys[rnd(&s, (uint64_t)n_keys)];
-			uint64_t call = rnd(&s, 12), ret = call + rnd(&s, 8);
-			enum lin_outcome out =
-			    (enum lin_outcome)(LIN_OK + (rnd(&s, 4) == 0 ? 1 + rnd(&s, 2) : 0));
-			switch (rnd(&s, 4)) {
+			const char *key = keys[tu_rnd(&s, (uint64_t)n_keys)];
+			uint64_t call = tu_rnd(&s, 12), ret = call + tu_rnd(&s, 8);
+			enum lin_outcome out = (enum lin_outcome)(
+			    LIN_OK + (tu_rnd(&s, 4) == 0 ? 1 + tu_rnd(&s, 2) : 0));
+			switch (tu_rnd(&s, 4)) {
 			case 0:
 				ops[i] = op(LIN_READ, key, call, ret, out);
 				ops[i].result = bf_value(&s);
@@ -1087,16 +1063,16 @@ static void test_scale(void **state)
 		}
 		for (int i = 0; i < N_OPS; i++) {
 			uint64_t at = 1000 + 10 * (uint64_t)i;
-			int k = (int)rnd(&s, (uint64_t)key_count);
-			uint64_t call = at - rnd(&s, 120), ret = at + rnd(&s, 120);
+			int k = (int)tu_rnd(&s, (uint64_t)key_count);
+			uint64_t call = at - tu_rnd(&s, 120), ret = at + tu_rnd(&s, 120);
 			snprintf(vals[i], sizeof(vals[i]), "v%d", i);
-			if (rnd(&s, 2)) {
+			if (tu_rnd(&s, 2)) {
 				ops[i] = rd(keybuf[k], reg[k] < 0 ? NIL : vals[reg[k]], call, ret);
 			} else {
 				ops[i] = wr(keybuf[k], vals[i], call, ret, LIN_OK);
-				if (rnd(&s, 20) == 0) {
+				if (tu_rnd(&s, 20) == 0) {
 					ops[i].outcome = LIN_UNKNOWN;
-					if (rnd(&s, 2))
+					if (tu_rnd(&s, 2))
 						continue; /* never took effect */
 				}
 				reg[k] = i;

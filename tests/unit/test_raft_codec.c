@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../lib/testutil.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,49 +34,20 @@
 /* ---------------------------------------------------------------------- */
 /* Randomness                                                              */
 
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* rnd returns a number in [0, n). */
-static uint64_t rnd(uint64_t *s, uint64_t n)
-{
-	return n ? splitmix(s) % n : 0;
-}
-
 /* rnd_u64 favours the edges (0, 1, small, maximum) as well as the middle,
  * so every byte of a field is exercised. */
 static uint64_t rnd_u64(uint64_t *s)
 {
-	switch (rnd(s, 5)) {
+	switch (tu_rnd(s, 5)) {
 	case 0:
 		return 0;
 	case 1:
-		return UINT64_MAX - rnd(s, 2);
+		return UINT64_MAX - tu_rnd(s, 2);
 	case 2:
-		return rnd(s, 1000);
+		return tu_rnd(s, 1000);
 	default:
-		return splitmix(s);
+		return tu_splitmix(s);
 	}
-}
-
-/* base_seed is SPECTRA_SEED when set, else fresh; it is printed either way
- * so any failure can be replayed. Iterations derive their own seed from it. */
-static uint64_t base_seed(void)
-{
-	const char *env = getenv("SPECTRA_SEED");
-	uint64_t seed;
-	if (env && *env)
-		seed = strtoull(env, NULL, 0);
-	else
-		seed =
-		    (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid() << 20 ^ (uint64_t)clock();
-	fprintf(stderr, "    seed: SPECTRA_SEED=%" PRIu64 "\n", seed);
-	return seed;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -102,26 +75,26 @@ static void random_conf(uint64_t *seed, struct raft_conf *conf, uint32_t n)
 	conf->n = n;
 	for (uint32_t i = 0; i < n; i++) {
 		/* Distinct non-zero ids: a random high part plus the slot. */
-		conf->members[i].id = (rnd(seed, 2) ? splitmix(seed) << 5 : 0) + i + 1;
-		conf->members[i].role = (uint8_t)(1 + rnd(seed, 2));
+		conf->members[i].id = (tu_rnd(seed, 2) ? tu_splitmix(seed) << 5 : 0) + i + 1;
+		conf->members[i].role = (uint8_t)(1 + tu_rnd(seed, 2));
 	}
 }
 
 static void random_bytes(uint64_t *seed, uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)splitmix(seed);
+		p[i] = (uint8_t)tu_splitmix(seed);
 }
 
 static void random_entry(uint64_t *seed, struct sample *s, struct raft_entry *e)
 {
 	e->term = rnd_u64(seed);
 	e->index = rnd_u64(seed);
-	e->type = (uint8_t)(1 + rnd(seed, 3));
+	e->type = (uint8_t)(1 + tu_rnd(seed, 3));
 	if (e->type == RAFT_ENTRY_CONF) {
 		struct raft_conf conf;
 		struct sp_buf b;
-		random_conf(seed, &conf, (uint32_t)rnd(seed, 5));
+		random_conf(seed, &conf, (uint32_t)tu_rnd(seed, 5));
 		sp_buf_init(&b);
 		raft_conf_encode(&conf, &b);
 		e->len = (uint32_t)b.len;
@@ -130,7 +103,7 @@ static void random_entry(uint64_t *seed, struct sample *s, struct raft_entry *e)
 		e->data = p;
 		sp_buf_free(&b);
 	} else {
-		e->len = (uint32_t)rnd(seed, 40);
+		e->len = (uint32_t)tu_rnd(seed, 40);
 		uint8_t *p = sample_alloc(s, e->len);
 		random_bytes(seed, p, e->len);
 		e->data = e->len ? p : NULL;
@@ -154,7 +127,7 @@ static void random_msg(uint64_t *seed, int type, struct sample *s)
 		m->prev_term = rnd_u64(seed);
 		m->commit = rnd_u64(seed);
 		m->ctx = rnd_u64(seed);
-		m->n_entries = (uint32_t)rnd(seed, MAX_ENTRIES + 1);
+		m->n_entries = (uint32_t)tu_rnd(seed, MAX_ENTRIES + 1);
 		for (uint32_t i = 0; i < m->n_entries; i++)
 			random_entry(seed, s, &s->entries[i]);
 		m->entries = m->n_entries ? s->entries : NULL;
@@ -163,28 +136,28 @@ static void random_msg(uint64_t *seed, int type, struct sample *s)
 		m->index = rnd_u64(seed);
 		m->hint = rnd_u64(seed);
 		m->ctx = rnd_u64(seed);
-		m->reject = rnd(seed, 2);
+		m->reject = tu_rnd(seed, 2);
 		break;
 	case RAFT_MSG_VOTE:
 	case RAFT_MSG_PREVOTE:
 		m->index = rnd_u64(seed);
 		m->log_term = rnd_u64(seed);
-		m->transfer = rnd(seed, 2);
+		m->transfer = tu_rnd(seed, 2);
 		break;
 	case RAFT_MSG_VOTE_RESP:
 	case RAFT_MSG_PREVOTE_RESP:
-		m->reject = rnd(seed, 2);
+		m->reject = tu_rnd(seed, 2);
 		break;
 	case RAFT_MSG_SNAPSHOT: {
 		m->snap.index = rnd_u64(seed);
 		m->snap.term = rnd_u64(seed);
-		random_conf(seed, &m->snap.conf, (uint32_t)rnd(seed, RAFT_MAX_MEMBERS + 1));
+		random_conf(seed, &m->snap.conf, (uint32_t)tu_rnd(seed, RAFT_MAX_MEMBERS + 1));
 		m->offset = rnd_u64(seed);
-		m->len = (uint32_t)rnd(seed, 200);
+		m->len = (uint32_t)tu_rnd(seed, 200);
 		uint8_t *p = sample_alloc(s, m->len);
 		random_bytes(seed, p, m->len);
 		m->data = m->len ? p : NULL;
-		m->last = rnd(seed, 2);
+		m->last = tu_rnd(seed, 2);
 		break;
 	}
 	case RAFT_MSG_SNAPSHOT_RESP:
@@ -192,8 +165,8 @@ static void random_msg(uint64_t *seed, int type, struct sample *s)
 		m->snap.term = rnd_u64(seed);
 		m->offset = rnd_u64(seed);
 		m->hint = rnd_u64(seed);
-		m->last = rnd(seed, 2);
-		m->reject = rnd(seed, 2);
+		m->last = tu_rnd(seed, 2);
+		m->reject = tu_rnd(seed, 2);
 		break;
 	case RAFT_MSG_TIMEOUT_NOW:
 		break;
@@ -203,7 +176,7 @@ static void random_msg(uint64_t *seed, int type, struct sample *s)
 	case RAFT_MSG_READ_INDEX_RESP:
 		m->ctx = rnd_u64(seed);
 		m->index = rnd_u64(seed);
-		m->reject = rnd(seed, 2);
+		m->reject = tu_rnd(seed, 2);
 		break;
 	default:
 		fail_msg("no generator for type %d", type);
@@ -292,7 +265,7 @@ static int is_zero(const void *p, size_t n)
 static void test_prop_roundtrip(void **state)
 {
 	(void)state;
-	uint64_t base = base_seed();
+	uint64_t base = tu_seed();
 
 	for (int iter = 0; iter < 3000; iter++) {
 		uint64_t seed = base + (uint64_t)iter * 0x9e3779b97f4a7c15ull, s = seed;
@@ -329,9 +302,9 @@ static void test_prop_roundtrip(void **state)
 		struct raft_msg noisy;
 		random_bytes(&s, (uint8_t *)&noisy, sizeof(noisy));
 		/* A bool holding anything but 0 or 1 may not even be read. */
-		noisy.reject = rnd(&s, 2);
-		noisy.transfer = rnd(&s, 2);
-		noisy.last = rnd(&s, 2);
+		noisy.reject = tu_rnd(&s, 2);
+		noisy.transfer = tu_rnd(&s, 2);
+		noisy.last = tu_rnd(&s, 2);
 		noisy.type = sample.msg.type;
 		noisy.from = sample.msg.from;
 		noisy.to = sample.msg.to;
@@ -519,7 +492,7 @@ static void test_golden_bytes(void **state)
 static void test_truncations_refused(void **state)
 {
 	(void)state;
-	uint64_t base = base_seed();
+	uint64_t base = tu_seed();
 
 	for (int iter = 0; iter < 600; iter++) {
 		uint64_t seed = base + (uint64_t)iter * 0x9e3779b97f4a7c15ull, s = seed;
@@ -553,7 +526,7 @@ static void test_truncations_refused(void **state)
 static void test_trailing_byte_refused(void **state)
 {
 	(void)state;
-	uint64_t s = base_seed();
+	uint64_t s = tu_seed();
 
 	for (int type = RAFT_MSG_APPEND; type < RAFT_MSG__LAST; type++) {
 		struct sample sample;
@@ -903,12 +876,12 @@ static void test_conf_edges(void **state)
 static void test_prop_conf_roundtrip(void **state)
 {
 	(void)state;
-	uint64_t base = base_seed();
+	uint64_t base = tu_seed();
 	for (int iter = 0; iter < 2000; iter++) {
 		uint64_t s = base + (uint64_t)iter * 0x9e3779b97f4a7c15ull;
 		struct raft_conf conf, back;
 		struct sp_buf b;
-		random_conf(&s, &conf, (uint32_t)rnd(&s, RAFT_MAX_MEMBERS + 1));
+		random_conf(&s, &conf, (uint32_t)tu_rnd(&s, RAFT_MAX_MEMBERS + 1));
 		sp_buf_init(&b);
 		raft_conf_encode(&conf, &b);
 		if (conf_decode_copy(&b, &back) != 0 || !conf_equal(&conf, &back)) {

@@ -123,29 +123,20 @@ static void close_log(struct raft_log *l)
 static uint64_t base_seed; /* printed once; SPECTRA_SEED replays */
 static uint64_t rng;
 
-/* seed_test gives each test its own stream, so one test's failure can be
- * replayed with the file's seed whichever tests ran before it. */
+/* seed_test gives each test its own stream (tu_stream). */
 static void seed_test(const char *name)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	rng = base_seed ^ h;
-	if (rng == 0)
-		rng = 1;
+	rng = tu_stream(base_seed, name);
 }
 
 static uint64_t rnd(void)
 {
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 2685821657736338717ull;
+	return tu_splitmix(&rng);
 }
 
 static uint64_t rnd_below(uint64_t n)
 {
-	return n ? rnd() % n : 0;
+	return tu_rnd(&rng, n);
 }
 
 /* ---- files ---- */
@@ -1905,11 +1896,7 @@ int main(void)
 	/* The log's warnings are expected where tests plant damage; tests that
 	 * check them capture them. */
 	sp_log_setup(SP_LOG_ERROR, NULL);
-	const char *env = getenv("SPECTRA_SEED");
-	base_seed =
-	    env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
-	print_message("test_raft_log seed %" PRIu64 " (SPECTRA_SEED=%" PRIu64 " replays it)\n",
-		      base_seed, base_seed);
+	base_seed = tu_seed();
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_open_empty, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_round_trip, setup_dir, teardown_dir),

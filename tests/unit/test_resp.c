@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../lib/testutil.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -49,30 +51,6 @@ static const struct resp_reader_limits rd_limits = {
 
 /* ---------------------------------------------------------------------- */
 /* Randomness                                                              */
-
-static uint64_t splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* rnd returns a number in [0, n). */
-static uint64_t rnd(uint64_t *s, uint64_t n)
-{
-	return n ? splitmix(s) % n : 0;
-}
-
-/* base_seed is SPECTRA_SEED when set, else fresh; iterations derive their
- * own seed from it so one failing iteration can be named. */
-static uint64_t base_seed(void)
-{
-	const char *env = getenv("SPECTRA_SEED");
-	if (env && *env)
-		return strtoull(env, NULL, 0);
-	return (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid() << 20 ^ (uint64_t)clock();
-}
 
 /* ---------------------------------------------------------------------- */
 /* Request parser helpers                                                  */
@@ -1165,7 +1143,7 @@ static void test_write_integer_vs_printf(void **state)
 {
 	(void)state;
 	struct sp_buf b;
-	uint64_t seed = base_seed();
+	uint64_t seed = tu_seed();
 	int64_t edges[] = {0,
 			   1,
 			   -1,
@@ -1191,7 +1169,7 @@ static void test_write_integer_vs_printf(void **state)
 		if (i < sizeof(edges) / sizeof(edges[0]))
 			v = edges[i];
 		else
-			v = (int64_t)(splitmix(&seed) >> rnd(&seed, 64));
+			v = (int64_t)(tu_splitmix(&seed) >> tu_rnd(&seed, 64));
 		if ((i & 1) && v != INT64_MIN)
 			v = -v;
 		char want[32];
@@ -1216,15 +1194,15 @@ static void test_write_integer_vs_printf(void **state)
 static void test_write_double_roundtrip(void **state)
 {
 	(void)state;
-	uint64_t seed0 = base_seed(), seed = seed0;
+	uint64_t seed0 = tu_seed(), seed = seed0;
 	struct sp_buf b;
 	sp_buf_init(&b);
 	for (int i = 0; i < 20000; i++) {
-		uint64_t bits = splitmix(&seed);
+		uint64_t bits = tu_splitmix(&seed);
 		double d;
 		memcpy(&d, &bits, sizeof(d));
 		if (i % 3 == 0)
-			d = (double)(int64_t)bits / (double)(1 + rnd(&seed, 1000000));
+			d = (double)(int64_t)bits / (double)(1 + tu_rnd(&seed, 1000000));
 		int proto = 2 + (i & 1);
 		resp_write_double(&b, d, proto);
 		struct resp_reader r;
@@ -1276,15 +1254,15 @@ static void rand_bytes(uint64_t *s, char *p, size_t n, int allow_cr)
 {
 	for (size_t i = 0; i < n; i++) {
 		char c;
-		switch (rnd(s, 4)) {
+		switch (tu_rnd(s, 4)) {
 		case 0:
-			c = (char)rnd(s, 256);
+			c = (char)tu_rnd(s, 256);
 			break;
 		case 1:
-			c = "\r\n\0 \"'\\$*:"[rnd(s, 10)];
+			c = "\r\n\0 \"'\\$*:"[tu_rnd(s, 10)];
 			break;
 		default:
-			c = (char)('a' + rnd(s, 26));
+			c = (char)('a' + tu_rnd(s, 26));
 			break;
 		}
 		if (!allow_cr && c == '\r')
@@ -1295,13 +1273,13 @@ static void rand_bytes(uint64_t *s, char *p, size_t n, int allow_cr)
 
 static size_t rand_len(uint64_t *s)
 {
-	switch (rnd(s, 8)) {
+	switch (tu_rnd(s, 8)) {
 	case 0:
 		return 0;
 	case 1:
-		return 100 + rnd(s, 400);
+		return 100 + tu_rnd(s, 400);
 	default:
-		return rnd(s, 12);
+		return tu_rnd(s, 12);
 	}
 }
 
@@ -1323,10 +1301,10 @@ static void gen_value(uint64_t *s, struct resp_value *v, int depth, int allow_at
 	static const enum resp_type aggregates[] = {RESP_ARRAY, RESP_MAP, RESP_SET, RESP_PUSH};
 
 	memset(v, 0, sizeof(*v));
-	if (depth < 5 && rnd(s, 3) == 0)
-		v->type = aggregates[rnd(s, 4)];
+	if (depth < 5 && tu_rnd(s, 3) == 0)
+		v->type = aggregates[tu_rnd(s, 4)];
 	else
-		v->type = scalars[rnd(s, 10)];
+		v->type = scalars[tu_rnd(s, 10)];
 
 	switch (v->type) {
 	case RESP_SIMPLE:
@@ -1346,30 +1324,30 @@ static void gen_value(uint64_t *s, struct resp_value *v, int depth, int allow_at
 	case RESP_VERBATIM:
 		v->len = 4 + rand_len(s);
 		v->str = malloc(v->len + 1);
-		memcpy(v->str, rnd(s, 2) ? "txt:" : "mkd:", 4);
+		memcpy(v->str, tu_rnd(s, 2) ? "txt:" : "mkd:", 4);
 		rand_bytes(s, v->str + 4, v->len - 4, 1);
 		v->str[v->len] = '\0';
 		break;
 	case RESP_INTEGER:
-		v->integer = (int64_t)(splitmix(s) >> rnd(s, 64));
-		if (rnd(s, 2) && v->integer != INT64_MIN)
+		v->integer = (int64_t)(tu_splitmix(s) >> tu_rnd(s, 64));
+		if (tu_rnd(s, 2) && v->integer != INT64_MIN)
 			v->integer = -v->integer;
-		if (rnd(s, 20) == 0)
-			v->integer = rnd(s, 2) ? INT64_MIN : INT64_MAX;
+		if (tu_rnd(s, 20) == 0)
+			v->integer = tu_rnd(s, 2) ? INT64_MIN : INT64_MAX;
 		break;
 	case RESP_NULL:
 		break;
 	case RESP_BOOL:
-		v->integer = (int64_t)rnd(s, 2);
+		v->integer = (int64_t)tu_rnd(s, 2);
 		break;
 	case RESP_DOUBLE: {
 		static const char *texts[] = {"inf", "-inf", "nan",    "1.5",
 					      "-0",  "1e10", "0.1923", "3.14159265358979"};
 		char text[40];
-		if (rnd(s, 3) == 0) {
-			snprintf(text, sizeof(text), "%s", texts[rnd(s, 8)]);
+		if (tu_rnd(s, 3) == 0) {
+			snprintf(text, sizeof(text), "%s", texts[tu_rnd(s, 8)]);
 		} else {
-			uint64_t bits = splitmix(s);
+			uint64_t bits = tu_splitmix(s);
 			double d;
 			memcpy(&d, &bits, sizeof(d));
 			if (isnan(d))
@@ -1382,33 +1360,33 @@ static void gen_value(uint64_t *s, struct resp_value *v, int depth, int allow_at
 		break;
 	}
 	case RESP_BIGNUM: {
-		size_t n = 1 + rnd(s, 50);
-		int neg = (int)rnd(s, 2);
+		size_t n = 1 + tu_rnd(s, 50);
+		int neg = (int)tu_rnd(s, 2);
 		v->len = n + (size_t)neg;
 		v->str = malloc(v->len + 1);
 		v->str[0] = '-';
 		for (size_t i = 0; i < n; i++)
-			v->str[neg + i] = (char)('0' + rnd(s, 10));
+			v->str[neg + i] = (char)('0' + tu_rnd(s, 10));
 		v->str[v->len] = '\0';
 		break;
 	}
 	case RESP_ARRAY:
 	case RESP_SET:
 	case RESP_PUSH:
-		v->n = rnd(s, 6);
+		v->n = tu_rnd(s, 6);
 		gen_elems(s, v, v->n, depth);
 		break;
 	case RESP_MAP:
-		v->n = rnd(s, 4);
+		v->n = tu_rnd(s, 4);
 		gen_elems(s, v, 2 * v->n, depth);
 		break;
 	case RESP_ATTR:
 		break;
 	}
-	if (allow_attr && depth < 5 && rnd(s, 8) == 0) {
+	if (allow_attr && depth < 5 && tu_rnd(s, 8) == 0) {
 		v->attr = calloc(1, sizeof(*v->attr));
 		v->attr->type = RESP_ATTR;
-		v->attr->n = rnd(s, 3);
+		v->attr->n = tu_rnd(s, 3);
 		gen_elems(s, v->attr, 2 * v->attr->n, depth);
 	}
 }
@@ -1423,13 +1401,13 @@ static size_t next_chunk(uint64_t *s, int style, size_t left)
 		n = 1;
 		break;
 	case 1:
-		n = 1 + rnd(s, 8);
+		n = 1 + tu_rnd(s, 8);
 		break;
 	case 2:
-		n = 1 + rnd(s, 100);
+		n = 1 + tu_rnd(s, 100);
 		break;
 	case 3:
-		n = 1 + rnd(s, left);
+		n = 1 + tu_rnd(s, left);
 		break;
 	default:
 		n = left;
@@ -1441,19 +1419,19 @@ static size_t next_chunk(uint64_t *s, int style, size_t left)
 static void test_prop_value_roundtrip(void **state)
 {
 	(void)state;
-	uint64_t seed = base_seed();
+	uint64_t seed = tu_seed();
 	struct sp_buf b;
 	sp_buf_init(&b);
 
 	for (int iter = 0; iter < 1500; iter++) {
 		uint64_t iseed = seed + (uint64_t)iter, s = iseed;
 		struct resp_value want[4];
-		size_t nwant = 1 + rnd(&s, 4);
+		size_t nwant = 1 + tu_rnd(&s, 4);
 		for (size_t i = 0; i < nwant; i++) {
 			gen_value(&s, &want[i], 0, 1);
 			resp_write_value(&b, &want[i]);
 		}
-		int style = (int)rnd(&s, 5);
+		int style = (int)tu_rnd(&s, 5);
 
 		struct resp_reader r;
 		resp_reader_init(&r, &rd_limits);
@@ -1510,7 +1488,7 @@ static void encode_inline_arg(uint64_t *s, struct sp_buf *b, const char *a, size
 		if (c == '\n')
 			single = 0;
 	}
-	int style = (int)rnd(s, 3);
+	int style = (int)tu_rnd(s, 3);
 	if (style == 0 && plain) {
 		sp_buf_append(b, a, n);
 	} else if (style == 1 && single) {
@@ -1528,9 +1506,9 @@ static void encode_inline_arg(uint64_t *s, struct sp_buf *b, const char *a, size
 			unsigned char c = (unsigned char)a[i];
 			if (c == '"' || c == '\\')
 				sp_buf_appendf(b, "\\%c", c);
-			else if (c == '\n' && rnd(s, 2))
+			else if (c == '\n' && tu_rnd(s, 2))
 				sp_buf_append(b, "\\n", 2);
-			else if (c >= 0x20 && c < 0x7f && rnd(s, 4))
+			else if (c >= 0x20 && c < 0x7f && tu_rnd(s, 4))
 				sp_buf_append(b, &a[i], 1);
 			else
 				sp_buf_appendf(b, "\\x%02x", c);
@@ -1541,8 +1519,8 @@ static void encode_inline_arg(uint64_t *s, struct sp_buf *b, const char *a, size
 
 static void gen_request(uint64_t *s, struct gen_req *q, struct sp_buf *b)
 {
-	int is_inline = rnd(s, 3) == 0;
-	q->argc = rnd(s, 10) == 0 ? 0 : 1 + rnd(s, 6);
+	int is_inline = tu_rnd(s, 3) == 0;
+	q->argc = tu_rnd(s, 10) == 0 ? 0 : 1 + tu_rnd(s, 6);
 	for (size_t i = 0; i < q->argc; i++) {
 		q->lens[i] = rand_len(s);
 		q->args[i] = malloc(q->lens[i] + 1);
@@ -1550,7 +1528,7 @@ static void gen_request(uint64_t *s, struct gen_req *q, struct sp_buf *b)
 	}
 	if (!is_inline) {
 		if (q->argc == 0) {
-			sp_buf_append_str(b, rnd(s, 2) ? "*0\r\n" : "*-1\r\n");
+			sp_buf_append_str(b, tu_rnd(s, 2) ? "*0\r\n" : "*-1\r\n");
 			return;
 		}
 		resp_write_array_len(b, q->argc);
@@ -1560,33 +1538,33 @@ static void gen_request(uint64_t *s, struct gen_req *q, struct sp_buf *b)
 	}
 	static const char *blanks[] = {" ", "\t", "  ", " \t "};
 	size_t line_start = b->len;
-	if (rnd(s, 4) == 0)
-		sp_buf_append_str(b, blanks[rnd(s, 4)]);
+	if (tu_rnd(s, 4) == 0)
+		sp_buf_append_str(b, blanks[tu_rnd(s, 4)]);
 	for (size_t i = 0; i < q->argc; i++) {
 		if (i > 0)
-			sp_buf_append_str(b, blanks[rnd(s, 4)]);
+			sp_buf_append_str(b, blanks[tu_rnd(s, 4)]);
 		encode_inline_arg(s, b, q->args[i], q->lens[i], b->len == line_start);
 	}
-	if (rnd(s, 4) == 0)
-		sp_buf_append_str(b, blanks[rnd(s, 4)]);
-	sp_buf_append_str(b, rnd(s, 2) ? "\r\n" : "\n");
+	if (tu_rnd(s, 4) == 0)
+		sp_buf_append_str(b, blanks[tu_rnd(s, 4)]);
+	sp_buf_append_str(b, tu_rnd(s, 2) ? "\r\n" : "\n");
 }
 
 static void test_prop_request_roundtrip(void **state)
 {
 	(void)state;
-	uint64_t seed = base_seed();
+	uint64_t seed = tu_seed();
 	struct sp_buf b;
 	sp_buf_init(&b);
 
 	for (int iter = 0; iter < 1500; iter++) {
 		uint64_t iseed = seed + (uint64_t)iter, s = iseed;
 		struct gen_req want[6];
-		size_t nwant = 1 + rnd(&s, 6);
+		size_t nwant = 1 + tu_rnd(&s, 6);
 		for (size_t i = 0; i < nwant; i++)
 			gen_request(&s, &want[i], &b);
-		int style = (int)rnd(&s, 5);
-		int copy = rnd(&s, 4) == 0;
+		int style = (int)tu_rnd(&s, 5);
+		int copy = tu_rnd(&s, 4) == 0;
 
 		struct resp_request_parser p;
 		resp_request_parser_init(&p, &req_limits);
