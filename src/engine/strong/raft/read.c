@@ -135,6 +135,8 @@ static void add_read(struct raft *r, uint64_t id, uint64_t from)
 		place_read(r, &r->reads.v[r->reads.n - 1]);
 }
 
+/* raft__reads_on_commit gives the reads that waited for the term's first
+ * commit their read index and asks for a round for them. */
 void raft__reads_on_commit(struct raft *r)
 {
 	bool any = false;

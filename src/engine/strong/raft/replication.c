@@ -315,8 +315,13 @@ void raft__maybe_commit(struct raft *r)
 	if (raft_term_at(r, idx) != r->term)
 		return;
 #endif
+	bool term_was_committed = r->commit >= r->term_start_index;
 	r->commit = idx;
-	raft__reads_on_commit(r);
+	/* Reads that came before the term's first commit get their index
+	 * now (§6.4 step 1); later reads are placed as they arrive, so no
+	 * later commit needs to look at them. */
+	if (!term_was_committed && r->commit >= r->term_start_index)
+		raft__reads_on_commit(r);
 	raft__after_commit_conf(r);
 }
 
