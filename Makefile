@@ -9,12 +9,12 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv lmdb zlib
+PKGS    := libuv lmdb zlib jansson
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
            -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -llmdb -lz) -pthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -llmdb -lz -ljansson) -pthread
 LDFLAGS := $(SAN)
 HIREDIS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 CMOCKA  := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)

@@ -77,6 +77,7 @@ struct setting {
 static const char *const fsync_names[] = {"always", "batch", "off", NULL};
 static const char *const loglevel_names[] = {"debug", "info", "warn", "error", NULL};
 static const char *const bool_names[] = {"no", "yes", NULL};
+static const char *const mode_names[] = {"strong", "causal", "eventual", NULL};
 
 /* The enum's values index fsync_names, and it is stored through an int. */
 _Static_assert(SP_FSYNC_ALWAYS == 0 && SP_FSYNC_BATCH == 1 && SP_FSYNC_OFF == 2,
@@ -130,6 +131,27 @@ static const struct setting settings[] = {
      "least severe messages logged"},
     {"pidfile", TYPE_STRING, FIELD(pidfile), 0, STRING_MAX, "", NULL,
      "file the process id is written to once listening (empty: none)"},
+    /* cluster */
+    {"node-id", TYPE_UINT, FIELD(node_id), 0, INT64_MAX, "0", NULL,
+     "this node's id in the cluster file (0: standalone, a one-node cluster)"},
+    {"cluster-file", TYPE_STRING, FIELD(cluster_file), 0, STRING_MAX, "", NULL,
+     "cluster file naming every node and its addresses (empty: standalone)"},
+    {"peer-port", TYPE_INT, FIELD(peer_port), 0, 65535, "0", NULL,
+     "standalone: TCP port for peers (0: port + 10000); a cluster file names its own"},
+    {"election-timeout-ms", TYPE_UINT, FIELD(election_timeout_ms), 10, 60000, "1000", NULL,
+     "Raft: silence from a leader before a follower stands for election"},
+    {"heartbeat-ms", TYPE_UINT, FIELD(heartbeat_ms), 1, 10000, "100", NULL,
+     "Raft: how often a leader heartbeats (well under election-timeout-ms)"},
+    {"max-clock-drift-ppm", TYPE_UINT, FIELD(max_clock_drift_ppm), 0, 500000, "100000", NULL,
+     "assumed bound on clock rate error; lease reads are safe only under it (0: no leases)"},
+    {"request-timeout-ms", TYPE_UINT, FIELD(request_timeout_ms), 10, 600000, "2000", NULL,
+     "how long a request waits for a leader (-TRYAGAIN after) or a forwarded answer"},
+    {"snapshot-every", TYPE_UINT, FIELD(snapshot_every), 0, INT64_MAX, "50000", NULL,
+     "Raft entries applied between snapshots (0: never)"},
+    {"admin-commands", TYPE_BOOL, FIELD(admin_commands), 0, 0, "no", NULL,
+     "allow DEBUG NET and other fault-injection commands"},
+    {"default-mode", TYPE_ENUM, FIELD(default_mode), 0, 0, "strong", mode_names,
+     "mode of the default keyspace (keys in no declared keyspace)"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
