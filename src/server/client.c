@@ -15,6 +15,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "server/route.h"
 #include "server/server.h"
 
 static const char max_clients_msg[] = "-ERR max number of clients reached\r\n";
@@ -69,6 +70,7 @@ void client_close(struct client *c)
 		return;
 	c->flags |= CLIENT_CLOSING;
 	waiting_remove(c);
+	route_client_gone(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -123,9 +125,9 @@ static void protocol_error(struct client *c, const char *msg)
 	struct server *srv = c->srv;
 	srv->stats.protocol_errors++;
 	sp_info("client %llu (%s): protocol error: %s", (unsigned long long)c->id, c->addr, msg);
-	uint64_t start = client_out_pos(c);
+	size_t mark = route_capture_begin(c);
 	reply_errorf(c, "ERR Protocol error: %s", msg);
-	client_hold(c, start, 0);
+	route_capture_end(c, mark);
 	c->flags |= CLIENT_CLOSE_AFTER_REPLY;
 	pause_reading(c);
 }
@@ -135,6 +137,12 @@ void client_process_input(struct client *c)
 	struct server *srv = c->srv;
 	while (c->query.len > 0 &&
 	       !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY | CLIENT_READ_PAUSED))) {
+		if (c->nslots >= ROUTE_MAX_SLOTS) {
+			/* Enough replies pending: the rest waits (durability.c
+			 * resumes it as they drain). */
+			c->flags |= CLIENT_STALLED;
+			break;
+		}
 		size_t consumed = 0;
 		struct resp_error err = {NULL};
 		const char *base = sp_buf_begin(&c->query);
@@ -277,7 +285,8 @@ void client_flush(struct client *c)
 		if (c->writing)
 			break;
 	}
-	if (!c->writing && c->out.len == 0 && (c->flags & CLIENT_CLOSE_AFTER_REPLY)) {
+	if (!c->writing && c->out.len == 0 && c->nslots == 0 &&
+	    (c->flags & CLIENT_CLOSE_AFTER_REPLY)) {
 		client_close(c);
 		return;
 	}
@@ -402,6 +411,7 @@ void client_accept(struct server *srv)
 	sp_buf_init(&c->query);
 	sp_buf_init(&c->out);
 	sp_buf_init(&c->wbuf);
+	sp_buf_init(&c->multi);
 	resp_request_parser_init(&c->parser, &srv->limits);
 	format_addr(c);
 	c->next = srv->clients;

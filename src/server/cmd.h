@@ -69,4 +69,18 @@ int live_key_counts(struct server *srv, uint64_t *keys, uint64_t *expires);
 /* command_reply_info appends COMMAND's entry for one command. */
 void command_reply_info(struct client *c, const struct command *cmd);
 
+/* cmd_strong.c, cluster.c */
+void cmd_consistency(struct client *c);
+void cmd_level(struct client *c);
+void cmd_getrev(struct client *c);
+void cmd_cas(struct client *c);
+void cmd_multi(struct client *c);
+void cmd_exec(struct client *c);
+void cmd_discard(struct client *c);
+void cmd_keyspace(struct client *c);
+void cmd_cluster(struct client *c);
+void cmd_debug(struct client *c);
+void multi_queue(struct client *c, const struct command *cmd);
+int route_check_keys(struct client *c, const struct command *cmd);
+
 #endif

@@ -51,7 +51,7 @@ static int put_string(struct client *c, struct slice key, const void *data, size
 		reply_error(c, "ERR string exceeds maximum allowed size (max-value-bytes)");
 		return -1;
 	}
-	struct store_value v = {STORE_STRING, 0, expire_at_ms, data, len};
+	struct store_value v = {STORE_STRING, 0, expire_at_ms, data, len, 0};
 	int rc = store_put(c->srv->store, key.p, key.len, &v);
 	if (rc < 0) {
 		reply_store_error(c, rc);
@@ -195,11 +195,60 @@ free_old:
 	free(old_copy);
 }
 
+/* rev_matches checks SET's IFREV: the key's revision (0 when absent)
+ * must be rev. Returns 1, 0 (answered nil), or -1 (answered an error). */
+static int rev_matches(struct client *c, struct slice key, uint64_t rev)
+{
+	struct store_value v;
+	int rc = store_get(c->srv->store, key.p, key.len, now_ms(c), &v);
+	if (rc < 0 && rc != SP_ERR_NOTFOUND) {
+		reply_store_error(c, rc);
+		return -1;
+	}
+	uint64_t have = rc == 0 ? v.rev : 0;
+	if (have != rev) {
+		reply_null(c);
+		return 0;
+	}
+	return 1;
+}
+
 void cmd_set(struct client *c)
 {
 	int flags = 0;
 	uint64_t expire_at = 0;
-	if (c->argc > 3 && parse_set_options(c, 3, 0, &flags, &expire_at) < 0)
+	/* IFREV n (spectra's): take it out, then parse Redis's options. */
+	struct slice *argv = c->argv;
+	size_t argc = c->argc;
+	struct slice opts[16];
+	int64_t ifrev = -1;
+	if (argc > 3 && argc - 3 <= 16) {
+		size_t n = 0;
+		for (size_t i = 3; i < argc; i++) {
+			if (arg_equals(argv[i], "ifrev") && i + 1 < argc && ifrev < 0) {
+				if (arg_to_int64(c, argv[i + 1], &ifrev) < 0)
+					return;
+				if (ifrev < 0) {
+					reply_error(c, "ERR IFREV needs a revision >= 0");
+					return;
+				}
+				i++;
+				continue;
+			}
+			opts[n++] = argv[i];
+		}
+		if (ifrev >= 0) {
+			memcpy(c->argv + 3, opts, n * sizeof(*opts));
+			c->argc = 3 + n;
+		}
+	}
+	int rc = 0;
+	if (c->argc > 3)
+		rc = parse_set_options(c, 3, 0, &flags, &expire_at);
+	c->argc = argc; /* argv's tail stays reordered: only this command reads it */
+	if (rc < 0)
+		return;
+	if (ifrev >= 0 && rev_matches(c, c->argv[1], (uint64_t)ifrev) != 1)
 		return;
 	set_generic(c, c->argv[1], c->argv[2], flags, expire_at);
 }

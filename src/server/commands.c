@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "server/cmd.h"
+#include "server/route.h"
 
 #define W  CMD_WRITE
 #define R  CMD_READONLY
@@ -21,17 +22,28 @@
 static const struct command table[] = {
     {"append", 3, W, 1, 1, 1, cmd_append, "string", "Append a value to a key"},
     {"auth", -2, NA | F, 0, 0, 0, cmd_auth, "connection", "Authenticate to the server"},
+    {"cas", 4, W | F, 1, 1, 1, cmd_cas, "string",
+     "Set a key to new only if its value is expected (1 if swapped, 0 if not)"},
     {"client", -2, 0, 0, 0, 0, cmd_client, "connection",
      "Client connection commands (ID, SETNAME, GETNAME, INFO, LIST, SETINFO)"},
+    {"cluster", -2, 0, 0, 0, 0, cmd_cluster, "cluster",
+     "Cluster state and membership (INFO NODES ADD REMOVE TRANSFER)"},
     {"command", -1, 0, 0, 0, 0, cmd_command, "server",
      "Details about commands (COUNT, INFO, DOCS, LIST)"},
     {"config", -2, A, 0, 0, 0, cmd_config, "server", "Read settings (GET pattern...)"},
+    {"consistency", -1, F, 0, 0, 0, cmd_consistency, "connection",
+     "Show or set this connection's read level (linearizable lease stale)"},
     {"dbsize", 1, R | F, 0, 0, 0, cmd_dbsize, "server", "Number of keys"},
+    {"debug", -2, A, 0, 0, 0, cmd_debug, "server",
+     "Fault injection (NET PARTITION HEAL FAULTS STATS); needs admin-commands"},
     {"decr", 2, W | F, 1, 1, 1, cmd_decr, "string", "Decrement the integer value of a key by one"},
     {"decrby", 3, W | F, 1, 1, 1, cmd_decrby, "string",
      "Decrement the integer value of a key by a number"},
     {"del", -2, W, 1, -1, 1, cmd_del, "keyspace", "Delete keys"},
+    {"discard", 1, F, 0, 0, 0, cmd_discard, "transactions", "Forget the queued commands"},
     {"echo", 2, F, 0, 0, 0, cmd_echo, "connection", "Echo the given string"},
+    {"exec", 1, 0, 0, 0, 0, cmd_exec, "transactions",
+     "Commit the queued commands atomically, as one Raft entry"},
     {"exists", -2, R | F, 1, -1, 1, cmd_exists, "keyspace", "Count the given keys that exist"},
     {"expire", -3, W | F, 1, 1, 1, cmd_expire, "keyspace", "Set a key's time to live in seconds"},
     {"expireat", -3, W | F, 1, 1, 1, cmd_expireat, "keyspace",
@@ -44,6 +56,8 @@ static const struct command table[] = {
     {"getdel", 2, W | F, 1, 1, 1, cmd_getdel, "string", "Get the value of a key and delete it"},
     {"getex", -2, W | F, 1, 1, 1, cmd_getex, "string",
      "Get the value of a key and set or clear its expiry"},
+    {"getrev", 2, R | F, 1, 1, 1, cmd_getrev, "string",
+     "Get a key's value and revision (the Raft index that wrote it)"},
     {"getset", 3, W | F, 1, 1, 1, cmd_getset, "string", "Set a key and return its old value"},
     {"hello", -1, NA | F, 0, 0, 0, cmd_hello, "connection",
      "Handshake: protocol version, auth, client name"},
@@ -52,11 +66,16 @@ static const struct command table[] = {
      "Increment the integer value of a key by a number"},
     {"info", -1, 0, 0, 0, 0, cmd_info, "server", "Information and statistics about the node"},
     {"keys", 2, R, 0, 0, 0, cmd_keys, "keyspace", "Find all keys matching a pattern"},
+    {"keyspace", -2, 0, 0, 0, 0, cmd_keyspace, "keyspace",
+     "Declare and inspect keyspaces (CREATE LIST DESCRIBE)"},
     {"lastsave", 1, F, 0, 0, 0, cmd_lastsave, "server",
      "Unix time of the last completed sync to disk"},
+    {"level", -3, 0, 0, 0, 0, cmd_level, "connection",
+     "Run one command at a read level: LEVEL <level> <command> [args...]"},
     {"mget", -2, R | F, 1, -1, 1, cmd_mget, "string", "Get the values of keys"},
     {"mset", -3, W, 1, -1, 2, cmd_mset, "string", "Set several keys"},
     {"msetnx", -3, W, 1, -1, 2, cmd_msetnx, "string", "Set several keys, only if none exists"},
+    {"multi", 1, F, 0, 0, 0, cmd_multi, "transactions", "Start queueing a transaction"},
     {"persist", 2, W | F, 1, 1, 1, cmd_persist, "keyspace", "Remove a key's expiry"},
     {"pexpire", -3, W | F, 1, 1, 1, cmd_pexpire, "keyspace",
      "Set a key's time to live in milliseconds"},
@@ -165,10 +184,22 @@ static void reply_unknown(struct client *c)
 	reply_error(c, msg);
 }
 
+static bool is_multi_control(const struct command *cmd)
+{
+	return cmd->fn == cmd_exec || cmd->fn == cmd_discard || cmd->fn == cmd_multi;
+}
+
+/*
+ * command_execute checks c->argv against the table and runs it: data
+ * commands through route.c (a Raft entry, a confirmed read, or a local
+ * read, as the level says), the rest here. Replies keep the order of the
+ * commands even when some finish later (route_capture_*). Commands run by
+ * an entry's apply come in on the virtual client and run as they are.
+ */
 void command_execute(struct client *c)
 {
 	struct server *srv = c->srv;
-	uint64_t start = client_out_pos(c);
+	size_t mark = route_capture_begin(c);
 	c->commands++;
 	srv->stats.commands++;
 	const struct command *cmd = command_lookup(c->argv[0].p, c->argv[0].len);
@@ -180,9 +211,21 @@ void command_execute(struct client *c)
 		reply_arity_error(c);
 	} else if (!(c->flags & CLIENT_AUTHED) && !(cmd->flags & CMD_NOAUTH)) {
 		reply_error(c, "NOAUTH Authentication required.");
+	} else if ((c->flags & CLIENT_MULTI) && !is_multi_control(cmd)) {
+		multi_queue(c, cmd);
+		route_capture_end(c, mark);
+		return;
+	} else if (route_class(c, cmd) != REQ_LOCAL && !(c->flags & CLIENT_VIRTUAL)) {
+		route_submit(c, cmd);
+		route_capture_end(c, mark);
+		return;
 	} else {
 		cmd->fn(c);
+		route_capture_end(c, mark);
+		return;
 	}
-	durability_check_lost(srv);
-	client_hold(c, start, durability_visible_seq(srv));
+	/* The command was refused before it ran. */
+	if (c->flags & CLIENT_MULTI)
+		c->flags |= CLIENT_MULTI_BAD;
+	route_capture_end(c, mark);
 }

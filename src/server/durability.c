@@ -23,6 +23,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "server/route.h"
 #include "server/server.h"
 
 static void job_done(uv_work_t *w, int status);
@@ -34,7 +35,10 @@ uint64_t durability_visible_seq(const struct server *srv)
 
 uint64_t durability_releasable_seq(const struct server *srv)
 {
-	return srv->cfg->fsync == SP_FSYNC_ALWAYS ? srv->durable_seq : srv->committed_seq;
+	/* Every write is a Raft entry, durable in the Raft log (on a majority)
+	 * before it is applied here; what the store has is never more than
+	 * that, so nothing a reply reveals waits for the store's own sync. */
+	return srv->open_seq;
 }
 
 void durability_check_lost(struct server *srv)
@@ -179,9 +183,6 @@ void durability_end_of_iteration(struct server *srv)
 	 * more: count it as passed, so later batches are not held behind it. */
 	if (srv->committed_seq + 1 < srv->open_seq && !store_has_batch(srv->store))
 		srv->committed_seq = srv->open_seq - 1;
-	if (srv->cfg->fsync == SP_FSYNC_ALWAYS)
-		durability_maybe_sync(srv);
-
 	struct client *c = srv->pending;
 	srv->pending = NULL;
 	while (c) {
@@ -189,6 +190,13 @@ void durability_end_of_iteration(struct server *srv)
 		c->flags &= ~CLIENT_PENDING;
 		c->pending_next = NULL;
 		client_flush(c);
+		/* Input left unparsed while too many replies were pending. */
+		if ((c->flags & CLIENT_STALLED) && c->nslots < ROUTE_MAX_SLOTS / 2 &&
+		    !(c->flags & CLIENT_CLOSING)) {
+			c->flags &= ~CLIENT_STALLED;
+			client_process_input(c);
+			client_flush(c);
+		}
 		c = next;
 	}
 }

@@ -120,7 +120,8 @@ int main(int argc, char **argv)
 	sigaction(SIGBUS, &sa, NULL);
 
 	struct store *store = NULL;
-	struct store_options so = {cfg.dir, cfg.map_size, 0, cfg.fsync != SP_FSYNC_OFF};
+	/* No write-ahead log in the store: the Raft log is one (strong.h). */
+	struct store_options so = {cfg.dir, cfg.map_size, 0, 0};
 	int rc = store_open(&store, &so);
 	if (rc != 0) {
 		sp_error("cannot open the store in %s: %s", cfg.dir, sp_strerror(rc));
@@ -134,8 +135,8 @@ int main(int argc, char **argv)
 	struct server srv;
 	rc = server_init(&srv, &loop, &cfg, sp_clock_system(), store);
 	if (rc != 0) {
-		fprintf(stderr, "spectrad: cannot listen on %s:%d: %s\n", cfg.bind, cfg.port,
-			rc < SP_ERR__BASE ? sp_strerror(rc) : uv_strerror(rc));
+		fprintf(stderr, "spectrad: cannot start (listening on %s:%d or peers): %s\n",
+			cfg.bind, cfg.port, rc < SP_ERR__BASE ? sp_strerror(rc) : uv_strerror(rc));
 		goto close_loop;
 	}
 	srv.config_file = config_file;

@@ -14,6 +14,9 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "server/cluster.h"
+#include "server/keyspace.h"
+#include "server/route.h"
 #include "server/server.h"
 
 void server_tick(struct server *srv)
@@ -37,23 +40,16 @@ static void on_check(uv_check_t *h)
 	durability_end_of_iteration(h->data);
 }
 
-/* Active expiry: remove expired keys in expiry order, a bounded amount of
- * work per tick (at most ~1 ms) so a mass expiry cannot stall the loop. */
+/* Active expiry: the leader proposes an expiry entry when the store holds
+ * keys whose time has passed; every replica removes the same keys when it
+ * applies it, judged at the entry's time, so replicas never differ. */
 static void expire_cycle(struct server *srv)
 {
-	uint64_t now = server_now_ms(srv);
-	uint64_t t0 = sp_mono_ns(srv->clock);
-	for (;;) {
-		int n = store_expire_cycle(srv->store, now, 64);
-		durability_check_lost(srv);
-		if (n < 0) {
-			sp_warn("expire: %s", sp_strerror(n));
-			return;
-		}
-		srv->stats.expired += (uint64_t)n;
-		if (n < 64 || sp_mono_ns(srv->clock) - t0 > 1000000)
-			return;
-	}
+	uint64_t expired = 0;
+	if (srv->role != RAFT_LEADER)
+		return;
+	if (store_count_expired(srv->store, server_now_ms(srv), 1, &expired) == 0 && expired)
+		route_propose_expire(srv);
 }
 
 static void close_idle_clients(struct server *srv, uint64_t now)
@@ -149,12 +145,25 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	 * unlikely to be mistaken for a live one. */
 	srv->next_cursor = (epoch + 1) << 40;
 
+	char host[64];
+	int port;
+	int rc = cluster_client_addr(cfg, host, sizeof(host), &port);
+	if (rc)
+		return rc;
+	route_init(srv);
+	rc = cluster_init(srv);
+	if (rc) {
+		route_close(srv);
+		return rc;
+	}
 	struct sockaddr_storage addr;
-	int rc = uv_ip4_addr(cfg->bind, cfg->port, (struct sockaddr_in *)&addr);
+	rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
 	if (rc < 0)
-		rc = uv_ip6_addr(cfg->bind, cfg->port, (struct sockaddr_in6 *)&addr);
+		rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
 	if (rc < 0) {
-		sp_error("bind: '%s' is not an IPv4 or IPv6 address", cfg->bind);
+		sp_error("bind: '%s' is not an IPv4 or IPv6 address", host);
+		cluster_close(srv);
+		route_close(srv);
 		return rc;
 	}
 	uv_tcp_init(loop, &srv->listener);
@@ -163,8 +172,10 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	if (rc == 0)
 		rc = uv_listen((uv_stream_t *)&srv->listener, cfg->tcp_backlog, on_connection);
 	if (rc < 0) {
-		sp_error("listen on %s:%d: %s", cfg->bind, cfg->port, uv_strerror(rc));
+		sp_error("listen on %s:%d: %s", host, port, uv_strerror(rc));
 		uv_close((uv_handle_t *)&srv->listener, NULL);
+		cluster_close(srv);
+		route_close(srv);
 		return rc;
 	}
 	uv_check_init(loop, &srv->commit_check);
@@ -178,9 +189,7 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 
 	uv_timer_init(loop, &srv->sync_timer);
 	srv->sync_timer.data = srv;
-	if (cfg->fsync == SP_FSYNC_BATCH)
-		uv_timer_start(&srv->sync_timer, on_sync_timer, cfg->fsync_interval_ms,
-			       cfg->fsync_interval_ms);
+	(void)on_sync_timer;
 
 	uv_signal_init(loop, &srv->sigterm);
 	srv->sigterm.data = srv;
@@ -188,8 +197,7 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	uv_signal_init(loop, &srv->sigint);
 	srv->sigint.data = srv;
 	uv_signal_start(&srv->sigint, on_signal, SIGINT);
-	sp_info("spectrad %s listening on %s:%d, fsync %s, data in %s", SPECTRA_VERSION, cfg->bind,
-		cfg->port,
+	sp_info("spectrad %s listening on %s:%d, fsync %s, data in %s", SPECTRA_VERSION, host, port,
 		cfg->fsync == SP_FSYNC_ALWAYS  ? "always"
 		: cfg->fsync == SP_FSYNC_BATCH ? "batch"
 					       : "off",
@@ -225,6 +233,9 @@ void server_finish_shutdown(struct server *srv)
 	uv_close((uv_handle_t *)&srv->sync_timer, NULL);
 	uv_close((uv_handle_t *)&srv->sigterm, NULL);
 	uv_close((uv_handle_t *)&srv->sigint, NULL);
+	uv_close((uv_handle_t *)&srv->req_timer, NULL);
+	cluster_close(srv);
+	route_close(srv);
 	sp_info("shutdown: %llu batches committed and synced",
 		(unsigned long long)srv->committed_seq);
 }

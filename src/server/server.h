@@ -15,6 +15,7 @@
 #ifndef SP_SERVER_SERVER_H
 #define SP_SERVER_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -24,11 +25,15 @@
 #include "common/config.h"
 #include "common/num.h"
 #include "common/version.h"
+#include "engine/strong/raft/raft.h"
 #include "net/resp.h"
 #include "store/store.h"
 
 struct server;
 struct client;
+struct request;
+struct strong;
+struct peer_net;
 
 /* A borrowed byte string: an argument or a key. */
 struct slice {
@@ -75,6 +80,28 @@ enum {
 	CLIENT_AUTHED = 1u << 4,
 	CLIENT_READING = 1u << 5, /* uv_read_start is active */
 	CLIENT_WAITING = 1u << 6, /* on srv->waiting: output held */
+	CLIENT_VIRTUAL = 1u << 7, /* no socket: runs commands for apply/reads */
+	CLIENT_MULTI = 1u << 8,	  /* between MULTI and EXEC/DISCARD */
+	CLIENT_MULTI_BAD = 1u << 9, /* a queued command was refused: EXEC aborts */
+	CLIENT_STALLED = 1u << 10,  /* input left unparsed: too many replies pending */
+};
+
+/* Read levels of a strong keyspace (DESIGN.md "level"). */
+enum read_level {
+	LEVEL_DEFAULT = 0, /* the keyspace's default, else linearizable */
+	LEVEL_LINEARIZABLE,
+	LEVEL_LEASE,
+	LEVEL_STALE,
+};
+
+/* A reply that must wait for its turn: one per command of a client that
+ * went asynchronous (Raft) or came after one, so replies leave in the
+ * order the commands came. */
+struct reply_slot {
+	struct reply_slot *next;
+	struct request *req; /* the request that fills it; NULL once ready */
+	bool ready;
+	struct sp_buf bytes;
 };
 
 struct client {
@@ -110,6 +137,14 @@ struct client {
 	uv_write_t wreq;
 	struct sp_buf wbuf;
 	int writing;
+
+	/* Replies in command order while some are pending (route.c). */
+	struct reply_slot *slot_head, *slot_tail;
+	size_t nslots;
+	uint8_t level;	    /* CONSISTENCY: enum read_level */
+	uint8_t req_level;  /* LEVEL prefix: for the command being run */
+	struct sp_buf multi; /* MULTI: queued commands, entry-encoded */
+	uint32_t multi_n;
 };
 
 /* A SCAN cursor: the last key returned, so the next call resumes after it. */
@@ -187,6 +222,24 @@ struct server {
 	struct scan_cursor cursors[SCAN_CURSORS];
 	uint64_t next_cursor;
 
+	/* Replication (cluster.c, route.c). */
+	uint64_t node_id;
+	struct peer_net *net;
+	struct strong *strong;
+	enum raft_role role;
+	uint64_t leader, term;
+	struct request *requests; /* every live request */
+	struct request **req_buckets;
+	uint64_t next_req_id;
+	uint64_t nrequests;
+	uv_timer_t req_timer;
+	struct client *vc;	 /* runs commands for apply and reads */
+	struct sp_buf scratch;	 /* entry encoding */
+	bool applying;		 /* inside an entry's apply */
+	bool expire_inflight;	 /* an expiry entry is proposed */
+	struct keyspace *keyspaces; /* strong data: from the store's meta */
+	size_t nkeyspaces;
+	struct cluster_file *cluster;
 	uint64_t now_ms; /* see server_now_ms */
 	uint64_t start_ms;
 	struct server_stats stats;

@@ -81,6 +81,7 @@ struct raft_node {
 	uint64_t next_read_id;
 
 	uint64_t applied, last_snapshot;
+	bool snapshot_running; /* snapshot_take returned 1, not done yet */
 	struct sp_buf enc;
 	uint8_t *chunk_buf;
 	struct raft_entry *dec_entries;
@@ -118,7 +119,7 @@ static void fail(struct raft_node *n, const char *what, int rc)
 static void sync_work_cb(uv_work_t *req)
 {
 	struct raft_node *n = req->data;
-	n->sync_rc = raft_log_sync(n->log);
+	n->sync_rc = n->cfg.no_sync ? 0 : raft_log_sync(n->log);
 	if (n->sync_rc == 0 && n->compact_running) {
 		int rc = raft_log_compact(n->log);
 		if (rc)
@@ -317,19 +318,8 @@ static void send_msg(struct raft_node *n, struct raft_msg *m)
 
 /* ---- snapshots ---- */
 
-static void maybe_snapshot(struct raft_node *n)
+static void snapshot_saved(struct raft_node *n, uint64_t index)
 {
-	if (!n->cfg.snapshot_every || !n->fsm.snapshot_take ||
-	    n->applied < n->last_snapshot + n->cfg.snapshot_every)
-		return;
-	uint64_t index = n->applied;
-	int rc = n->fsm.snapshot_take(n->fsm.ctx, index);
-	if (rc) {
-		sp_warn("raft: snapshot at %llu failed: %s", (unsigned long long)index,
-			sp_strerror(rc));
-		n->last_snapshot = index; /* try again after another period */
-		return;
-	}
 	struct raft_snapshot_meta meta = {.index = index,
 					  .term = raft_term_at(n->core, index),
 					  .conf = *raft_configuration(n->core)};
@@ -344,6 +334,44 @@ static void maybe_snapshot(struct raft_node *n)
 	if (wrc)
 		fail(n, "log write", wrc);
 	n->compact_wanted = true;
+	n->dirty = true;
+}
+
+static void maybe_snapshot(struct raft_node *n)
+{
+	if (!n->cfg.snapshot_every || !n->fsm.snapshot_take || n->snapshot_running ||
+	    n->applied < n->last_snapshot + n->cfg.snapshot_every)
+		return;
+	uint64_t index = n->applied;
+	int rc = n->fsm.snapshot_take(n->fsm.ctx, index);
+	if (rc == 1) {
+		n->snapshot_running = true;
+		n->last_snapshot = index; /* the next is due a period later */
+		return;
+	}
+	if (rc) {
+		sp_warn("raft: snapshot at %llu failed: %s", (unsigned long long)index,
+			sp_strerror(rc));
+		n->last_snapshot = index; /* try again after another period */
+		return;
+	}
+	snapshot_saved(n, index);
+}
+
+void raft_node_snapshot_done(struct raft_node *n, uint64_t index, int err)
+{
+	n->snapshot_running = false;
+	if (n->failed || n->closing)
+		return;
+	if (err) {
+		sp_warn("raft: snapshot at %llu failed: %s", (unsigned long long)index,
+			sp_strerror(err));
+		return;
+	}
+	/* A snapshot installed from the leader meanwhile may have moved past. */
+	if (index <= raft_snapshot_index(n->core))
+		return;
+	snapshot_saved(n, index);
 }
 
 /* ---- the drain ---- */

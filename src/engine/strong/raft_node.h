@@ -47,9 +47,11 @@ struct raft_node_fsm {
 	 * and CONF entries are passed too, for the applied index). */
 	void (*apply)(void *ctx, const struct raft_entry *e);
 	/* Make the state up to index (the applied index) durable as a
-	 * snapshot that snapshot_read can stream. Returns 0 or an error (the
-	 * node then keeps its log and tries later). May be NULL: no
-	 * snapshots, the log grows. */
+	 * snapshot that snapshot_read can stream. Returns 0 (done), 1 (started
+	 * in the background: call raft_node_snapshot_done once it is durable;
+	 * no other snapshot is asked for meanwhile), or an error (the node
+	 * then keeps its log and tries later). May be NULL: no snapshots, the
+	 * log grows. */
 	int (*snapshot_take)(void *ctx, uint64_t index);
 	/* Copy up to cap bytes of the snapshot at index from offset into
 	 * buf; set *last when they reach the end. Returns the byte count, or
@@ -74,6 +76,8 @@ struct raft_node_config {
 	uint32_t tick_ms;	      /* how often the core's timers are checked */
 	uint64_t snapshot_every;      /* entries applied between snapshots; 0: never */
 	const struct sp_clock *clock; /* NULL: the system clock; borrowed */
+	bool no_sync;		      /* skip fdatasync: acknowledged entries
+				       * survive a process kill, not power loss */
 };
 
 /* Completion of a proposal or read. err: 0 (committed and applied);
@@ -126,6 +130,11 @@ int raft_node_read(struct raft_node *n, raft_node_cb cb, void *arg);
 /* raft_node_read_lease: 0 when the leader's lease covers a read now and
  * the state machine has applied its index; SP_ERR_NOTLEADER otherwise. */
 int raft_node_read_lease(struct raft_node *n);
+
+/* raft_node_snapshot_done finishes a snapshot whose snapshot_take returned
+ * 1: err 0 means the state up to index is durable, and the log may drop
+ * what it covers. */
+void raft_node_snapshot_done(struct raft_node *n, uint64_t index, int err);
 
 /* Membership and transfer, as the core's functions of the same names. */
 int raft_node_add_server(struct raft_node *n, uint64_t id);

@@ -1,0 +1,297 @@
+/*
+ * cmd_strong: the commands of strong keyspaces beyond Redis's: levels
+ * (CONSISTENCY, LEVEL), revisions (GETREV, CAS), transactions (MULTI,
+ * EXEC, DISCARD) and keyspaces (KEYSPACE).
+ *
+ * Commands that change data run only inside an entry's apply (route.c
+ * proposes them); those that only read run wherever route.c decides.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "server/entry.h"
+#include "server/keyspace.h"
+#include "server/route.h"
+#include "server/cmd.h"
+#include "server/server.h"
+
+static int parse_level_arg(struct client *c, struct slice a, uint8_t *level)
+{
+	int rc = level_parse(a.p, a.len, level);
+	if (rc == SP_ERR_RANGE) {
+		reply_errorf(c,
+			     "ERR level '%.*s' belongs to another mode; strong keyspaces offer "
+			     "linearizable, lease and stale",
+			     (int)(a.len > 32 ? 32 : a.len), a.p);
+		return -1;
+	}
+	if (rc) {
+		reply_errorf(c, "ERR unknown level '%.*s' (linearizable, lease, stale, default)",
+			     (int)(a.len > 32 ? 32 : a.len), a.p);
+		return -1;
+	}
+	return 0;
+}
+
+/* CONSISTENCY [level]: set or show this connection's read level. */
+void cmd_consistency(struct client *c)
+{
+	if (c->argc == 1) {
+		reply_bulk_str(c, level_name(c->level));
+		return;
+	}
+	if (c->argc != 2) {
+		reply_arity_error(c);
+		return;
+	}
+	uint8_t level;
+	if (parse_level_arg(c, c->argv[1], &level))
+		return;
+	c->level = level;
+	reply_ok(c);
+}
+
+/* LEVEL <level> <command> [args...]: one command at another level. */
+void cmd_level(struct client *c)
+{
+	uint8_t level;
+	if (parse_level_arg(c, c->argv[1], &level))
+		return;
+	if (c->req_level) {
+		reply_error(c, "ERR LEVEL cannot be nested");
+		return;
+	}
+	c->req_level = level ? level : LEVEL_DEFAULT;
+	struct slice *argv = c->argv;
+	size_t argc = c->argc;
+	c->argv += 2;
+	c->argc -= 2;
+	command_execute(c);
+	c->argv = argv;
+	c->argc = argc;
+	c->req_level = 0;
+}
+
+/* GETREV key: [value, revision] or nil. */
+void cmd_getrev(struct client *c)
+{
+	struct store_value v;
+	int rc = store_get(c->srv->store, c->argv[1].p, c->argv[1].len, server_now_ms(c->srv), &v);
+	if (rc == SP_ERR_NOTFOUND) {
+		reply_null(c);
+		return;
+	}
+	if (rc) {
+		reply_store_error(c, rc);
+		return;
+	}
+	if (v.type != STORE_STRING) {
+		reply_error(c, "WRONGTYPE Operation against a key holding the wrong kind of value");
+		return;
+	}
+	reply_array(c, 2);
+	reply_bulk(c, v.data, v.len);
+	reply_integer(c, (int64_t)v.rev);
+}
+
+/* CAS key expected new: 1 when the value was expected and is now new, 0
+ * when it differed or the key was absent (nothing changed). The key's
+ * expiry is kept. */
+void cmd_cas(struct client *c)
+{
+	struct server *srv = c->srv;
+	struct store_value v;
+	int rc = store_get(srv->store, c->argv[1].p, c->argv[1].len, server_now_ms(srv), &v);
+	if (rc == SP_ERR_NOTFOUND) {
+		reply_integer(c, 0);
+		return;
+	}
+	if (rc) {
+		reply_store_error(c, rc);
+		return;
+	}
+	if (v.type != STORE_STRING) {
+		reply_error(c, "WRONGTYPE Operation against a key holding the wrong kind of value");
+		return;
+	}
+	if (v.len != c->argv[2].len || memcmp(v.data, c->argv[2].p, v.len) != 0) {
+		reply_integer(c, 0);
+		return;
+	}
+	if (c->argv[3].len > srv->cfg->max_value_bytes) {
+		reply_error(c, "ERR value is larger than max-value-bytes");
+		return;
+	}
+	struct store_value nv = {STORE_STRING, 0, v.expire_at_ms, c->argv[3].p, c->argv[3].len, 0};
+	rc = store_put(srv->store, c->argv[1].p, c->argv[1].len, &nv);
+	if (rc) {
+		reply_store_error(c, rc);
+		return;
+	}
+	reply_integer(c, 1);
+}
+
+void cmd_multi(struct client *c)
+{
+	if (c->flags & CLIENT_MULTI) {
+		reply_error(c, "ERR MULTI calls can not be nested");
+		return;
+	}
+	c->flags |= CLIENT_MULTI;
+	c->flags &= ~CLIENT_MULTI_BAD;
+	sp_buf_clear(&c->multi);
+	c->multi_n = 0;
+	reply_ok(c);
+}
+
+void cmd_discard(struct client *c)
+{
+	if (!(c->flags & CLIENT_MULTI)) {
+		reply_error(c, "ERR DISCARD without MULTI");
+		return;
+	}
+	c->flags &= ~(CLIENT_MULTI | CLIENT_MULTI_BAD);
+	sp_buf_clear(&c->multi);
+	c->multi_n = 0;
+	reply_ok(c);
+}
+
+void cmd_exec(struct client *c)
+{
+	if (!(c->flags & CLIENT_MULTI)) {
+		reply_error(c, "ERR EXEC without MULTI");
+		return;
+	}
+	bool bad = c->flags & CLIENT_MULTI_BAD;
+	c->flags &= ~(CLIENT_MULTI | CLIENT_MULTI_BAD);
+	if (bad) {
+		sp_buf_clear(&c->multi);
+		c->multi_n = 0;
+		reply_error(c, "EXECABORT Transaction discarded because of previous errors.");
+		return;
+	}
+	if (c->multi_n == 0) {
+		reply_array(c, 0);
+		return;
+	}
+	route_exec_multi(c);
+}
+
+/* multi_queue is called by command_execute for a command inside MULTI:
+ * data commands of strong keyspaces are queued, anything else refuses
+ * the transaction. */
+void multi_queue(struct client *c, const struct command *cmd)
+{
+	if (route_class(c, cmd) == REQ_LOCAL) {
+		c->flags |= CLIENT_MULTI_BAD;
+		reply_errorf(c, "ERR '%s' cannot run inside MULTI (only data commands can)",
+			     cmd->name);
+		return;
+	}
+	if (route_check_keys(c, cmd)) {
+		c->flags |= CLIENT_MULTI_BAD;
+		return;
+	}
+	entry_put_cmd(&c->multi, (const struct entry_arg *)c->argv, c->argc);
+	c->multi_n++;
+	reply_simple(c, "QUEUED");
+}
+
+/* ---- KEYSPACE ---- */
+
+static void keyspace_describe_one(struct client *c, const struct keyspace *ks)
+{
+	reply_map(c, 3);
+	reply_bulk_str(c, "name");
+	reply_bulk_str(c, ks->name);
+	reply_bulk_str(c, "mode");
+	reply_bulk_str(c, mode_name(ks->mode));
+	reply_bulk_str(c, "read-level");
+	reply_bulk_str(c, level_name(ks->read_level ? ks->read_level : LEVEL_LINEARIZABLE));
+}
+
+static void keyspace_create_cmd(struct client *c)
+{
+	struct server *srv = c->srv;
+	if (c->argc < 5 || !arg_equals(c->argv[3], "mode")) {
+		reply_error(c, "ERR usage: KEYSPACE CREATE <name> MODE strong|causal|eventual "
+			       "[READ linearizable|lease|stale]");
+		return;
+	}
+	struct slice name = c->argv[2];
+	if (!keyspace_name_valid(name.p, name.len) || (name.len == 7 && !memcmp(name.p, "default", 7))) {
+		reply_error(c, "ERR keyspace names are 1..63 of [A-Za-z0-9_.-], and not 'default'");
+		return;
+	}
+	uint8_t mode;
+	if (arg_equals(c->argv[4], "strong"))
+		mode = SP_MODE_STRONG;
+	else if (arg_equals(c->argv[4], "causal") || arg_equals(c->argv[4], "eventual")) {
+		reply_errorf(c,
+			     "ERR mode %.*s is not available in this version yet; only strong "
+			     "keyspaces can be created",
+			     (int)c->argv[4].len, c->argv[4].p);
+		return;
+	} else {
+		reply_error(c, "ERR mode must be strong, causal or eventual");
+		return;
+	}
+	uint8_t level = LEVEL_DEFAULT;
+	for (size_t i = 5; i < c->argc; i += 2) {
+		if (i + 1 >= c->argc || !arg_equals(c->argv[i], "read")) {
+			reply_syntax_error(c);
+			return;
+		}
+		if (parse_level_arg(c, c->argv[i + 1], &level))
+			return;
+	}
+	if (!srv->applying) {
+		reply_error(c, "ERR KEYSPACE CREATE runs through the log");
+		return;
+	}
+	if (keyspace_find(srv, name.p, name.len)) {
+		reply_errorf(c, "ERR keyspace '%.*s' exists", (int)name.len, name.p);
+		return;
+	}
+	int rc = keyspace_create(srv, name.p, name.len, mode, level);
+	if (rc) {
+		reply_store_error(c, rc);
+		return;
+	}
+	reply_ok(c);
+}
+
+void cmd_keyspace(struct client *c)
+{
+	struct server *srv = c->srv;
+	struct slice sub = c->argv[1];
+	if (arg_equals(sub, "create")) {
+		keyspace_create_cmd(c);
+	} else if (arg_equals(sub, "list")) {
+		reply_array(c, srv->nkeyspaces + 1);
+		reply_bulk_str(c, "default");
+		for (size_t i = 0; i < srv->nkeyspaces; i++)
+			reply_bulk_str(c, srv->keyspaces[i].name);
+	} else if (arg_equals(sub, "describe")) {
+		if (c->argc != 3) {
+			reply_error(c, "ERR usage: KEYSPACE DESCRIBE <name>");
+			return;
+		}
+		struct keyspace ks;
+		const struct keyspace *found = keyspace_find(srv, c->argv[2].p, c->argv[2].len);
+		if (found) {
+			ks = *found;
+		} else if (arg_equals(c->argv[2], "default")) {
+			keyspace_default(srv, &ks);
+		} else {
+			reply_errorf(c, "ERR no keyspace '%.*s'",
+				     (int)(c->argv[2].len > 64 ? 64 : c->argv[2].len), c->argv[2].p);
+			return;
+		}
+		keyspace_describe_one(c, &ks);
+	} else {
+		reply_error(c, "ERR unknown KEYSPACE subcommand (CREATE, LIST, DESCRIBE)");
+	}
+}
