@@ -117,7 +117,7 @@ static void resume_reading(struct client *c)
 
 static size_t pending_output(const struct client *c)
 {
-	return c->out.len + c->wbuf.len;
+	return c->out.len + c->wbuf.len + c->slot_bytes;
 }
 
 static void protocol_error(struct client *c, const char *msg)
@@ -137,7 +137,8 @@ void client_process_input(struct client *c)
 	struct server *srv = c->srv;
 	while (c->query.len > 0 &&
 	       !(c->flags & (CLIENT_CLOSING | CLIENT_CLOSE_AFTER_REPLY | CLIENT_READ_PAUSED))) {
-		if (c->nslots >= ROUTE_MAX_SLOTS) {
+		if (c->nslots >= ROUTE_MAX_SLOTS ||
+		    (c->nslots && pending_output(c) > srv->cfg->max_output_buffer)) {
 			/* Enough replies pending: the rest waits (durability.c
 			 * resumes it as they drain). */
 			c->flags |= CLIENT_STALLED;

@@ -194,6 +194,14 @@ int cluster_init(struct server *srv)
 		sc.bootstrap.n = 0;
 	sc.election_timeout_ms = (uint32_t)cfg->election_timeout_ms;
 	sc.heartbeat_ms = (uint32_t)cfg->heartbeat_ms;
+	if (!cfg->cluster_file[0]) {
+		/* A cluster of one has no one to wait for: elect itself at once
+		 * rather than after a timeout sized for five nodes. */
+		if (sc.election_timeout_ms > 100)
+			sc.election_timeout_ms = 100;
+		if (sc.heartbeat_ms > 30)
+			sc.heartbeat_ms = 30;
+	}
 	sc.max_clock_drift_ppm = (uint32_t)cfg->max_clock_drift_ppm;
 	sc.snapshot_every = cfg->snapshot_every;
 	sc.no_sync = cfg->fsync != SP_FSYNC_ALWAYS;

@@ -192,6 +192,7 @@ void durability_end_of_iteration(struct server *srv)
 		client_flush(c);
 		/* Input left unparsed while too many replies were pending. */
 		if ((c->flags & CLIENT_STALLED) && c->nslots < ROUTE_MAX_SLOTS / 2 &&
+		    c->out.len + c->slot_bytes <= srv->cfg->max_output_buffer / 2 &&
 		    !(c->flags & CLIENT_CLOSING)) {
 			c->flags &= ~CLIENT_STALLED;
 			client_process_input(c);

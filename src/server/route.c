@@ -103,16 +103,44 @@ static void req_destroy(struct request *r)
 
 /* req_done takes r out of the table; its memory goes now, or when Raft's
  * callback for it comes. */
+static void req_dispatch(struct request *r);
+
+/* A client's reads wait for its writes sent before them (a pipeline reads
+ * its own writes, as in Redis); release those behind r. */
+static void release_blocked(struct client *c, uint64_t write_id)
+{
+	size_t n = 0;
+	struct request *ready[64];
+	for (struct reply_slot *s = c->slot_head; s; s = s->next) {
+		struct request *q = s->req;
+		if (q && q->state == REQ_BLOCKED && q->after == write_id) {
+			ready[n++] = q;
+			if (n == 64)
+				break;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		ready[i]->after = 0;
+		ready[i]->state = REQ_WAITING;
+		req_dispatch(ready[i]);
+	}
+}
+
 static void req_done(struct request *r)
 {
+	struct client *c = r->c;
 	ext(r)->answered = true;
 	req_unlink(r);
 	if (r->slot)
 		r->slot->req = NULL;
 	r->slot = NULL;
 	r->c = NULL;
+	uint64_t id = r->id;
+	bool write = r->cls == REQ_WRITE;
 	if (!ext(r)->raft_pending)
 		req_destroy(r);
+	if (c && write)
+		release_blocked(c, id);
 }
 
 /* ---- reply slots ---- */
@@ -135,6 +163,7 @@ static void slots_drain(struct client *c)
 	while (c->slot_head && c->slot_head->ready) {
 		struct reply_slot *s = c->slot_head;
 		sp_buf_append(&c->out, sp_buf_begin(&s->bytes), s->bytes.len);
+		c->slot_bytes -= s->bytes.len;
 		c->slot_head = s->next;
 		if (!c->slot_head)
 			c->slot_tail = NULL;
@@ -156,6 +185,7 @@ void route_capture_end(struct client *c, size_t mark)
 		return;
 	struct reply_slot *s = slot_push(c);
 	sp_buf_append(&s->bytes, sp_buf_begin(&c->out) + mark, c->out.len - mark);
+	c->slot_bytes += c->out.len - mark;
 	c->out.len = mark;
 	s->ready = true;
 }
@@ -173,6 +203,7 @@ void route_client_gone(struct client *c)
 	}
 	c->slot_head = c->slot_tail = NULL;
 	c->nslots = 0;
+	c->slot_bytes = 0;
 	sp_buf_free(&c->multi);
 }
 
@@ -204,6 +235,7 @@ static void req_answer(struct request *r, const void *p, size_t len)
 		send_reply_frame(r->srv, r->from_node, r->from_req, FWD_OK, p, len);
 	} else if (r->c && r->slot) {
 		sp_buf_append(&r->slot->bytes, p, len);
+		r->c->slot_bytes += len;
 		r->slot->ready = true;
 		r->slot->req = NULL;
 		struct client *c = r->c;
@@ -305,8 +337,6 @@ static void on_proposed(void *arg, int err, uint64_t index)
 	}
 }
 
-static void req_dispatch(struct request *r);
-
 static void on_read_ready(void *arg, int err, uint64_t index)
 {
 	struct request *r = arg;
@@ -387,6 +417,17 @@ static void propose(struct request *r)
 static void req_dispatch(struct request *r)
 {
 	struct server *srv = r->srv;
+	if (r->after) {
+		if (req_find(srv, r->after)) {
+			r->state = REQ_BLOCKED;
+			return;
+		}
+		r->after = 0;
+	}
+	if (r->cls == REQ_READ && r->level == LEVEL_STALE) {
+		req_run_here(r);
+		return;
+	}
 	if (srv->role == RAFT_LEADER) {
 		if (r->cls == REQ_WRITE) {
 			propose(r);
@@ -428,8 +469,10 @@ void route_role_changed(struct server *srv)
 		}
 		wait[n++] = r;
 	}
-	for (size_t i = 0; i < n; i++)
-		req_dispatch(wait[i]);
+	/* In the order they came: the list holds the newest first. */
+	for (size_t i = n; i-- > 0;)
+		if (wait[i]->state == REQ_WAITING && !ext(wait[i])->answered)
+			req_dispatch(wait[i]);
 	free(wait);
 }
 
@@ -561,9 +604,9 @@ void route_submit(struct client *c, const struct command *cmd)
 	if (cls == REQ_READ) {
 		/* Served at once when the level allows it and nothing of the
 		 * client's is pending ahead of it. */
-		if (level == LEVEL_STALE ||
-		    (level == LEVEL_LEASE && srv->role == RAFT_LEADER &&
-		     strong_read_lease(srv->strong) == 0)) {
+		if (!c->slot_head &&
+		    (level == LEVEL_STALE || (level == LEVEL_LEASE && srv->role == RAFT_LEADER &&
+					      strong_read_lease(srv->strong) == 0))) {
 			size_t mark = route_capture_begin(c);
 			cmd->fn(c);
 			route_capture_end(c, mark);
@@ -571,6 +614,10 @@ void route_submit(struct client *c, const struct command *cmd)
 		}
 	}
 	struct request *r = req_from_client(c, cls, level);
+	if (cls == REQ_WRITE)
+		c->last_write = r->id;
+	else if (c->last_write && req_find(srv, c->last_write))
+		r->after = c->last_write;
 	r->type = ENTRY_COMMAND;
 	r->ncmds = 1;
 	entry_put_cmd(&r->body, (const struct entry_arg *)c->argv, c->argc);
@@ -580,12 +627,22 @@ void route_submit(struct client *c, const struct command *cmd)
 void route_exec_multi(struct client *c)
 {
 	struct request *r = req_from_client(c, REQ_WRITE, LEVEL_LINEARIZABLE);
+	c->last_write = r->id;
 	r->type = ENTRY_MULTI;
 	r->ncmds = c->multi_n;
 	sp_buf_append(&r->body, sp_buf_begin(&c->multi), c->multi.len);
 	sp_buf_clear(&c->multi);
 	c->multi_n = 0;
 	req_dispatch(r);
+}
+
+static void on_expire_done(void *arg, int err, uint64_t index)
+{
+	/* The apply cleared expire_inflight; a lost entry is retried by cron. */
+	struct server *srv = arg;
+	(void)index;
+	if (err)
+		srv->expire_inflight = false;
 }
 
 void route_propose_expire(struct server *srv)
@@ -601,7 +658,7 @@ void route_propose_expire(struct server *srv)
 			      .time_ms = server_now_ms(srv),
 			      .ncmds = 0};
 	entry_put_hdr(b, &h);
-	if (strong_propose(srv->strong, sp_buf_begin(b), b->len, NULL, NULL) == 0)
+	if (strong_propose(srv->strong, sp_buf_begin(b), b->len, on_expire_done, srv) == 0)
 		srv->expire_inflight = true;
 }
 

@@ -42,6 +42,7 @@ enum req_state {
 	REQ_FORWARDED,	 /* to the leader; its reply comes back */
 	REQ_PROPOSED,	 /* an entry proposed here */
 	REQ_READING,	 /* a ReadIndex round here */
+	REQ_BLOCKED,	 /* a read behind its client's pending write */
 };
 
 struct request {
@@ -55,6 +56,7 @@ struct request {
 	uint8_t cls, level, type, proto, state;
 	bool applied;	      /* its entry was applied here: reply holds the answer */
 	uint64_t deadline_ms; /* monotonic */
+	uint64_t after;	      /* READ: the client's write it must follow */
 	uint32_t ncmds;
 	struct sp_buf body;  /* the commands, entry-encoded */
 	struct sp_buf reply; /* set by apply */
@@ -98,6 +100,6 @@ void route_capture_end(struct client *c, size_t mark);
 void route_propose_expire(struct server *srv);
 
 /* The most replies a client may have pending before its input waits. */
-#define ROUTE_MAX_SLOTS 4096
+#define ROUTE_MAX_SLOTS 256
 
 #endif
