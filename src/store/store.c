@@ -1,7 +1,7 @@
 /*
  * store: durable key/value storage on LMDB (see store.h for the contract).
  *
- * On-disk layout, format 1. One LMDB environment in opts->dir, opened with
+ * On-disk layout, format 2. One LMDB environment in opts->dir, opened with
  * MDB_NOSYNC | MDB_WRITEMAP | MDB_NOTLS, holding three named databases.
  * WRITEMAP: a commit writes no pages through pwrite (they are already in
  * the shared map), which measured 2.6x faster for pipelined writes to
@@ -10,9 +10,15 @@
  * lost) and that data.mdb is a sparse file as large as the map. NOSYNC:
  * durability comes from the write-ahead log (wal.c) and checkpoints.
  *
- *   "meta"     "format" -> 4-byte big-endian STORE_FORMAT. A future format
- *              change bumps the number; an older binary then refuses the
- *              directory (SP_ERR_CORRUPT) instead of misreading it.
+ *   "meta"     "format" -> 4-byte big-endian STORE_FORMAT. A format change
+ *              bumps the number; a binary of another format then refuses
+ *              the directory (SP_ERR_CORRUPT) instead of misreading it.
+ *              Format 2 added the revision to the value header; format 1
+ *              directories are refused, not migrated.
+ *              "wal_pos" -> see below.
+ *              "app/" name -> a meta record (store_meta_put). The store's
+ *              own names are bare words with no '/', so no meta record
+ *              can collide with them.
  *   "keys"     'k' key -> value. LMDB rejects zero-length keys and Redis
  *              allows the empty key, so every key carries a one-byte prefix.
  *              The prefix is constant, so LMDB's byte order is the keys'
@@ -22,8 +28,9 @@
  *              makes byte order equal time order, so the oldest expiry is
  *              the first entry.
  *
- * A value is an 11-byte header followed by the payload:
+ * A value is a 19-byte header followed by the payload:
  *   [0] STORE_VALUE_VERSION  [1] type  [2] flags  [3..10] expire_at_ms (BE)
+ *   [11..18] rev (BE)
  *
  * Key length: the index key is 8 + klen bytes and the keys-db key 1 + klen,
  * so the index is the tighter bound: klen <= mdb_env_get_maxkeysize() - 8
@@ -37,29 +44,41 @@
  * batch, so a live reader always sees the latest commit without renewing it
  * per read. This relies on being the only writer to the environment, which
  * the flock on "spectra.lock" guarantees.
+ *
+ * Snapshots (store_snap_*) each hold a read-only transaction of their own
+ * for as long as they are open, beside the batch and the reader, all on
+ * the loop thread: MDB_NOTLS ties reader slots to transactions rather than
+ * threads, which is what lets one thread hold several read transactions
+ * and a write transaction at once.
  */
 #include "store/store.h"
 
 #include "common/alloc.h"
+#include "common/endian.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "store/wal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
-#define STORE_FORMAT	    1u	/* the "format" value in the meta database */
-#define STORE_VALUE_VERSION 1u	/* first byte of every value */
-#define STORE_HDR_LEN	    11u /* version, type, flags, 8-byte expiry */
+#define STORE_FORMAT	    2u	/* the "format" value in the meta database */
+#define STORE_VALUE_VERSION 2u	/* first byte of every value */
+#define STORE_HDR_LEN	    19u /* version, type, flags, 8-byte expiry, 8-byte rev */
 #define STORE_HDR_EXPIRE    3u	/* offset of the expiry in the header */
+#define STORE_HDR_REV	    11u /* offset of the revision in the header */
 #define STORE_KEY_PREFIX    'k'
 #define STORE_IDX_PREFIX    8u		/* bytes of expiry before the key in the index */
 #define STORE_MAX_DATA	    0xffffffffu /* LMDB's limit on one value */
@@ -71,6 +90,9 @@ static const char format_key[] = "format";
 /* "wal_pos": where in the write-ahead log the last batch committed to the
  * tree ends (u64 segment, u64 offset, big-endian); see wal_set_replay_floor. */
 static const char wal_pos_key[] = "wal_pos";
+/* Meta records are "app/" + name in the meta database. */
+static const char meta_prefix[] = "app/";
+#define META_PREFIX_LEN (sizeof(meta_prefix) - 1)
 
 struct store {
 	MDB_env *env;
@@ -81,8 +103,10 @@ struct store {
 	MDB_txn *reader; /* long-lived read-only transaction */
 	int reader_live; /* reader renewed and not yet reset */
 	size_t max_key_len;
-	unsigned char *kbuf;	/* 'k' + key; 1 + max_key_len bytes */
-	unsigned char *ibuf;	/* expiry + key; 8 + max_key_len bytes */
+	unsigned char *kbuf; /* 'k' + key; 1 + max_key_len bytes */
+	unsigned char *ibuf; /* expiry + key; 8 + max_key_len bytes */
+	unsigned char *mbuf; /* "app/" + meta name + NUL */
+	size_t max_meta_name;
 	unsigned char *scratch; /* value copy for store_set_expire */
 	size_t scratch_cap;
 	uintptr_t map_lo, map_hi; /* the memory map, to spot borrowed values */
@@ -94,6 +118,9 @@ struct store {
 	int replaying;	       /* applying the log at open: do not record again */
 	uint64_t batches_lost; /* batches dropped because a write or commit failed */
 	int lost_err;	       /* why the last one was dropped */
+	uint64_t rev;	       /* stamped on every put and expiry change */
+	uint64_t rec_rev;      /* the revision the log record being built is at */
+	unsigned snaps_open;   /* store_snap objects not yet closed */
 };
 
 /* Record an operation of the open batch in the log. */
@@ -122,12 +149,14 @@ static uint64_t get_be64(const unsigned char *p)
 	return v;
 }
 
-static void encode_header(unsigned char *p, uint8_t type, uint8_t flags, uint64_t expire_at_ms)
+static void encode_header(unsigned char *p, uint8_t type, uint8_t flags, uint64_t expire_at_ms,
+			  uint64_t rev)
 {
 	p[0] = STORE_VALUE_VERSION;
 	p[1] = type;
 	p[2] = flags;
 	put_be64(p + STORE_HDR_EXPIRE, expire_at_ms);
+	put_be64(p + STORE_HDR_REV, rev);
 }
 
 /* decode_value parses a stored value; the payload stays borrowed from LMDB.
@@ -140,6 +169,7 @@ static int decode_value(const MDB_val *v, struct store_value *out)
 	out->type = p[1];
 	out->flags = p[2];
 	out->expire_at_ms = get_be64(p + STORE_HDR_EXPIRE);
+	out->rev = get_be64(p + STORE_HDR_REV);
 	out->data = p + STORE_HDR_LEN;
 	out->len = v->mv_size - STORE_HDR_LEN;
 	return 0;
@@ -330,7 +360,7 @@ static int lock_dir(const char *dir, int *fd_out)
 /* setup_dbs opens (creating on a fresh environment) the three databases and
  * checks the format marker. An environment that holds anything other than a
  * spectra store of this format is SP_ERR_CORRUPT. */
-static int setup_dbs(struct store *s)
+static int setup_dbs(struct store *s, const char *dir)
 {
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -370,8 +400,21 @@ static int setup_dbs(struct store *s)
 		goto abort_txn;
 	} else {
 		rc = mdb_get(txn, s->meta_dbi, &fk, &fv);
-		if (rc == 0 && (fv.mv_size != 4 || get_be32(fv.mv_data) != STORE_FORMAT))
+		if (rc == 0 && (fv.mv_size != 4 || get_be32(fv.mv_data) != STORE_FORMAT)) {
+			if (fv.mv_size == 4 && get_be32(fv.mv_data) < STORE_FORMAT)
+				sp_error("store: %s holds a format %u store; this build reads "
+					 "format %u only and does not migrate (format 2 added "
+					 "revisions): move the directory aside and let the "
+					 "node fetch a snapshot",
+					 dir, (unsigned)get_be32(fv.mv_data), STORE_FORMAT);
+			else
+				sp_error("store: %s holds a store of an unknown format (a "
+					 "%zu-byte marker%s); this build reads format %u",
+					 dir, fv.mv_size,
+					 fv.mv_size == 4 ? " of a newer version" : "",
+					 STORE_FORMAT);
 			rc = MDB_INCOMPATIBLE;
+		}
 		if (rc == 0)
 			rc = mdb_dbi_open(txn, "keys", 0, &s->keys_dbi);
 		if (rc == 0)
@@ -396,7 +439,12 @@ static int replay_op(void *ctx, const struct wal_op *op)
 	int rc;
 	switch (op->kind) {
 	case WAL_PUT: {
-		struct store_value v = {op->type, op->flags, op->expire_at_ms, op->data, op->len};
+		struct store_value v = {.type = op->type,
+					.flags = op->flags,
+					.expire_at_ms = op->expire_at_ms,
+					.data = op->data,
+					.len = op->len};
+		s->rev = op->rev;
 		rc = store_put(s, op->key, op->klen, &v);
 		break;
 	}
@@ -404,6 +452,7 @@ static int replay_op(void *ctx, const struct wal_op *op)
 		rc = store_del(s, op->key, op->klen, 0);
 		break;
 	case WAL_EXPIRE:
+		s->rev = op->rev;
 		rc = store_set_expire(s, op->key, op->klen, op->expire_at_ms, 0);
 		break;
 	case WAL_FLUSH:
@@ -445,6 +494,7 @@ static int recover(struct store *s, const char *dir)
 	s->replaying = 1;
 	err = wal_replay(s->wal, replay_op, s, &st);
 	s->replaying = 0;
+	s->rev = 0; /* the replayed records' revisions are not the caller's */
 	if (err == 0)
 		err = store_commit(s);
 	if (err) {
@@ -511,8 +561,10 @@ int store_open(struct store **out, const struct store_options *opts)
 	s->max_key_len = (size_t)maxkey - STORE_IDX_PREFIX;
 	s->kbuf = sp_malloc(1 + s->max_key_len);
 	s->ibuf = sp_malloc(STORE_IDX_PREFIX + s->max_key_len);
+	s->max_meta_name = (size_t)maxkey - META_PREFIX_LEN;
+	s->mbuf = sp_malloc(META_PREFIX_LEN + s->max_meta_name + 1);
 
-	err = setup_dbs(s);
+	err = setup_dbs(s, opts->dir);
 	if (err)
 		goto close_env;
 
@@ -546,6 +598,7 @@ unlock:
 free_store:
 	free(s->kbuf);
 	free(s->ibuf);
+	free(s->mbuf);
 	free(s->scratch); /* a replayed EXPIRE may have used it */
 	free(s);
 	return err;
@@ -555,6 +608,8 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	/* A snapshot's transaction and cursor would outlive the environment. */
+	assert(s->snaps_open == 0);
 	int err = store_commit(s);
 	if (err)
 		sp_error("store: final commit failed: %s", sp_strerror(err));
@@ -570,6 +625,7 @@ void store_close(struct store *s)
 	close(s->lock_fd);
 	free(s->kbuf);
 	free(s->ibuf);
+	free(s->mbuf);
 	free(s->scratch);
 	free(s);
 }
@@ -671,6 +727,22 @@ static void scratch_trim(struct store *s)
 	}
 }
 
+void store_set_revision(struct store *s, uint64_t rev)
+{
+	s->rev = rev;
+}
+
+/* log_revision records the current revision in the log record being built
+ * unless that record is already at it: replay gives each put and expiry
+ * change the revision of the record's last 'R' before it (0 if none). */
+static void log_revision(struct store *s)
+{
+	if (s->rec_rev == s->rev)
+		return;
+	wal_revision(s->wal, s->rev);
+	s->rec_rev = s->rev;
+}
+
 int store_put(struct store *s, const void *key, size_t klen, const struct store_value *v)
 {
 	if (klen > s->max_key_len)
@@ -698,14 +770,16 @@ int store_put(struct store *s, const void *key, size_t klen, const struct store_
 	rc = mdb_put(s->batch, s->keys_dbi, &k, &nv, MDB_RESERVE);
 	if (rc)
 		goto fail;
-	encode_header(nv.mv_data, v->type, v->flags, v->expire_at_ms);
+	encode_header(nv.mv_data, v->type, v->flags, v->expire_at_ms, s->rev);
 	if (v->len)
 		memcpy((unsigned char *)nv.mv_data + STORE_HDR_LEN, data, v->len);
 	/* Logged now, while the payload is known good: LMDB does not promise
 	 * the reserved space stays put across the index updates below (if
 	 * they fail, the batch and this log entry are dropped together). */
-	if (LOGGING(s))
+	if (LOGGING(s)) {
+		log_revision(s);
 		wal_put(s->wal, key, klen, v->type, v->flags, v->expire_at_ms, data, v->len);
+	}
 	if (data != v->data)
 		scratch_trim(s);
 
@@ -763,7 +837,7 @@ int store_set_expire(struct store *s, const void *key, size_t klen, uint64_t exp
 		return err;
 	if (is_expired(cur.expire_at_ms, now_ms))
 		return 0;
-	if (cur.expire_at_ms == expire_at_ms)
+	if (cur.expire_at_ms == expire_at_ms && cur.rev == s->rev)
 		return 1;
 	/* The value is copied out and written back whole: rewriting LMDB's
 	 * memory in place is not allowed, and a reserved region is not
@@ -771,17 +845,22 @@ int store_set_expire(struct store *s, const void *key, size_t klen, uint64_t exp
 	size_t n = v.mv_size;
 	unsigned char *copy = memcpy(scratch_reserve(s, n), v.mv_data, n);
 	put_be64(copy + STORE_HDR_EXPIRE, expire_at_ms);
+	put_be64(copy + STORE_HDR_REV, s->rev);
 	MDB_val nv = {.mv_size = n, .mv_data = copy};
 	int rc = mdb_put(s->batch, s->keys_dbi, &k, &nv, 0);
 	scratch_trim(s);
-	if (rc == 0 && cur.expire_at_ms)
-		rc = index_del(s, cur.expire_at_ms, key, klen);
-	if (rc == 0 && expire_at_ms)
-		rc = index_put(s, expire_at_ms, key, klen);
+	if (cur.expire_at_ms != expire_at_ms) {
+		if (rc == 0 && cur.expire_at_ms)
+			rc = index_del(s, cur.expire_at_ms, key, klen);
+		if (rc == 0 && expire_at_ms)
+			rc = index_put(s, expire_at_ms, key, klen);
+	}
 	if (rc)
 		return batch_fail(s, rc);
-	if (LOGGING(s))
+	if (LOGGING(s)) {
+		log_revision(s);
 		wal_expire(s->wal, key, klen, expire_at_ms);
+	}
 	return 1;
 }
 
@@ -1010,6 +1089,7 @@ int store_commit(struct store *s)
 		int err = wal_append(s->wal);
 		if (err)
 			return lose_batch(s, err);
+		s->rec_rev = 0;
 	}
 	/* mdb_txn_commit frees the transaction whether or not it succeeds. */
 	int rc = mdb_txn_commit(s->batch);
@@ -1033,6 +1113,7 @@ uint64_t store_batches_lost(const struct store *s, int *last_err)
 void store_abort(struct store *s)
 {
 	wal_discard(s->wal);
+	s->rec_rev = 0;
 	if (s->batch) {
 		mdb_txn_abort(s->batch);
 		s->batch = NULL;
@@ -1097,6 +1178,721 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	}
 }
 
+/* ---- meta records ---- */
+
+size_t store_meta_max_name_len(const struct store *s)
+{
+	return s->max_meta_name;
+}
+
+/* meta_key builds the meta-db key "app/" + name in s->mbuf. */
+static int meta_key(struct store *s, const char *name, MDB_val *out)
+{
+	if (!name || !name[0])
+		return SP_ERR_INVAL;
+	size_t n = strnlen(name, s->max_meta_name + 1);
+	if (n > s->max_meta_name)
+		return SP_ERR_KEYLEN;
+	memcpy(s->mbuf, meta_prefix, META_PREFIX_LEN);
+	memcpy(s->mbuf + META_PREFIX_LEN, name, n);
+	*out = (MDB_val){.mv_size = META_PREFIX_LEN + n, .mv_data = s->mbuf};
+	return 0;
+}
+
+/* is_meta_key reports whether a meta-db key is a meta record's. */
+static int is_meta_key(const MDB_val *k)
+{
+	return k->mv_size > META_PREFIX_LEN &&
+	       memcmp(k->mv_data, meta_prefix, META_PREFIX_LEN) == 0;
+}
+
+int store_meta_put(struct store *s, const char *name, const void *val, size_t len)
+{
+	MDB_val k;
+	int err = meta_key(s, name, &k);
+	if (err)
+		return err;
+	if (len > STORE_MAX_DATA)
+		return SP_ERR_TOOBIG;
+	const void *data = val;
+	if (borrowed_from_map(s, data, len))
+		data = memcpy(scratch_reserve(s, len), data, len);
+	err = batch_begin(s);
+	if (err == 0) {
+		MDB_val v = {.mv_size = len, .mv_data = (void *)data};
+		int rc = mdb_put(s->batch, s->meta_dbi, &k, &v, 0);
+		if (rc)
+			err = batch_fail(s, rc);
+	}
+	if (data != val)
+		scratch_trim(s);
+	return err;
+}
+
+int store_meta_get(struct store *s, const char *name, const void **val, size_t *len)
+{
+	MDB_val k, v;
+	int err = meta_key(s, name, &k);
+	if (err)
+		return err;
+	MDB_txn *txn = view(s, &err);
+	if (!txn)
+		return err;
+	int rc = mdb_get(txn, s->meta_dbi, &k, &v);
+	if (rc)
+		return map_err(rc);
+	*val = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+int store_meta_del(struct store *s, const char *name)
+{
+	MDB_val k, v;
+	int err = meta_key(s, name, &k);
+	if (err)
+		return err;
+	/* Look first, so that deleting an absent record opens no batch. */
+	MDB_txn *txn = view(s, &err);
+	if (!txn)
+		return err;
+	int rc = mdb_get(txn, s->meta_dbi, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return map_err(rc);
+	err = batch_begin(s);
+	if (err)
+		return err;
+	rc = mdb_del(s->batch, s->meta_dbi, &k, NULL);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return batch_fail(s, rc);
+	return 1;
+}
+
+int store_meta_scan(struct store *s, const char *prefix, store_meta_fn fn, void *ctx)
+{
+	size_t plen = prefix ? strlen(prefix) : 0;
+	if (plen > s->max_meta_name)
+		return 0; /* no name is that long */
+	int err = 0;
+	MDB_txn *txn = view(s, &err);
+	if (!txn)
+		return err;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, s->meta_dbi, &cur);
+	if (rc)
+		return map_err(rc);
+	/* "app/" + prefix is both where the range starts and what every
+	 * name in it begins with. */
+	unsigned char *sp = sp_malloc(META_PREFIX_LEN + plen);
+	memcpy(sp, meta_prefix, META_PREFIX_LEN);
+	if (plen)
+		memcpy(sp + META_PREFIX_LEN, prefix, plen);
+	size_t slen = META_PREFIX_LEN + plen;
+	MDB_val k = {.mv_size = slen, .mv_data = sp}, v;
+	int visited = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < slen || memcmp(k.mv_data, sp, slen) != 0)
+			break;
+		size_t nlen = k.mv_size - META_PREFIX_LEN;
+		if (nlen == 0 || nlen > s->max_meta_name) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		/* The name is handed out NUL-terminated, so it is copied. */
+		char *name = (char *)s->mbuf;
+		memcpy(name, (const unsigned char *)k.mv_data + META_PREFIX_LEN, nlen);
+		name[nlen] = '\0';
+		visited++;
+		if (fn(ctx, name, v.mv_data, v.mv_size))
+			break;
+	}
+	mdb_cursor_close(cur);
+	free(sp);
+	if (rc && rc != MDB_NOTFOUND)
+		return map_err(rc);
+	return visited;
+}
+
+/* ---- snapshot stream out ---- */
+
+#define SNAP_MAGIC	 "SPSNAPv1"
+#define SNAP_MAGIC_LEN	 8u
+#define SNAP_VERSION	 1u
+#define SNAP_HEADER_LEN	 16u /* magic, version, reserved */
+#define SNAP_KEY_FIXED	 23u /* 'K' type flags expiry rev klen */
+#define SNAP_KEY_HDR	 18u /* type flags expiry rev: after 'K', before klen */
+#define SNAP_META_FIXED	 5u  /* 'M' nlen */
+#define SNAP_TRAILER_LEN 21u /* 'E' keys metas crc */
+#define SNAP_MAX_SPANS	 4
+
+enum snap_phase { SNAP_BEGIN, SNAP_KEYS, SNAP_META, SNAP_TRAILER, SNAP_DONE };
+
+/* One stretch of stream bytes: fixed fields built in the snap, or a key,
+ * name or value borrowed from the snapshot's read transaction (valid until
+ * it ends: a read-only transaction sees no updates). */
+struct snap_span {
+	const unsigned char *p;
+	size_t len;
+};
+
+struct store_snap {
+	struct store *s;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	enum snap_phase phase; /* what the next record will be */
+	int first;	       /* the cursor has not been positioned yet */
+	uint64_t pos;	       /* stream bytes produced */
+	uint32_t crc;	       /* CRC-32 of those bytes */
+	uint64_t keys, metas;  /* records produced */
+	int err;	       /* a failed read: the stream's place is lost, for good */
+	struct snap_span span[SNAP_MAX_SPANS]; /* the record being produced */
+	unsigned nspan, at;		       /* its spans; the one being produced */
+	size_t span_off;		       /* bytes of span[at] produced */
+	unsigned char fixed[SNAP_KEY_FIXED];   /* fixed fields before the key or name */
+	unsigned char vlen[4];		       /* the value's length */
+};
+
+static void snap_add(struct store_snap *sn, const void *p, size_t len)
+{
+	sn->span[sn->nspan++] = (struct snap_span){.p = p, .len = len};
+}
+
+/* snap_key_record makes the next record the key the cursor is on. */
+static int snap_key_record(struct store_snap *sn, const MDB_val *k, const MDB_val *v)
+{
+	const unsigned char *kp = k->mv_data;
+	struct store_value sv;
+	if (k->mv_size < 1 || kp[0] != STORE_KEY_PREFIX || decode_value(v, &sv) != 0)
+		return SP_ERR_CORRUPT;
+	unsigned char *f = sn->fixed;
+	f[0] = 'K';
+	f[1] = sv.type;
+	f[2] = sv.flags;
+	sp_put_le64(f + 3, sv.expire_at_ms);
+	sp_put_le64(f + 11, sv.rev);
+	sp_put_le32(f + 19, (uint32_t)(k->mv_size - 1));
+	sp_put_le32(sn->vlen, (uint32_t)sv.len);
+	snap_add(sn, f, SNAP_KEY_FIXED);
+	snap_add(sn, kp + 1, k->mv_size - 1);
+	snap_add(sn, sn->vlen, 4);
+	snap_add(sn, sv.data, sv.len);
+	sn->keys++;
+	return 0;
+}
+
+static void snap_meta_record(struct store_snap *sn, const MDB_val *k, const MDB_val *v)
+{
+	unsigned char *f = sn->fixed;
+	f[0] = 'M';
+	sp_put_le32(f + 1, (uint32_t)(k->mv_size - META_PREFIX_LEN));
+	sp_put_le32(sn->vlen, (uint32_t)v->mv_size);
+	snap_add(sn, f, SNAP_META_FIXED);
+	snap_add(sn, (const unsigned char *)k->mv_data + META_PREFIX_LEN,
+		 k->mv_size - META_PREFIX_LEN);
+	snap_add(sn, sn->vlen, 4);
+	snap_add(sn, v->mv_data, v->mv_size);
+	sn->metas++;
+}
+
+/* snap_next builds the stream's next record once the previous one has
+ * been produced whole (so sn->crc covers every byte before it). */
+static int snap_next(struct store_snap *sn)
+{
+	struct store *s = sn->s;
+	MDB_val k, v;
+	int rc;
+	sn->nspan = 0;
+	sn->at = 0;
+	sn->span_off = 0;
+	switch (sn->phase) {
+	case SNAP_BEGIN:
+		memcpy(sn->fixed, SNAP_MAGIC, SNAP_MAGIC_LEN);
+		sp_put_le32(sn->fixed + 8, SNAP_VERSION);
+		sp_put_le32(sn->fixed + 12, 0);
+		snap_add(sn, sn->fixed, SNAP_HEADER_LEN);
+		rc = mdb_cursor_open(sn->txn, s->keys_dbi, &sn->cur);
+		if (rc)
+			return map_err(rc);
+		sn->phase = SNAP_KEYS;
+		sn->first = 1;
+		return 0;
+	case SNAP_KEYS:
+		rc = mdb_cursor_get(sn->cur, &k, &v, sn->first ? MDB_FIRST : MDB_NEXT);
+		sn->first = 0;
+		if (rc == 0)
+			return snap_key_record(sn, &k, &v);
+		if (rc != MDB_NOTFOUND)
+			return map_err(rc);
+		mdb_cursor_close(sn->cur);
+		sn->cur = NULL;
+		rc = mdb_cursor_open(sn->txn, s->meta_dbi, &sn->cur);
+		if (rc)
+			return map_err(rc);
+		sn->phase = SNAP_META;
+		sn->first = 1;
+		/* fall through */
+	case SNAP_META:
+		if (sn->first) {
+			k = (MDB_val){.mv_size = META_PREFIX_LEN, .mv_data = (void *)meta_prefix};
+			rc = mdb_cursor_get(sn->cur, &k, &v, MDB_SET_RANGE);
+		} else {
+			rc = mdb_cursor_get(sn->cur, &k, &v, MDB_NEXT);
+		}
+		sn->first = 0;
+		/* "app/" itself (an empty name) is never written; skip it if
+		 * present rather than emit what restore would refuse. */
+		while (rc == 0 && k.mv_size == META_PREFIX_LEN &&
+		       memcmp(k.mv_data, meta_prefix, META_PREFIX_LEN) == 0)
+			rc = mdb_cursor_get(sn->cur, &k, &v, MDB_NEXT);
+		if (rc == 0 && is_meta_key(&k)) {
+			snap_meta_record(sn, &k, &v);
+			return 0;
+		}
+		if (rc && rc != MDB_NOTFOUND)
+			return map_err(rc);
+		mdb_cursor_close(sn->cur);
+		sn->cur = NULL;
+		sn->phase = SNAP_TRAILER;
+		/* fall through */
+	case SNAP_TRAILER: {
+		unsigned char *f = sn->fixed;
+		f[0] = 'E';
+		sp_put_le64(f + 1, sn->keys);
+		sp_put_le64(f + 9, sn->metas);
+		uint32_t crc = (uint32_t)crc32(sn->crc, f, 17);
+		sp_put_le32(f + 17, crc);
+		snap_add(sn, f, SNAP_TRAILER_LEN);
+		sn->phase = SNAP_DONE;
+		return 0;
+	}
+	case SNAP_DONE:
+		break;
+	}
+	return 0;
+}
+
+static int snap_at_end(const struct store_snap *sn)
+{
+	return sn->phase == SNAP_DONE && sn->at == sn->nspan;
+}
+
+/* snap_produce advances the stream by up to n bytes, copying them to dst
+ * unless it is NULL, and sets *done to how many it advanced. */
+static int snap_produce(struct store_snap *sn, uint8_t *dst, uint64_t n, uint64_t *done)
+{
+	uint64_t got = 0;
+	while (got < n) {
+		if (sn->at == sn->nspan) {
+			if (sn->phase == SNAP_DONE)
+				break;
+			int err = snap_next(sn);
+			if (err) {
+				*done = got;
+				return err;
+			}
+			continue;
+		}
+		struct snap_span *sp = &sn->span[sn->at];
+		size_t left = sp->len - sn->span_off;
+		size_t take = left < n - got ? left : (size_t)(n - got);
+		if (take) {
+			const unsigned char *src = sp->p + sn->span_off;
+			/* zlib's crc32 takes a uInt length: feed it in parts. */
+			for (size_t off = 0; off < take;) {
+				size_t part = take - off < (1u << 30) ? take - off : (1u << 30);
+				sn->crc = (uint32_t)crc32(sn->crc, src + off, (uInt)part);
+				off += part;
+			}
+			if (dst)
+				memcpy(dst + got, src, take);
+			got += take;
+			sn->pos += take;
+			sn->span_off += take;
+		}
+		if (sn->span_off == sp->len) {
+			sn->at++;
+			sn->span_off = 0;
+		}
+	}
+	*done = got;
+	return 0;
+}
+
+/* snap_rewind puts the stream back at its start (same transaction, so the
+ * same bytes come out again). */
+static void snap_rewind(struct store_snap *sn)
+{
+	if (sn->cur) {
+		mdb_cursor_close(sn->cur);
+		sn->cur = NULL;
+	}
+	sn->phase = SNAP_BEGIN;
+	sn->first = 0;
+	sn->pos = 0;
+	sn->crc = (uint32_t)crc32(0L, Z_NULL, 0);
+	sn->keys = sn->metas = 0;
+	sn->nspan = sn->at = 0;
+	sn->span_off = 0;
+}
+
+int store_snap_open(struct store *s, struct store_snap **out)
+{
+	int err = store_commit(s);
+	if (err)
+		return err;
+	struct store_snap *sn = sp_calloc(1, sizeof(*sn));
+	sn->s = s;
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &sn->txn);
+	if (rc) {
+		free(sn);
+		return map_err(rc); /* MDB_READERS_FULL is SP_ERR_IO */
+	}
+	snap_rewind(sn);
+	s->snaps_open++;
+	*out = sn;
+	return 0;
+}
+
+static int snap_read(struct store_snap *sn, uint64_t offset, uint8_t *buf, uint32_t cap, bool *last)
+{
+	uint64_t done;
+	int err;
+	if (offset > sn->pos)
+		return SP_ERR_INVAL;
+	if (offset < sn->pos) {
+		snap_rewind(sn);
+		err = snap_produce(sn, NULL, offset, &done);
+		if (err)
+			return err;
+		if (done != offset)
+			return SP_ERR_INVAL; /* past the end of the stream */
+	}
+	if (cap > INT_MAX)
+		cap = INT_MAX;
+	err = snap_produce(sn, buf, cap, &done);
+	if (err)
+		return err;
+	/* Peek at the next record so that the read which copies the last
+	 * byte is the one that says so. */
+	if (sn->at == sn->nspan && sn->phase != SNAP_DONE) {
+		err = snap_next(sn);
+		if (err)
+			return err;
+	}
+	*last = snap_at_end(sn);
+	return (int)done;
+}
+
+int store_snap_read(struct store_snap *sn, uint64_t offset, uint8_t *buf, uint32_t cap, bool *last)
+{
+	if (sn->err)
+		return sn->err;
+	int n = snap_read(sn, offset, buf, cap, last);
+	/* A gap asks for bytes not produced yet and leaves the stream as it
+	 * was; any other failure may have moved a cursor past a record. */
+	if (n < 0 && n != SP_ERR_INVAL)
+		sn->err = n;
+	return n;
+}
+
+uint64_t store_snap_bytes_sent(const struct store_snap *sn)
+{
+	return sn->pos;
+}
+
+void store_snap_close(struct store_snap *sn)
+{
+	if (!sn)
+		return;
+	if (sn->cur)
+		mdb_cursor_close(sn->cur);
+	mdb_txn_abort(sn->txn);
+	sn->s->snaps_open--;
+	free(sn);
+}
+
+/* ---- snapshot stream in ---- */
+
+/* A mapped stream file. */
+struct snap_file {
+	const unsigned char *p;
+	size_t size;
+};
+
+static int snap_file_map(const char *path, struct snap_file *f)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int err = 0;
+	if (fstat(fd, &st) != 0) {
+		err = -errno;
+		goto close_fd;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = SP_ERR_INVAL;
+		goto close_fd;
+	}
+	if ((uint64_t)st.st_size < SNAP_HEADER_LEN + SNAP_TRAILER_LEN) {
+		err = SP_ERR_CORRUPT;
+		goto close_fd;
+	}
+	f->size = (size_t)st.st_size;
+	void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED) {
+		err = -errno;
+		goto close_fd;
+	}
+	madvise(p, f->size, MADV_SEQUENTIAL);
+	f->p = p;
+close_fd:
+	close(fd);
+	return err;
+}
+
+static void snap_file_unmap(struct snap_file *f)
+{
+	if (f->p)
+		munmap((void *)f->p, f->size);
+	f->p = NULL;
+}
+
+/* One record of a stream, as snap_parse_next returns it (pointers into the
+ * mapped file). */
+struct snap_rec {
+	uint8_t kind; /* 'K' or 'M' */
+	uint8_t type, flags;
+	uint64_t expire_at_ms, rev;
+	const unsigned char *key; /* key, or meta name */
+	size_t klen;
+	const unsigned char *val;
+	size_t vlen;
+};
+
+struct snap_parser {
+	const unsigned char *p, *end; /* records, up to the trailer */
+	size_t max_klen, max_name;
+	const unsigned char *prev; /* previous key or name, for the order check */
+	size_t prev_len;
+	uint8_t prev_kind;
+	uint64_t keys, metas;
+};
+
+/* less reports whether a sorts strictly before b in LMDB's default order. */
+static int less(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	int c = n ? memcmp(a, b, n) : 0;
+	return c < 0 || (c == 0 && alen < blen);
+}
+
+static int parse_bytes(struct snap_parser *ps, const unsigned char **data, size_t *len)
+{
+	if ((size_t)(ps->end - ps->p) < 4)
+		return -1;
+	uint32_t n = sp_get_le32(ps->p);
+	ps->p += 4;
+	if ((size_t)(ps->end - ps->p) < n)
+		return -1;
+	*data = ps->p;
+	*len = n;
+	ps->p += n;
+	return 0;
+}
+
+/* snap_parse_next reads the next record into *r: 1 if there was one, 0 at
+ * the end of the records, SP_ERR_CORRUPT when a record is malformed, too
+ * long for the limits, or out of order. */
+static int snap_parse_next(struct snap_parser *ps, struct snap_rec *r)
+{
+	if (ps->p == ps->end)
+		return 0;
+	memset(r, 0, sizeof(*r));
+	r->kind = *ps->p++;
+	if (r->kind == 'K') {
+		if ((size_t)(ps->end - ps->p) < SNAP_KEY_HDR)
+			return SP_ERR_CORRUPT;
+		r->type = ps->p[0];
+		r->flags = ps->p[1];
+		r->expire_at_ms = sp_get_le64(ps->p + 2);
+		r->rev = sp_get_le64(ps->p + 10);
+		ps->p += SNAP_KEY_HDR;
+		if (parse_bytes(ps, &r->key, &r->klen) || parse_bytes(ps, &r->val, &r->vlen))
+			return SP_ERR_CORRUPT;
+		if (r->klen > ps->max_klen || r->vlen > STORE_MAX_DATA - STORE_HDR_LEN)
+			return SP_ERR_CORRUPT;
+		/* Keys first, in strictly ascending order. */
+		if (ps->prev_kind == 'M' ||
+		    (ps->prev_kind == 'K' && !less(ps->prev, ps->prev_len, r->key, r->klen)))
+			return SP_ERR_CORRUPT;
+		ps->keys++;
+	} else if (r->kind == 'M') {
+		if (parse_bytes(ps, &r->key, &r->klen) || parse_bytes(ps, &r->val, &r->vlen))
+			return SP_ERR_CORRUPT;
+		if (r->klen == 0 || r->klen > ps->max_name || memchr(r->key, 0, r->klen))
+			return SP_ERR_CORRUPT;
+		if (ps->prev_kind == 'M' && !less(ps->prev, ps->prev_len, r->key, r->klen))
+			return SP_ERR_CORRUPT;
+		ps->metas++;
+	} else {
+		return SP_ERR_CORRUPT;
+	}
+	ps->prev = r->key;
+	ps->prev_len = r->klen;
+	ps->prev_kind = r->kind;
+	return 1;
+}
+
+/* snap_parser_start readies ps to walk the records of a mapped stream
+ * whose size snap_file_map checked. */
+static void snap_parser_start(const struct snap_file *f, size_t max_klen, size_t max_name,
+			      struct snap_parser *ps)
+{
+	memset(ps, 0, sizeof(*ps));
+	ps->p = f->p + SNAP_HEADER_LEN;
+	ps->end = f->p + f->size - SNAP_TRAILER_LEN;
+	ps->max_klen = max_klen;
+	ps->max_name = max_name;
+}
+
+/* snap_verify checks a whole mapped stream: header, CRC, every record, and
+ * that the trailer's counts match and it ends the file. */
+static int snap_verify(const struct snap_file *f, size_t max_klen, size_t max_name)
+{
+	const unsigned char *p = f->p;
+	const unsigned char *t = p + f->size - SNAP_TRAILER_LEN;
+	if (memcmp(p, SNAP_MAGIC, SNAP_MAGIC_LEN) != 0 || sp_get_le32(p + 8) != SNAP_VERSION ||
+	    sp_get_le32(p + 12) != 0 || t[0] != 'E')
+		return SP_ERR_CORRUPT;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	for (size_t off = 0, n = f->size - 4; off < n;) {
+		size_t part = n - off < (1u << 30) ? n - off : (1u << 30);
+		crc = crc32(crc, p + off, (uInt)part);
+		off += part;
+	}
+	if ((uint32_t)crc != sp_get_le32(t + 17))
+		return SP_ERR_CORRUPT;
+
+	struct snap_parser ps;
+	struct snap_rec r;
+	int rc;
+	snap_parser_start(f, max_klen, max_name, &ps);
+	while ((rc = snap_parse_next(&ps, &r)) == 1)
+		;
+	if (rc)
+		return rc;
+	if (sp_get_le64(t + 1) != ps.keys || sp_get_le64(t + 9) != ps.metas)
+		return SP_ERR_CORRUPT;
+	return 0;
+}
+
+int store_snap_verify_file(const char *path)
+{
+	struct snap_file f = {0};
+	int err = snap_file_map(path, &f);
+	if (err)
+		return err;
+	err = snap_verify(&f, UINT32_MAX, UINT32_MAX);
+	snap_file_unmap(&f);
+	return err;
+}
+
+/* restore_clear empties the keys, the expiry index and the meta records in
+ * the batch, keeping the store's own meta entries. */
+static int restore_clear(struct store *s)
+{
+	int rc = mdb_drop(s->batch, s->keys_dbi, 0);
+	if (rc == 0)
+		rc = mdb_drop(s->batch, s->expires_dbi, 0);
+	if (rc)
+		return rc;
+	MDB_cursor *cur;
+	rc = mdb_cursor_open(s->batch, s->meta_dbi, &cur);
+	if (rc)
+		return rc;
+	/* Seek afresh after each delete rather than trust where the delete
+	 * left the cursor; there are few meta records. */
+	for (;;) {
+		MDB_val k = {.mv_size = META_PREFIX_LEN, .mv_data = (void *)meta_prefix}, v;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc || k.mv_size < META_PREFIX_LEN ||
+		    memcmp(k.mv_data, meta_prefix, META_PREFIX_LEN) != 0)
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* restore_record writes one verified record into the batch. Keys arrive
+ * in order into an emptied database, so they are appended. */
+static int restore_record(struct store *s, const struct snap_rec *r)
+{
+	int rc;
+	if (r->kind == 'M') {
+		memcpy(s->mbuf, meta_prefix, META_PREFIX_LEN);
+		memcpy(s->mbuf + META_PREFIX_LEN, r->key, r->klen);
+		MDB_val k = {.mv_size = META_PREFIX_LEN + r->klen, .mv_data = s->mbuf};
+		MDB_val v = {.mv_size = r->vlen, .mv_data = (void *)r->val};
+		return mdb_put(s->batch, s->meta_dbi, &k, &v, 0);
+	}
+	MDB_val k = key_val(s, r->key, r->klen);
+	MDB_val v = {.mv_size = STORE_HDR_LEN + r->vlen, .mv_data = NULL};
+	rc = mdb_put(s->batch, s->keys_dbi, &k, &v, MDB_RESERVE | MDB_APPEND);
+	if (rc)
+		return rc;
+	encode_header(v.mv_data, r->type, r->flags, r->expire_at_ms, r->rev);
+	if (r->vlen)
+		memcpy((unsigned char *)v.mv_data + STORE_HDR_LEN, r->val, r->vlen);
+	if (r->expire_at_ms)
+		rc = index_put(s, r->expire_at_ms, r->key, r->klen);
+	return rc;
+}
+
+int store_restore(struct store *s, const char *path)
+{
+	struct snap_file f = {0};
+	int err = snap_file_map(path, &f);
+	if (err)
+		return err;
+	/* Verify all of it before anything changes. */
+	err = snap_verify(&f, s->max_key_len, s->max_meta_name);
+	if (err)
+		goto unmap;
+	err = store_commit(s);
+	if (err)
+		goto unmap;
+	err = batch_begin(s);
+	if (err)
+		goto unmap;
+
+	struct snap_parser ps;
+	struct snap_rec r;
+	snap_parser_start(&f, s->max_key_len, s->max_meta_name, &ps);
+	int rc = restore_clear(s); /* an LMDB code */
+	while (rc == 0 && (err = snap_parse_next(&ps, &r)) == 1)
+		rc = restore_record(s, &r);
+	if (rc || err) {
+		/* The batch holds nothing but this restore: dropping it leaves
+		 * the store as it was, and loses no caller's write. */
+		err = rc ? map_err(rc) : err;
+		store_abort(s);
+		goto unmap;
+	}
+	err = store_commit(s);
+unmap:
+	snap_file_unmap(&f);
+	return err;
+}
+
 /* ---- consistency check ---- */
 
 static int check_fail(MDB_cursor *cur, const char *what, const MDB_val *key)
@@ -1126,6 +1922,32 @@ int store_check(struct store *s)
 		sp_warn("store check: format marker missing or wrong");
 		return rc && rc != MDB_NOTFOUND ? map_err(rc) : SP_ERR_CORRUPT;
 	}
+
+	/* The meta database: the store's own records and meta records with
+	 * a name store_meta_put would accept, nothing else. */
+	rc = mdb_cursor_open(txn, s->meta_dbi, &cur);
+	if (rc)
+		return map_err(rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (is_meta_key(&k)) {
+			size_t nlen = k.mv_size - META_PREFIX_LEN;
+			const unsigned char *name =
+			    (const unsigned char *)k.mv_data + META_PREFIX_LEN;
+			if (nlen > s->max_meta_name || memchr(name, 0, nlen))
+				return check_fail(cur, "malformed meta record name", &k);
+			continue;
+		}
+		int own = (k.mv_size == sizeof(format_key) - 1 &&
+			   memcmp(k.mv_data, format_key, k.mv_size) == 0) ||
+			  (k.mv_size == sizeof(wal_pos_key) - 1 &&
+			   memcmp(k.mv_data, wal_pos_key, k.mv_size) == 0);
+		if (!own)
+			return check_fail(cur, "unknown entry in the meta database", &k);
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return map_err(rc);
 
 	/* Every key: well-formed, and its expiry (if any) indexed. */
 	uint64_t with_expiry = 0;

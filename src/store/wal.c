@@ -32,6 +32,9 @@
 #define WAL_MAGIC     "SPWAL01\n"
 #define WAL_MAGIC_LEN 8u
 #define WAL_REC_HDR   8u /* u32 length, u32 crc */
+/* The revision entry: not an enum wal_op_kind, because replay consumes it
+ * rather than passing it on. */
+#define WAL_REV_ENTRY 'R'
 
 struct segment {
 	uint64_t id;
@@ -243,6 +246,7 @@ static int apply_record(const unsigned char *p, size_t n, wal_apply_fn fn, void 
 			struct wal_replay_stats *st)
 {
 	struct cursor c = {p, p + n};
+	uint64_t rev = 0; /* set by 'R'; every record starts at 0 */
 	while (c.p < c.end) {
 		struct wal_op op;
 		memset(&op, 0, sizeof(op));
@@ -265,11 +269,16 @@ static int apply_record(const unsigned char *p, size_t n, wal_apply_fn fn, void 
 			break;
 		case WAL_FLUSH:
 			break;
+		case WAL_REV_ENTRY:
+			if (take_u64(&c, &rev))
+				return SP_ERR_CORRUPT;
+			continue;
 		default:
 			bad = 1;
 		}
 		if (bad)
 			return SP_ERR_CORRUPT;
+		op.rev = rev;
 		int rc = fn(ctx, &op);
 		if (rc)
 			return rc;
@@ -456,6 +465,13 @@ void wal_flush_all(struct wal *w)
 {
 	begin_record(w);
 	add_u8(w, WAL_FLUSH);
+}
+
+void wal_revision(struct wal *w, uint64_t rev)
+{
+	begin_record(w);
+	add_u8(w, WAL_REV_ENTRY);
+	add_u64(w, rev);
 }
 
 void wal_discard(struct wal *w)

@@ -17,8 +17,14 @@
  *   'D' klen:u32 key
  *   'E' expire_at_ms:u64 klen:u32 key
  *   'F'                                   (remove every key)
+ *   'R' rev:u64                           (the revision of the 'P' and
+ *                                          'E' after it in this record)
  * Every operation is idempotent given the ones before it, so replaying a
- * record the tree already holds is harmless.
+ * record the tree already holds is harmless. The revision is 0 at the
+ * start of every record, so a record replays the same whichever records
+ * before it are skipped. 'R' is not an operation of its own: replay hands
+ * its value to the callback in wal_op.rev. It came with store format 2
+ * (before it, a record without one meant the same: revision 0).
  *
  * Threads: everything runs on the loop thread except wal_sync and
  * wal_retire, which may each run on another thread (at the same time as
@@ -38,7 +44,7 @@ struct wal;
 enum wal_op_kind { WAL_PUT = 'P', WAL_DEL = 'D', WAL_EXPIRE = 'E', WAL_FLUSH = 'F' };
 
 /* One operation read back by wal_replay; pointers are borrowed for the
- * duration of the callback. */
+ * duration of the callback. 'R' entries are not passed on: they set rev. */
 struct wal_op {
 	enum wal_op_kind kind;
 	const void *key;
@@ -47,6 +53,7 @@ struct wal_op {
 	uint64_t expire_at_ms; /* WAL_PUT, WAL_EXPIRE */
 	const void *data;      /* WAL_PUT */
 	size_t len;
+	uint64_t rev; /* WAL_PUT, WAL_EXPIRE: the record's last 'R', or 0 */
 };
 
 struct wal_replay_stats {
@@ -84,6 +91,9 @@ void wal_put(struct wal *w, const void *key, size_t klen, uint8_t type, uint8_t 
 void wal_del(struct wal *w, const void *key, size_t klen);
 void wal_expire(struct wal *w, const void *key, size_t klen, uint64_t expire_at_ms);
 void wal_flush_all(struct wal *w);
+/* wal_revision sets the revision of the puts and expiry changes recorded
+ * after it in the same record (each record starts at 0). */
+void wal_revision(struct wal *w, uint64_t rev);
 void wal_discard(struct wal *w);
 /* wal_pending returns 1 when operations are buffered. */
 int wal_pending(const struct wal *w);

@@ -210,13 +210,45 @@ static void test_open_errors(void **state)
 	o.dir = path;
 	assert_int_equal(store_open(&s, &o), SP_ERR_CORRUPT);
 
-	/* A spectra store of another format version. */
+	/* A spectra store of a later format version. */
 	snprintf(path, sizeof(path), "%s/future", f->dir);
 	store_close(open_store(path));
-	const unsigned char v2[4] = {0, 0, 0, 2};
-	raw_put(path, "meta", "format", 6, v2, sizeof(v2));
+	const unsigned char v99[4] = {0, 0, 0, 99};
+	raw_put(path, "meta", "format", 6, v99, sizeof(v99));
 	o.dir = path;
+	FILE *cap = tu_log_capture_begin(SP_LOG_ERROR);
 	assert_int_equal(store_open(&s, &o), SP_ERR_CORRUPT);
+	char *logged = tu_log_capture_end(cap);
+	assert_non_null(strstr(logged, "unknown format"));
+	free(logged);
+}
+
+/* A format-1 directory (values without a revision) is refused at open with
+ * a line that says why, and left as it was. */
+static void test_open_old_format(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = open_store(f->dir);
+	put_str(s, "k", "v", 0);
+	store_close(s);
+	/* What format 1 wrote: the marker, and an 11-byte header. */
+	const unsigned char v1[4] = {0, 0, 0, 1};
+	raw_put(f->dir, "meta", "format", 6, v1, sizeof(v1));
+	const unsigned char old[13] = {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'v', '1'};
+	raw_put(f->dir, "keys", "kold", 4, old, sizeof(old));
+
+	struct store_options o = {.dir = f->dir, .map_size = MAP_DEFAULT};
+	FILE *cap = tu_log_capture_begin(SP_LOG_ERROR);
+	assert_int_equal(store_open(&s, &o), SP_ERR_CORRUPT);
+	char *logged = tu_log_capture_end(cap);
+	assert_non_null(strstr(logged, f->dir));
+	assert_non_null(strstr(logged, "format 1 store"));
+	assert_non_null(strstr(logged, "does not migrate"));
+	free(logged);
+	/* Refusing it wrote nothing: it is refused again. */
+	cap = tu_log_capture_begin(SP_LOG_ERROR);
+	assert_int_equal(store_open(&s, &o), SP_ERR_CORRUPT);
+	free(tu_log_capture_end(cap));
 }
 
 /* ---- basic operations ---- */
@@ -617,6 +649,25 @@ static void test_check_detects(void **state)
 	/* A rewrite of the key repairs it. */
 	assert_int_equal(store_set_expire(s, "timed", 5, NOW + 6, NOW), 1);
 	assert_int_equal(store_check(s), 0);
+	store_close(s);
+
+	/* The meta database holds only the store's own entries and meta
+	 * records ("app/" + name). */
+	raw_put(f->dir, "meta", "bogus", 5, "x", 1);
+	s = open_store(f->dir);
+	assert_int_equal(store_check(s), SP_ERR_CORRUPT);
+	store_close(s);
+	raw_put(f->dir, "meta", "bogus", 5, NULL, 0);
+	raw_put(f->dir, "meta", "app/ok", 6, "x", 1);
+	s = open_store(f->dir);
+	assert_int_equal(store_check(s), 0);
+	const void *mv;
+	size_t mlen;
+	assert_int_equal(store_meta_get(s, "ok", &mv, &mlen), 0);
+	store_close(s);
+	raw_put(f->dir, "meta", "app/n\0l", 7, "x", 1);
+	s = open_store(f->dir);
+	assert_int_equal(store_check(s), SP_ERR_CORRUPT);
 	store_close(s);
 }
 
@@ -1321,6 +1372,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_open_close_fresh, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_open_errors, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_open_old_format, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_put_get_del, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_binary_keys_values, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_large_values, setup_dir, teardown_dir),

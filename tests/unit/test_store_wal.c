@@ -296,7 +296,7 @@ static int data_op(struct prog *p, struct store *s)
 		for (size_t i = 0; i < n.len; i++, x = x * 6364136223846793005ull + 1)
 			n.data[i] = (unsigned char)(x >> 56);
 		if (s) {
-			struct store_value v = {n.type, n.flags, n.exp, n.data, n.len};
+			struct store_value v = {n.type, n.flags, n.exp, n.data, n.len, 0};
 			if (store_put(s, keys[k], klens[k], &v) != 0)
 				return __LINE__;
 		}
