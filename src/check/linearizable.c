@@ -599,6 +599,7 @@ struct key_result {
 	enum lin_verdict verdict;
 	uint32_t bad_step;
 	uint64_t steps;
+	bool stopped; /* gave up because opts->should_stop said so */
 };
 
 /*
@@ -616,8 +617,11 @@ struct key_result {
  * Reads are most of a history; this keeps them from multiplying the
  * orders the search tries.
  */
-static void search(const struct step *steps, uint32_t m, uint64_t max_steps, struct key_result *out)
+static void search(const struct step *steps, uint32_t m, const struct lin_options *opts,
+		   struct key_result *out)
 {
+	uint64_t max_steps = opts->max_steps;
+	uint64_t poll = opts->poll_steps ? opts->poll_steps : LIN_POLL_STEPS;
 	uint32_t n_events, n_required = 0;
 	for (uint32_t i = 0; i < m; i++)
 		n_required += !steps[i].optional;
@@ -681,6 +685,14 @@ static void search(const struct step *steps, uint32_t m, uint64_t max_steps, str
 	while (x.left > 0) {
 		if (max_steps && nsteps >= max_steps) {
 			out->verdict = LIN_GAVE_UP;
+			break;
+		}
+		/* The caller's time bound. Never before the first step, so a
+		 * key that needs few steps is decided even past it. */
+		if (opts->should_stop && nsteps > 0 && nsteps % poll == 0 &&
+		    opts->should_stop(opts->stop_ctx)) {
+			out->verdict = LIN_GAVE_UP;
+			out->stopped = true;
 			break;
 		}
 		nsteps++;
@@ -887,7 +899,17 @@ static uint32_t key_steps(const struct lin_op *ops, const size_t *idx, size_t co
 
 int lin_check(const struct lin_op *ops, size_t n, uint64_t max_steps, struct lin_result *res)
 {
+	const struct lin_options opts = {.max_steps = max_steps};
+	return lin_check_ex(ops, n, &opts, res);
+}
+
+int lin_check_ex(const struct lin_op *ops, size_t n, const struct lin_options *opts,
+		 struct lin_result *res)
+{
+	static const struct lin_options no_options;
 	assert(res != NULL);
+	if (opts == NULL)
+		opts = &no_options;
 	memset(res, 0, sizeof(*res));
 	res->bad_op = SIZE_MAX;
 	if (n > LIN_MAX_OPS)
@@ -944,11 +966,18 @@ int lin_check(const struct lin_op *ops, size_t n, uint64_t max_steps, struct lin
 	struct step *steps = sp_malloc((n_used ? n_used : 1) * sizeof(*steps));
 
 	for (uint32_t k = 0; k < n_keys; k++) {
+		if (res->stopped) {
+			/* Stopped: the keys left are not searched. */
+			res->keys_gave_up++;
+			res->keys_skipped++;
+			continue;
+		}
 		size_t count = start[k + 1] - start[k];
 		uint32_t m = key_steps(ops, by_key + start[k], count, &values, obs, &stamp, steps);
 		struct key_result kr;
-		search(steps, m, max_steps, &kr);
+		search(steps, m, opts, &kr);
 		res->steps += kr.steps;
+		res->stopped = kr.stopped;
 		const struct lin_op *first = &ops[first_op[k]];
 		if (kr.verdict == LIN_VIOLATION) {
 			res->keys_violated++;
@@ -977,6 +1006,145 @@ int lin_check(const struct lin_op *ops, size_t n, uint64_t max_steps, struct lin
 	intern_close(&values);
 	intern_close(&keys);
 	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* lin_explain                                                             */
+
+static bool value_eq(const struct lin_value *a, const struct lin_value *b)
+{
+	if (a->nil || b->nil)
+		return a->nil == b->nil;
+	return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
+}
+
+/* needs says which value op o must find in the register to be placed:
+ * false for ops that find anything. */
+static bool needs(const struct lin_op *o, struct lin_value *v)
+{
+	if (o->kind == LIN_READ && o->outcome == LIN_OK) {
+		*v = o->result;
+		return true;
+	}
+	if (o->kind == LIN_CAS && o->outcome != LIN_FAIL) {
+		*v = o->expect;
+		return true;
+	}
+	return false;
+}
+
+/* sets says whether op o, if it took effect, left v in the register. */
+static bool sets(const struct lin_op *o, const struct lin_value *v)
+{
+	switch (o->kind) {
+	case LIN_WRITE:
+	case LIN_CAS:
+		return value_eq(&o->arg, v);
+	case LIN_DELETE:
+		return v->nil;
+	case LIN_READ:
+		break;
+	}
+	return false;
+}
+
+/* ret_of is when o certainly returned: never, for an op whose outcome is
+ * unknown. */
+static uint64_t ret_of(const struct lin_op *o)
+{
+	return o->outcome == LIN_UNKNOWN ? UINT64_MAX : o->ret;
+}
+
+/* The ops lin_explain looks at: the violating key's, and only those that
+ * constrain the register. */
+static bool explains(const struct lin_op *o, const struct lin_result *res)
+{
+	return constrains(o) && o->klen == res->klen &&
+	       (o->klen == 0 || memcmp(o->key, res->key, o->klen) == 0);
+}
+
+/* take counts op i into the explanation, and writes it while there is
+ * room. */
+static void take(size_t *out_idx, size_t cap, size_t *total, size_t i)
+{
+	if (*total < cap)
+		out_idx[*total] = i;
+	++*total;
+}
+
+static int by_call_then_index(const void *a, const void *b, void *ctx)
+{
+	const struct lin_op *ops = ctx;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	if (ops[x].call != ops[y].call)
+		return ops[x].call < ops[y].call ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+size_t lin_explain(const struct lin_op *ops, size_t n, const struct lin_result *res,
+		   size_t *out_idx, size_t cap)
+{
+	if (res == NULL || res->verdict != LIN_VIOLATION || res->bad_op >= n || res->key == NULL)
+		return 0;
+	size_t b = res->bad_op, total = 0;
+	const struct lin_op *bad = &ops[b];
+	uint64_t bad_ret = ret_of(bad);
+
+	/* 1. The op that could not be placed. */
+	take(out_idx, cap, &total, b);
+
+	/* 2. The last op that could have given it the value it needed. */
+	size_t writer = SIZE_MAX;
+	struct lin_value need;
+	if (needs(bad, &need)) {
+		for (size_t i = 0; i < n; i++) {
+			const struct lin_op *o = &ops[i];
+			if (i == b || !explains(o, res) || !sets(o, &need) || o->call > bad_ret)
+				continue;
+			if (writer == SIZE_MAX || o->call >= ops[writer].call)
+				writer = i;
+		}
+		if (writer != SIZE_MAX)
+			take(out_idx, cap, &total, writer);
+	}
+
+	/*
+	 * 3. Its immediate predecessors. Among the ops that returned before
+	 * bad was called, p has nothing wholly between it and bad when no
+	 * other such op was called after p returned: when p's return is at
+	 * or after the latest call among them.
+	 */
+	bool any_before = false;
+	uint64_t latest_call = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct lin_op *o = &ops[i];
+		if (i == b || !explains(o, res) || ret_of(o) >= bad->call)
+			continue;
+		if (!any_before || o->call > latest_call)
+			latest_call = o->call;
+		any_before = true;
+	}
+	for (size_t i = 0; any_before && i < n; i++) {
+		const struct lin_op *o = &ops[i];
+		if (i == b || i == writer || !explains(o, res))
+			continue;
+		if (ret_of(o) < bad->call && ret_of(o) >= latest_call)
+			take(out_idx, cap, &total, i);
+	}
+
+	/* 4. The ops that overlap it. */
+	for (size_t i = 0; i < n; i++) {
+		const struct lin_op *o = &ops[i];
+		if (i == b || i == writer || !explains(o, res))
+			continue;
+		if (o->call <= bad_ret && ret_of(o) >= bad->call)
+			take(out_idx, cap, &total, i);
+	}
+
+	size_t written = total < cap ? total : cap;
+	if (written > 1)
+		qsort_r(out_idx, written, sizeof(*out_idx), by_call_then_index, (void *)ops);
+	return total;
 }
 
 const char *lin_verdict_name(enum lin_verdict verdict)

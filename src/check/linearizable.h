@@ -78,7 +78,7 @@ struct lin_op {
 enum lin_verdict {
 	LIN_LINEARIZABLE = 1, /* every key is linearizable */
 	LIN_VIOLATION,	      /* some key is not (see key and bad_op) */
-	LIN_GAVE_UP,	      /* no key is known bad, but a search hit max_steps */
+	LIN_GAVE_UP,	      /* no key is known bad, but a search hit max_steps or was stopped */
 };
 
 struct lin_result {
@@ -86,8 +86,9 @@ struct lin_result {
 	/*
 	 * The key the verdict is about: for LIN_VIOLATION the first key (in
 	 * order of first appearance in ops) that is not linearizable, for
-	 * LIN_GAVE_UP the first key whose search hit the budget; NULL and 0
-	 * for LIN_LINEARIZABLE. Points into the caller's ops.
+	 * LIN_GAVE_UP the first key whose search hit the budget or was
+	 * stopped; NULL and 0 for LIN_LINEARIZABLE. Points into the caller's
+	 * ops.
 	 */
 	const uint8_t *key;
 	size_t klen;
@@ -101,7 +102,15 @@ struct lin_result {
 	uint64_t steps;	      /* search steps taken, all keys together */
 	size_t keys;	      /* distinct keys in the history */
 	size_t keys_violated; /* keys found not linearizable */
-	size_t keys_gave_up;  /* keys whose search hit max_steps */
+	size_t keys_gave_up;  /* keys whose search hit max_steps or was stopped */
+	/*
+	 * lin_check_ex only: should_stop said stop. The key being searched
+	 * then is counted in keys_gave_up, and so is every key after it in
+	 * order of first appearance, none of which was searched; keys_skipped
+	 * says how many those were.
+	 */
+	bool stopped;
+	size_t keys_skipped;
 };
 
 /*
@@ -145,6 +154,73 @@ struct lin_result {
  * res->key points into them afterwards.
  */
 int lin_check(const struct lin_op *ops, size_t n, uint64_t max_steps, struct lin_result *res);
+
+/* Polls of should_stop, when lin_options.poll_steps is 0: one every this
+ * many search steps of a key. */
+#define LIN_POLL_STEPS 4096
+
+/*
+ * Options for lin_check_ex. A zeroed struct asks for what lin_check(ops,
+ * n, 0, res) does: no bound.
+ */
+struct lin_options {
+	/* Bounds the search of each key, as lin_check's max_steps; 0: none. */
+	uint64_t max_steps;
+	/*
+	 * If set, called with stop_ctx every poll_steps steps of a key's
+	 * search (never at a key's first step, so a key decided in fewer
+	 * steps is decided whatever the function says). Returning true ends
+	 * the check: the key being searched gives up, and so do the keys not
+	 * yet searched, without being searched. This is how a caller bounds
+	 * the check in time without the checker reading a clock: the
+	 * function reads one. It must not change ops.
+	 */
+	bool (*should_stop)(void *stop_ctx);
+	void *stop_ctx;
+	/* Steps between polls of should_stop; 0: LIN_POLL_STEPS. */
+	uint64_t poll_steps;
+};
+
+/*
+ * lin_check_ex is lin_check with options: a step bound per key and a
+ * caller's function that may stop the check (struct lin_options). With
+ * opts NULL it is lin_check(ops, n, 0, res). Results, errors and
+ * ownership are lin_check's; a check that was stopped and found no
+ * violation gives LIN_GAVE_UP with res->stopped set, and res->key names
+ * the key whose search was stopped (or the first key that gave up on
+ * max_steps before it, if one did).
+ */
+int lin_check_ex(const struct lin_op *ops, size_t n, const struct lin_options *opts,
+		 struct lin_result *res);
+
+/*
+ * lin_explain picks, for a violation found by lin_check, the operations a
+ * person needs to see to understand it: all of them are of the violating
+ * key and constrain the register (LIN_FAIL ops and reads of unknown
+ * outcome never do, so they are left out). In order of priority:
+ *  1. res->bad_op, the op that could not be placed;
+ *  2. the last op called before bad_op returned that wrote the value
+ *     bad_op needed (a READ's result, a CAS's expect), if bad_op needed
+ *     one and such an op exists -- a value nobody wrote explains itself;
+ *  3. the ops that immediately precede bad_op in real time: they returned
+ *     before it was called, and no other op of the key came wholly
+ *     between them and it;
+ *  4. the ops whose intervals overlap bad_op's, equal times included (a
+ *     LIN_UNKNOWN op's interval never ends).
+ * That is enough to read e.g. "the read saw v1 during [t1,t2], but the
+ * write of v2 returned at t0 < t1 and no write of v1 was called after
+ * it".
+ *
+ * ops and n are what was given to lin_check, res what it filled with
+ * LIN_VIOLATION. Writes up to cap indices into out_idx, in order of call
+ * time (ties by index), the highest-priority ones when there are more
+ * than cap; returns how many ops belong to the explanation, which may be
+ * more than cap. Returns 0 when res is not a violation or res->bad_op is
+ * not an op of ops. Borrows everything for the call; out_idx is the
+ * caller's and may be NULL when cap is 0.
+ */
+size_t lin_explain(const struct lin_op *ops, size_t n, const struct lin_result *res,
+		   size_t *out_idx, size_t cap);
 
 /* lin_verdict_name returns "linearizable", "violation", "gave up" or
  * "unknown" (a static string). */

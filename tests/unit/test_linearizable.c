@@ -1090,6 +1090,382 @@ static void test_scale(void **state)
 	}
 }
 
+/* ---------------------------------------------------------------------- */
+/* The caller's stop function (lin_check_ex)                               */
+
+/* A should_stop that counts its polls and says stop at the stop_at-th
+ * (never when 0). */
+struct stopper {
+	uint64_t polls;
+	uint64_t stop_at;
+};
+
+static bool stop_at_poll(void *ctx)
+{
+	struct stopper *st = ctx;
+	st->polls++;
+	return st->stop_at != 0 && st->polls >= st->stop_at;
+}
+
+static struct lin_result check_stopping(const struct lin_op *ops, size_t n, uint64_t poll,
+					uint64_t max_steps, struct stopper *st)
+{
+	struct lin_options opts = {.max_steps = max_steps,
+				   .should_stop = stop_at_poll,
+				   .stop_ctx = st,
+				   .poll_steps = poll};
+	struct lin_result res;
+	assert_int_equal(lin_check_ex(ops, n, &opts, &res), 0);
+	return res;
+}
+
+static void test_should_stop(void **state)
+{
+	(void)state;
+	struct lin_op ops[40];
+	struct lin_result res;
+	size_t n = hard_history(ops, "h", 12, "nowhere");
+	assert_int_equal(lin_check(ops, n, 0, &res), 0);
+	uint64_t full = res.steps;
+	assert_true(full > 2 * LIN_POLL_STEPS);
+
+	/* Polled every poll_steps steps, never at step 0; a function that
+	 * never says stop changes nothing. */
+	struct stopper st = {0};
+	res = check_stopping(ops, n, 100, 0, &st);
+	assert_int_equal(res.verdict, LIN_VIOLATION);
+	assert_int_equal(res.steps, full);
+	assert_false(res.stopped);
+	assert_int_equal(st.polls, (full - 1) / 100);
+
+	/* Stopped at the third poll: gave up there, on that key. */
+	st = (struct stopper){.stop_at = 3};
+	res = check_stopping(ops, n, 100, 0, &st);
+	assert_int_equal(res.verdict, LIN_GAVE_UP);
+	assert_true(res.stopped);
+	assert_int_equal(st.polls, 3);
+	assert_int_equal(res.steps, 300);
+	assert_int_equal(res.keys_gave_up, 1);
+	assert_int_equal(res.keys_skipped, 0);
+	assert_int_equal(res.keys_violated, 0);
+	assert_int_equal(res.bad_op, SIZE_MAX);
+	assert_int_equal(res.klen, 1);
+	assert_memory_equal(res.key, "h", 1);
+
+	/* poll_steps 0 polls every LIN_POLL_STEPS. */
+	st = (struct stopper){.stop_at = 1};
+	res = check_stopping(ops, n, 0, 0, &st);
+	assert_int_equal(res.verdict, LIN_GAVE_UP);
+	assert_int_equal(res.steps, LIN_POLL_STEPS);
+
+	/* The step bound, reached before any poll, is not a stop. */
+	st = (struct stopper){.stop_at = 1};
+	res = check_stopping(ops, n, 100, 50, &st);
+	assert_int_equal(res.verdict, LIN_GAVE_UP);
+	assert_false(res.stopped);
+	assert_int_equal(st.polls, 0);
+	assert_int_equal(res.steps, 50);
+
+	/* A key decided in fewer steps than a poll is decided, however
+	 * eager the function is to stop. */
+	struct lin_op seq[] = {wr("k", "a", 0, 1, LIN_OK), rd("k", "a", 2, 3)};
+	st = (struct stopper){.stop_at = 1};
+	res = check_stopping(seq, N(seq), 100, 0, &st);
+	assert_int_equal(res.verdict, LIN_LINEARIZABLE);
+	assert_int_equal(st.polls, 0);
+	struct lin_op stale[] = {wr("k", "a", 0, 1, LIN_OK), rd("k", NIL, 2, 3)};
+	res = check_stopping(stale, N(stale), 100, 0, &st);
+	assert_int_equal(res.verdict, LIN_VIOLATION);
+	assert_int_equal(st.polls, 0);
+
+	/* Once stopped, the keys after are not searched: "z" is a plain
+	 * violation, but it comes after the stopped key. */
+	n = hard_history(ops, "h", 12, "nowhere");
+	ops[n++] = wr("z", "a", 0, 1, LIN_OK);
+	ops[n++] = rd("z", "b", 2, 3);
+	ops[n++] = wr("y", "a", 0, 1, LIN_OK);
+	st = (struct stopper){.stop_at = 1};
+	res = check_stopping(ops, n, 100, 0, &st);
+	assert_int_equal(res.verdict, LIN_GAVE_UP);
+	assert_true(res.stopped);
+	assert_int_equal(res.keys, 3);
+	assert_int_equal(res.keys_gave_up, 3);
+	assert_int_equal(res.keys_skipped, 2);
+	assert_int_equal(res.keys_violated, 0);
+	assert_memory_equal(res.key, "h", 1);
+	assert_int_equal(st.polls, 1);
+
+	/* A violation found before the stop still wins. */
+	struct lin_op first[40];
+	size_t m = 0;
+	first[m++] = wr("z", "a", 0, 1, LIN_OK);
+	first[m++] = rd("z", "b", 2, 3);
+	m += hard_history(first + m, "h", 12, "nowhere");
+	st = (struct stopper){.stop_at = 1};
+	res = check_stopping(first, m, 100, 0, &st);
+	assert_int_equal(res.verdict, LIN_VIOLATION);
+	assert_true(res.stopped);
+	assert_memory_equal(res.key, "z", 1);
+	assert_int_equal(res.bad_op, 1);
+	assert_int_equal(res.keys_violated, 1);
+	assert_int_equal(res.keys_gave_up, 1);
+
+	/* No options is lin_check with no bound. */
+	assert_int_equal(lin_check_ex(ops, n, NULL, &res), 0);
+	assert_int_equal(res.verdict, LIN_VIOLATION);
+	assert_false(res.stopped);
+	assert_int_equal(res.keys_skipped, 0);
+}
+
+struct deadline_ctx {
+	struct timespec at;
+};
+
+static bool past(void *ctx)
+{
+	const struct deadline_ctx *d = ctx;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > d->at.tv_sec ||
+	       (now.tv_sec == d->at.tv_sec && now.tv_nsec >= d->at.tv_nsec);
+}
+
+/* A search that would take far longer than the test ends soon after a
+ * deadline the caller's function reads from the clock. */
+static void test_should_stop_wall_clock(void **state)
+{
+	(void)state;
+	/* hard_history's shape with more writers than names[] has. */
+	enum { WRITERS = 34 };
+	static char values[WRITERS][16];
+	struct lin_op ops[WRITERS + 1];
+	size_t n = 0;
+	for (int i = 0; i < WRITERS; i++) {
+		snprintf(values[i], sizeof(values[i]), "w%d", i);
+		ops[n++] = wr("h", values[i], 0, 100, LIN_OK);
+	}
+	ops[n++] = rd("h", "nowhere", 101, 102);
+	struct deadline_ctx d;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	d.at = t0;
+	d.at.tv_nsec += 100 * 1000000L;
+	if (d.at.tv_nsec >= 1000000000L) {
+		d.at.tv_sec++;
+		d.at.tv_nsec -= 1000000000L;
+	}
+	struct lin_options opts = {.should_stop = past, .stop_ctx = &d};
+	struct lin_result res;
+	assert_int_equal(lin_check_ex(ops, n, &opts, &res), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_int_equal(res.verdict, LIN_GAVE_UP);
+	assert_true(res.stopped);
+	assert_true(secs >= 0.1);
+	assert_true(secs < 5);
+}
+
+/* ---------------------------------------------------------------------- */
+/* lin_explain                                                             */
+
+/* explain checks lin_explain's answer for a violating history is exactly
+ * want (indices in call order), terminated by SIZE_MAX. */
+static void expect_explained(const struct lin_op *ops, size_t n, const size_t *want)
+{
+	struct lin_result res = check(ops, n);
+	assert_int_equal(res.verdict, LIN_VIOLATION);
+	size_t got[64], k = 0;
+	size_t total = lin_explain(ops, n, &res, got, N(got));
+	while (want[k] != SIZE_MAX)
+		k++;
+	bool same = total == k;
+	for (size_t i = 0; same && i < k; i++)
+		same = got[i] == want[i];
+	if (!same) {
+		for (size_t i = 0; i < total && i < N(got); i++)
+			print_error("got %zu\n", got[i]);
+		fail_msg("explanation differs (%zu ops, wanted %zu)", total, k);
+	}
+}
+
+static void test_explain(void **state)
+{
+	(void)state;
+	/* A stale read: the write it should have seen returned before it was
+	 * called. The explanation: the write of the value read, the write
+	 * that overwrote it, and the read. */
+	struct lin_op stale[] = {
+	    wr("k", "v0", 0, 1, LIN_OK), /* long ago: not shown */
+	    rd("k", "v0", 2, 3),	 /* likewise */
+	    wr("k", "v1", 4, 5, LIN_OK), /* wrote what the read saw */
+	    wr("k", "v2", 6, 7, LIN_OK), /* immediately precedes it */
+	    rd("k", "v1", 8, 9),	 /* bad */
+	    wr("j", "v1", 8, 9, LIN_OK), /* another key */
+	};
+	expect_explained(stale, N(stale), (size_t[]){2, 3, 4, SIZE_MAX});
+
+	/* Everything that overlaps the bad op, equal times included, and
+	 * every immediate predecessor; not failed ops, unknown reads or ops
+	 * wholly after it. */
+	struct lin_op overlap[] = {
+	    wr("k", "a", 0, 10, LIN_OK),	    /* 0: writes what it saw */
+	    wr("k", "b", 20, 30, LIN_OK),	    /* 1: immediate predecessor */
+	    rd("k", "b", 25, 40),		    /* 2: immediate predecessor */
+	    wr("k", "c", 35, 55, LIN_OK),	    /* 3: overlaps, from before */
+	    rd("k", "a", 50, 60),		    /* 4: bad */
+	    wr("k", "d", 60, 70, LIN_OK),	    /* 5: overlaps at its end */
+	    wr("k", "a", 61, 62, LIN_OK),	    /* 6: after it */
+	    wr("k", "e", 52, 53, LIN_FAIL),	    /* 7: failed: constrains nothing */
+	    op(LIN_READ, "k", 51, 52, LIN_UNKNOWN), /* 8: likewise */
+	    wr("k", "f", 45, NEVER, LIN_UNKNOWN),   /* 9: unknown: overlaps forever */
+	    wr("k", "g", 70, NEVER, LIN_UNKNOWN),   /* 10: called after it returned */
+	};
+	expect_explained(overlap, N(overlap), (size_t[]){0, 1, 2, 3, 9, 4, 5, SIZE_MAX});
+
+	/* A value nobody wrote: no writer to show. */
+	struct lin_op ghost[] = {
+	    wr("k", "a", 0, 1, LIN_OK),
+	    rd("k", "a", 2, 3),
+	    rd("k", "ghost", 4, 5),
+	};
+	expect_explained(ghost, N(ghost), (size_t[]){1, 2, SIZE_MAX});
+
+	/* Two CAS won from the same value. */
+	struct lin_op cas2[] = {
+	    wr("k", "a", 0, 1, LIN_OK),
+	    cas("k", "a", "b", 2, 10, LIN_OK),
+	    cas("k", "a", "c", 3, 11, LIN_OK),
+	};
+	expect_explained(cas2, N(cas2), (size_t[]){0, 1, 2, SIZE_MAX});
+
+	/* A lost delete: the read of nil's writer is the delete, and the
+	 * initial nil needs none. */
+	struct lin_op undead[] = {
+	    wr("k", "a", 0, 1, LIN_OK),
+	    del("k", 2, 3, LIN_OK),
+	    rd("k", "a", 4, 5),
+	};
+	expect_explained(undead, N(undead), (size_t[]){0, 1, 2, SIZE_MAX});
+	struct lin_op lost[] = {
+	    wr("k", "a", 0, 1, LIN_OK),
+	    rd("k", NIL, 2, 3),
+	};
+	expect_explained(lost, N(lost), (size_t[]){0, 1, SIZE_MAX});
+
+	/* The writer is the last one called before the bad op returned. */
+	struct lin_op last_writer[] = {
+	    wr("k", "a", 0, 1, LIN_OK),				      /* an older write of "a" */
+	    wr("k", "b", 2, 3, LIN_OK),	  wr("k", "a", 4, 5, LIN_OK), /* the last one */
+	    wr("k", "c", 6, 7, LIN_OK),	  rd("k", "a", 8, 9),
+	    wr("k", "a", 10, 11, LIN_OK), /* too late */
+	};
+	expect_explained(last_writer, N(last_writer), (size_t[]){2, 3, 4, SIZE_MAX});
+
+	/* cap: the bad op first, then the writer; the total either way. */
+	struct lin_result res = check(overlap, N(overlap));
+	size_t one[1], two[2];
+	assert_int_equal(lin_explain(overlap, N(overlap), &res, one, 1), 7);
+	assert_int_equal(one[0], 4);
+	assert_int_equal(lin_explain(overlap, N(overlap), &res, two, 2), 7);
+	assert_int_equal(two[0], 0);
+	assert_int_equal(two[1], 4);
+	assert_int_equal(lin_explain(overlap, N(overlap), &res, NULL, 0), 7);
+
+	/* Nothing to explain but a violation. */
+	struct lin_op fine[] = {wr("k", "a", 0, 1, LIN_OK), rd("k", "a", 2, 3)};
+	res = check(fine, N(fine));
+	assert_int_equal(lin_explain(fine, N(fine), &res, one, 1), 0);
+	res.verdict = LIN_VIOLATION;
+	res.bad_op = 7;
+	assert_int_equal(lin_explain(fine, N(fine), &res, one, 1), 0);
+	assert_int_equal(lin_explain(fine, N(fine), NULL, one, 1), 0);
+}
+
+/*
+ * Property: on random violating histories (real executions with one read
+ * corrupted, as above), lin_explain gives what its contract says, checked
+ * by brute force: the bad op; the last writer of the value it needed;
+ * every op of the key that returned before it with nothing wholly in
+ * between; every op that overlaps it; nothing else; in call order.
+ */
+static void test_prop_explain(void **state)
+{
+	(void)state;
+	uint64_t s = tu_stream(tu_seed(), "explain");
+	static struct lin_op ops[PROP_MAX_OPS];
+	int checked = 0;
+
+	for (int iter = 0; iter < 1500; iter++) {
+		size_t n = gen_history(&s, ops, 60);
+		size_t reads[PROP_MAX_OPS], n_reads = 0;
+		for (size_t i = 0; i < n; i++)
+			if (ops[i].kind == LIN_READ && ops[i].outcome == LIN_OK)
+				reads[n_reads++] = i;
+		if (n_reads == 0)
+			continue;
+		ops[reads[tu_rnd(&s, n_reads)]].result = val(names[tu_rnd(&s, N(names))]);
+		struct lin_result res;
+		assert_int_equal(lin_check(ops, n, PROP_BUDGET, &res), 0);
+		if (res.verdict != LIN_VIOLATION)
+			continue;
+		checked++;
+
+		size_t got[PROP_MAX_OPS];
+		size_t total = lin_explain(ops, n, &res, got, N(got));
+		assert_true(total >= 1 && total <= n);
+		bool in[PROP_MAX_OPS] = {false};
+		for (size_t i = 0; i < total; i++) {
+			assert_false(in[got[i]]);
+			in[got[i]] = true;
+			if (i > 0)
+				assert_true(ops[got[i - 1]].call < ops[got[i]].call ||
+					    (ops[got[i - 1]].call == ops[got[i]].call &&
+					     got[i - 1] < got[i]));
+		}
+		const struct lin_op *B = &ops[res.bad_op];
+		assert_true(in[res.bad_op]);
+		uint64_t b_ret = B->ret;
+
+		/* The writer of what it needed. */
+		bool needs_value = B->kind == LIN_READ || B->kind == LIN_CAS;
+		int need =
+		    needs_value ? value_index(B->kind == LIN_READ ? &B->result : &B->expect) : -3;
+		size_t writer = SIZE_MAX;
+		for (size_t i = 0; needs_value && i < n; i++) {
+			const struct lin_op *W = &ops[i];
+			if (i == res.bad_op || !same_key(W, B) || !may_set(W, need) ||
+			    W->call > b_ret)
+				continue;
+			if (writer == SIZE_MAX || W->call >= ops[writer].call)
+				writer = i;
+		}
+
+		for (size_t i = 0; i < n; i++) {
+			const struct lin_op *o = &ops[i];
+			if (i == res.bad_op)
+				continue;
+			bool counts = same_key(o, B) && o->outcome != LIN_FAIL &&
+				      !(o->kind == LIN_READ && o->outcome == LIN_UNKNOWN);
+			uint64_t o_ret = o->outcome == LIN_UNKNOWN ? UINT64_MAX : o->ret;
+			bool overlaps = o->call <= b_ret && o_ret >= B->call;
+			bool immediate = o_ret < B->call;
+			for (size_t j = 0; immediate && j < n; j++) {
+				const struct lin_op *q = &ops[j];
+				bool q_counts = same_key(q, B) && q->outcome == LIN_OK;
+				if (q_counts && j != res.bad_op && q->call > o_ret &&
+				    q->ret < B->call)
+					immediate = false;
+			}
+			bool want = counts && (i == writer || overlaps || immediate);
+			if (in[i] != want)
+				fail_msg("iteration %d: op %zu %s, wanted %s (bad op %zu)", iter, i,
+					 in[i] ? "shown" : "not shown", want ? "shown" : "not",
+					 res.bad_op);
+		}
+	}
+	assert_true(checked > 300);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1112,6 +1488,10 @@ int main(void)
 	    cmocka_unit_test(test_prop_real_executions),
 	    cmocka_unit_test(test_prop_matches_brute_force),
 	    cmocka_unit_test(test_scale),
+	    cmocka_unit_test(test_should_stop),
+	    cmocka_unit_test(test_should_stop_wall_clock),
+	    cmocka_unit_test(test_explain),
+	    cmocka_unit_test(test_prop_explain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
