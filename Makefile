@@ -5,6 +5,7 @@
 #   make fuzz     a long libFuzzer run of every parser target
 #   make bench    spectrad vs redis-server with redis-benchmark, side by side
 #   make bench-raft  spectra's Raft vs libraft 0.15: commits/s, latency, failover
+#   make bench-strong  5-node cluster: writes and linearizable reads, 100/1000 clients
 #   make deps     install the Debian packages (scripts/deps.sh)
 
 CC      ?= cc
@@ -38,7 +39,7 @@ ifneq ($(BUILD),build)
 BIN := $(BUILD)/bin
 endif
 
-.PHONY: all test check fuzz bench bench-raft deps clean format tests-build
+.PHONY: all test check fuzz bench bench-raft bench-strong deps clean format tests-build
 # Keep the objects of test binaries (make would delete them as intermediate).
 .SECONDARY:
 all: $(BIN)/spectrad $(BIN)/spectra
@@ -129,6 +130,11 @@ $(BUILD)/bench/spectra_raft_node: $(BUILD)/bench/raft/spectra_raft_node.o $(BUIL
 
 bench-raft: $(RAFT_NODES)
 	BUILD=$(BUILD) bench/raft_compare.sh
+
+# bench-strong: a 5-node cluster, SET and linearizable GET from 100 and
+# 1000 clients spread over every node (redis-benchmark).
+bench-strong: all
+	bench/strong.sh
 
 # sim: the deterministic simulation of the Raft core (tests/sim), SEEDS
 # seeds of SIM_SECONDS simulated seconds each. sim-canaries builds the core

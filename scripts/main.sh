@@ -1,52 +1,120 @@
 #!/usr/bin/env bash
-# The main job: install what is needed, build, start one local spectrad
-# node, drive it with a short real workload (redis-benchmark, redis-cli),
-# print what it did, and stop the node. Later issues grow this into a
-# 5-node cluster.
+# The main job: install what is needed, build, start a local 5-node spectra
+# cluster, and put it to real work: a model registry written and read
+# through different nodes, a transaction that swaps a model alias and its
+# feature schema together, conditional writes by revision, redis-benchmark
+# spread over every node, the leader killed -9 under load, and a check
+# that every acknowledged write survived. Prints what it did, then stops
+# the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
 make -j2 >/dev/null
 
-PORT=${PORT:-7379}
+BASE=${BASE_PORT:-7379}
+PEER_BASE=${PEER_BASE_PORT:-17379}
 DIR=$(mktemp -d /tmp/spectra-main.XXXXXX)
 cleanup() {
-	bin/spectra node stop --dir "$DIR" >/dev/null 2>&1 || true
+	bin/spectra cluster down --dir "$DIR" >/dev/null 2>&1 || true
 	rm -rf "$DIR"
 }
 trap cleanup EXIT
 
-echo "== starting a spectrad node (fsync always) on 127.0.0.1:$PORT"
-bin/spectra node start --dir "$DIR" --port "$PORT" -- --fsync always
-bin/spectra node status --dir "$DIR"
-
-# bench LABEL ARGS...: one redis-benchmark run, one table row per command.
-bench() {
-	local label=$1
-	shift
-	redis-benchmark -p "$PORT" -c 50 -d 64 -r 100000 --csv "$@" | tr -d '"' |
-		awk -F, -v label="$label" 'NR > 1 { printf "  %-5s %-12s %10.0f req/s   p50 %6.3f  p95 %6.3f  p99 %6.3f ms\n", $1, label, $2, $5, $6, $7 }'
+cli() { redis-cli -p "$1" "${@:2}"; }
+port_of() { echo $((BASE + $1 - 1)); }
+leader_id() {
+	for i in 1 2 3 4 5; do
+		if cli "$(port_of "$i")" CLUSTER INFO 2>/dev/null | tr -d '\r' | grep -q '^role:leader'; then
+			echo "$i"
+			return
+		fi
+	done
+	echo 0
 }
 
-echo
-echo "== redis-benchmark: 50 clients, 64-byte values, random keys from 100,000"
-bench "1 in flight" -t set,get,incr -n 100000
-bench "16 in flight" -t set,get -n 300000 -P 16
+echo "== starting a 5-node cluster in $DIR"
+bin/spectra cluster up --nodes 5 --dir "$DIR" --base-port "$BASE" --peer-base-port "$PEER_BASE" \
+	-- --election-timeout-ms 1000 --heartbeat-ms 100
+bin/spectra cluster status --dir "$DIR"
 
 echo
-echo "== a model registry entry, written and read back with redis-cli"
-redis-cli -p "$PORT" SET model:resnet50:production v7 >/dev/null
-redis-cli -p "$PORT" INCR counter:training-jobs >/dev/null
-echo "model:resnet50:production = $(redis-cli -p "$PORT" GET model:resnet50:production)"
-echo "counter:training-jobs     = $(redis-cli -p "$PORT" GET counter:training-jobs)"
-echo "keys in the node          = $(redis-cli -p "$PORT" DBSIZE)"
-echo
-echo "== durability (INFO persistence)"
-redis-cli -p "$PORT" INFO persistence | tr -d '\r' | grep -E '^(fsync|batches_committed|batches_durable|syncs|sync_avg_us|checkpoints|wal_bytes|store_used_bytes):'
+echo "== a model registry: declared, written through one node, read through another"
+cli "$(port_of 2)" KEYSPACE CREATE model MODE strong
+cli "$(port_of 3)" KEYSPACE CREATE schema MODE strong READ linearizable
+echo "keyspaces (asked of node 5): $(cli "$(port_of 5)" KEYSPACE LIST | tr '\n' ' ')"
+cli "$(port_of 2)" SET model:resnet50:production v7 >/dev/null
+cli "$(port_of 2)" SET schema:resnet50 features-v3 >/dev/null
+echo "node 4 reads model:resnet50:production = $(cli "$(port_of 4)" GET model:resnet50:production)"
+echo "GETREV through node 5: $(cli "$(port_of 5)" GETREV model:resnet50:production | tr '\n' ' ')"
 
 echo
-echo "== restart: the data survives"
-bin/spectra node stop --dir "$DIR"
-bin/spectra node start --dir "$DIR" --port "$PORT" -- --fsync always >/dev/null
-echo "after restart: model:resnet50:production = $(redis-cli -p "$PORT" GET model:resnet50:production), keys = $(redis-cli -p "$PORT" DBSIZE)"
+echo "== swap the model alias and its feature schema together (MULTI/EXEC: one Raft entry)"
+printf 'MULTI\nSET model:resnet50:production v8\nSET schema:resnet50 features-v4\nEXEC\n' |
+	cli "$(port_of 1)" | tr '\n' ' '
+echo
+echo "revisions: model $(cli "$(port_of 3)" GETREV model:resnet50:production | tail -1)," \
+	"schema $(cli "$(port_of 3)" GETREV schema:resnet50 | tail -1) (equal: one entry)"
+
+echo
+echo "== conditional writes"
+rev=$(cli "$(port_of 1)" GETREV model:resnet50:production | tail -1)
+echo "SET ... IFREV $rev (current)  -> $(cli "$(port_of 4)" SET model:resnet50:production v9 IFREV "$rev")"
+echo "SET ... IFREV $rev (now stale) -> '$(cli "$(port_of 4)" SET model:resnet50:production v10 IFREV "$rev")' (nil: refused)"
+echo "CAS v9 -> v10: $(cli "$(port_of 2)" CAS model:resnet50:production v9 v10), CAS v9 -> v11: $(cli "$(port_of 2)" CAS model:resnet50:production v9 v11)"
+
+echo
+echo "== read levels on a follower"
+f=$(( $(leader_id) % 5 + 1 ))
+echo "node $f: linearizable $(cli "$(port_of "$f")" GET model:resnet50:production)," \
+	"lease $(cli "$(port_of "$f")" LEVEL lease GET model:resnet50:production)," \
+	"stale $(cli "$(port_of "$f")" LEVEL stale GET model:resnet50:production)"
+
+echo
+echo "== redis-benchmark: 100 clients over the 5 nodes, 64-byte values (SET, then linearizable GET)"
+for t in set get; do
+	tmp=$(mktemp -d)
+	for i in 1 2 3 4 5; do
+		redis-benchmark -p "$(port_of "$i")" -c 20 -n 20000 -d 64 -r 100000 -t "$t" --csv \
+			>"$tmp/$i.csv" 2>/dev/null &
+	done
+	wait
+	awk -F, -v t="$t" 'FNR > 1 { gsub(/"/, ""); rps += $2; if ($6 > p95) p95 = $6; if ($7 > p99) p99 = $7 }
+		END { printf "  %-4s %9.0f req/s (sum of 5 nodes)   worst node p95 %.3f ms  p99 %.3f ms\n", toupper(t), rps, p95, p99 }' "$tmp"/*.csv
+	rm -rf "$tmp"
+done
+
+echo
+echo "== kill -9 the leader while writing; every acknowledged write must survive"
+acked="$DIR/acked.txt"
+: >"$acked"
+(
+	for n in $(seq 1 400); do
+		p=$(port_of $((n % 5 + 1)))
+		if [ "$(cli "$p" SET "job:$n" "done-$n" 2>/dev/null)" = OK ]; then
+			echo "$n" >>"$acked"
+		fi
+	done
+) &
+writer=$!
+sleep 1
+old=$(leader_id)
+echo "killing node $old (the leader)"
+bin/spectra cluster stop --dir "$DIR" --id "$old" --kill >/dev/null
+wait "$writer"
+sleep 0.5
+echo "new leader: node $(leader_id); acknowledged $(wc -l <"$acked") of 400 writes"
+bin/spectra cluster start --dir "$DIR" --id "$old" >/dev/null
+missing=0
+while read -r n; do
+	p=$(port_of $((n % 5 + 1)))
+	[ "$(cli "$p" GET "job:$n")" = "done-$n" ] || missing=$((missing + 1))
+done <"$acked"
+echo "acknowledged writes missing after the kill and restart: $missing"
+[ "$missing" -eq 0 ]
+
+echo
+bin/spectra cluster status --dir "$DIR"
+echo
+echo "node 1's view (CLUSTER INFO):"
+cli "$(port_of 1)" CLUSTER INFO | tr -d '\r' | grep -E '^(role|term|leader_id|commit_index|applied_index|members|snapshots_taken|read_rounds):' | sed 's/^/  /'
