@@ -6,6 +6,9 @@
  * below. Later groups (cluster, bench, check, chaos) join the same way.
  */
 #include "cli.h"
+#include "cli_chaos.h"
+#include "cli_check.h"
+#include "cli_cluster.h"
 #include "cli_node.h"
 
 #include <signal.h>
@@ -14,6 +17,9 @@
 
 static const struct cli_command commands[] = {
     {"node", "start, stop and inspect one spectrad node on this machine", cli_node_main},
+    {"cluster", "run a cluster of spectrad nodes on this machine", cli_cluster_main},
+    {"check", "check that a recorded history is linearizable", cli_check_main},
+    {"chaos", "drive a local cluster through faults and check its history", cli_chaos_main},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,0 +1,758 @@
+/*
+ * cli_chaos: `spectra chaos`. See cli_chaos.h.
+ *
+ * The run, in order: make a cluster directory and free ports, start every
+ * node with admin commands and short Raft timings, wait for a leader;
+ * run the workload and the nemesis for --duration seconds; stop both,
+ * heal everything and wait for a leader again; read every key once more
+ * through the leader; stop the cluster; write the history; check it; and
+ * report. The directory is removed only after a clean run in a directory
+ * this command made itself.
+ */
+#include "cli_chaos.h"
+
+#include "chaos_client.h"
+#include "chaos_nemesis.h"
+#include "chaos_plan.h"
+#include "cli.h"
+#include "local_cluster.h"
+#include "local_node.h"
+
+#include "check/history.h"
+#include "check/linearizable.h"
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/err.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define START_WAIT_S	 15.0  /* a node to answer PING after launch */
+#define LEADER_WAIT_S	 30.0  /* the cluster to agree on a leader */
+#define FINAL_READ_TRIES 10    /* per key, through the leader */
+#define EXPLAIN_MAX	 16    /* ops shown for a violation */
+#define PORT_LOW	 20000 /* free ports are looked for in [PORT_LOW, PORT_HIGH) */
+#define PORT_HIGH	 60000
+
+/*
+ * Flags every node gets before the caller's (which win, being later):
+ * admin commands for DEBUG NET, and Raft timings short enough that a
+ * kill or partition costs a second, not several, yet long enough that
+ * five nodes sharing two cores do not call elections for nothing. A
+ * request waits less for a leader than a client waits for its reply, so
+ * a leaderless cluster answers -TRYAGAIN (a definite failure) rather
+ * than leaving the client to time out (an unknown outcome).
+ */
+static const char *const node_defaults[] = {
+    "--admin-commands", "yes", "--election-timeout-ms", "500",
+    "--heartbeat-ms",	"50",  "--request-timeout-ms",	"1000",
+};
+#define NODE_DEFAULTS (int)(sizeof(node_defaults) / sizeof(node_defaults[0]))
+
+/* Flags local_cluster sets for each node; passing them after "--" would
+ * point a node at the wrong files or ports. */
+static const char *const owned_flags[] = {"dir",     "port",	"bind",		"pidfile",
+					  "logfile", "node-id", "cluster-file", "peer-port"};
+
+struct chaos_opts {
+	long nodes, duration_s, clients, keys, interval_ms, op_timeout_ms, min_ops;
+	double check_timeout_s;
+	unsigned faults;
+	uint64_t seed;
+	long base_port, peer_base_port; /* 0: pick free ones */
+	const char *dir;		/* NULL: a temporary one */
+	const char *history;		/* NULL: <dir>/history.jsonl */
+	bool keep, self_test_bad;
+	char **extra;
+	int nextra;
+};
+
+/* Set by SIGINT or SIGTERM: end the run early, still checking it. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* ---- flags ----------------------------------------------------------- */
+
+static bool parse_long(const char *text, long min, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_seconds(const char *text, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(text, &end);
+	if (errno || end == text || *end || !(v >= 0) || v > 7 * 86400)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* is_flag says whether arg is --name or --name=..., '_' equal to '-'. */
+static bool is_flag(const char *arg, const char *name)
+{
+	if (strncmp(arg, "--", 2) != 0)
+		return false;
+	for (arg += 2; *name; arg++, name++)
+		if ((*arg == '_' ? '-' : *arg) != *name)
+			return false;
+	return *arg == '\0' || *arg == '=';
+}
+
+/* ---- ports and directories ------------------------------------------- */
+
+static bool port_free(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	bool ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* pick_ports finds 2n consecutive ports that can be bound now: the
+ * clients' first, then the peers'. Another process may take one before
+ * the nodes bind it; the nodes' start then fails and says so. */
+static bool pick_ports(long n, long *base, long *peer_base)
+{
+	uint64_t rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ sp_mono_ns(sp_clock_system());
+	for (int attempt = 0; attempt < 500; attempt++) {
+		long start = PORT_LOW + (long)chaos_rand_below(&rng, PORT_HIGH - PORT_LOW - 2 * n);
+		long p;
+		for (p = start; p < start + 2 * n && port_free((int)p); p++)
+			;
+		if (p == start + 2 * n) {
+			*base = start;
+			*peer_base = start + n;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+static void remove_tree(const char *dir)
+{
+	(void)nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- the check --------------------------------------------------------- */
+
+struct deadline {
+	uint64_t at_ns; /* 0: none */
+};
+
+static bool should_stop(void *ctx)
+{
+	const struct deadline *d = ctx;
+	return interrupted || (d->at_ns != 0 && sp_mono_ns(sp_clock_system()) >= d->at_ns);
+}
+
+static int write_history(const struct history *h, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	struct sp_buf line;
+	sp_buf_init(&line);
+	for (size_t i = 0; i < h->n; i++) {
+		sp_buf_clear(&line);
+		history_format_op(&h->ops[i], &line);
+		fwrite(sp_buf_begin(&line), 1, line.len, f);
+	}
+	sp_buf_free(&line);
+	int rc = ferror(f) ? -EIO : 0;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+/* corrupt_one_read copies h into *out with one ok read's value replaced
+ * by a value nobody wrote (the checker's self-test). Returns the index
+ * of that op, or SIZE_MAX when h has no ok read. */
+static size_t corrupt_one_read(const struct history *h, uint64_t *rng, struct history *out)
+{
+	size_t reads = 0;
+	for (size_t i = 0; i < h->n; i++)
+		reads += h->ops[i].kind == LIN_READ && h->ops[i].outcome == LIN_OK;
+	if (reads == 0)
+		return SIZE_MAX;
+	size_t pick = (size_t)chaos_rand_below(rng, reads), victim = SIZE_MAX;
+	static const char never[] = "never-written-by-chaos";
+	for (size_t i = 0; i < h->n; i++) {
+		struct lin_op op = h->ops[i];
+		if (op.kind == LIN_READ && op.outcome == LIN_OK && pick-- == 0) {
+			victim = i;
+			op.result = (struct lin_value){.p = (const uint8_t *)never,
+						       .len = sizeof(never) - 1};
+		}
+		int rc = history_add(out, &op);
+		(void)rc; /* h accepted it already */
+	}
+	return victim;
+}
+
+static void print_explanation(const struct history *h, const struct lin_result *res)
+{
+	size_t idx[EXPLAIN_MAX];
+	size_t total = lin_explain(h->ops, h->n, res, idx, EXPLAIN_MAX);
+	size_t shown = total < EXPLAIN_MAX ? total : EXPLAIN_MAX;
+	struct sp_buf line;
+	sp_buf_init(&line);
+	printf("  the op that cannot be placed, and the ops that explain it (times in us):\n");
+	for (size_t i = 0; i < shown; i++) {
+		sp_buf_clear(&line);
+		history_format_op(&h->ops[idx[i]], &line);
+		printf("  %s %.*s", idx[i] == res->bad_op ? "=>" : "  ", (int)line.len,
+		       sp_buf_begin(&line));
+	}
+	if (total > shown)
+		printf("  ... and %zu more\n", total - shown);
+	sp_buf_free(&line);
+}
+
+/* ---- the report ---------------------------------------------------------- */
+
+static void print_kind(const char *name, const struct chaos_stats *s, enum lin_kind k)
+{
+	printf("  %-6s %8" PRIu64 " invoked %8" PRIu64 " ok %8" PRIu64 " fail %8" PRIu64 " info\n",
+	       name, s->invoked[k], s->outcome[k][LIN_OK], s->outcome[k][LIN_FAIL],
+	       s->outcome[k][LIN_UNKNOWN]);
+}
+
+static void print_stats(const struct chaos_stats *s, double seconds)
+{
+	uint64_t ok = chaos_stats_total(s, LIN_OK);
+	printf("ops:       %" PRIu64 " invoked, %" PRIu64 " ok, %" PRIu64 " fail, %" PRIu64
+	       " info (%.0f ok/s)\n",
+	       chaos_stats_total(s, 0), ok, chaos_stats_total(s, LIN_FAIL),
+	       chaos_stats_total(s, LIN_UNKNOWN), seconds > 0 ? (double)ok / seconds : 0.0);
+	print_kind("read", s, LIN_READ);
+	print_kind("write", s, LIN_WRITE);
+	print_kind("cas", s, LIN_CAS);
+	printf("errors:   ");
+	for (int i = 0; i < CHAOS_ERROR_WORDS && s->errors[i].word[0]; i++)
+		printf(" -%s %" PRIu64 ",", s->errors[i].word, s->errors[i].count);
+	if (s->errors_other)
+		printf(" other %" PRIu64 ",", s->errors_other);
+	printf(" no reply %" PRIu64 ", unexpected replies %" PRIu64 ", failed connects %" PRIu64
+	       "\n",
+	       s->no_reply, s->surprises, s->connect_failures);
+}
+
+static void print_nemesis(const struct chaos_nemesis *nm)
+{
+	printf("nemesis:   kill %" PRIu64 ", pause %" PRIu64 ", partition %" PRIu64
+	       " (halves %" PRIu64 ", isolate %" PRIu64 ", bridge %" PRIu64 ")",
+	       nm->injected[CHAOS_FAULT_KILL], nm->injected[CHAOS_FAULT_PAUSE],
+	       nm->injected[CHAOS_FAULT_PARTITION], nm->splits[CHAOS_SPLIT_HALVES],
+	       nm->splits[CHAOS_SPLIT_ISOLATE], nm->splits[CHAOS_SPLIT_BRIDGE]);
+	if (nm->restart_failures || nm->command_failures)
+		printf("; %" PRIu64 " failed restarts, %" PRIu64 " failed DEBUG NET",
+		       nm->restart_failures, nm->command_failures);
+	printf("\n");
+}
+
+/*
+ * check_and_report checks the history h (written to history_path), prints
+ * the summary and returns the exit code. liveness names a way the cluster
+ * failed to recover (a node that did not restart, no leader after
+ * healing), or is NULL.
+ */
+static int check_and_report(const struct chaos_opts *o, const struct history *h,
+			    const char *history_path, const struct chaos_stats *stats,
+			    const struct chaos_nemesis *nm, double run_s, const char *liveness)
+{
+	struct deadline d = {0};
+	uint64_t c0 = sp_mono_ns(sp_clock_system());
+	if (o->check_timeout_s > 0)
+		d.at_ns = c0 + (uint64_t)(o->check_timeout_s * 1e9);
+	struct lin_options lopts = {.should_stop = should_stop, .stop_ctx = &d};
+	struct lin_result res;
+	int rc = lin_check_ex(h->ops, h->n, &lopts, &res);
+	double check_s = (double)(sp_mono_ns(sp_clock_system()) - c0) / 1e9;
+
+	printf("\n---- spectra chaos: summary (seed %" PRIu64 ") ----\n", o->seed);
+	printf("duration:  %.1f s of workload, %.2f s to check\n", run_s, check_s);
+	print_stats(stats, run_s);
+	print_nemesis(nm);
+	printf("history:   %s (%zu ops)\n", history_path, h->n);
+	uint64_t ok = chaos_stats_total(stats, LIN_OK);
+	if (rc != 0) {
+		printf("verdict:   unknown: the checker refused op %zu: %s\n", res.bad_op,
+		       sp_strerror(rc));
+		return CLI_CHAOS_UNKNOWN;
+	}
+	if (res.verdict == LIN_VIOLATION) {
+		printf("verdict:   VIOLATION: key %.*s is not linearizable (%zu of %zu keys)\n",
+		       (int)res.klen, (const char *)res.key, res.keys_violated, res.keys);
+		print_explanation(h, &res);
+		printf("  replay:  spectra check %s\n", history_path);
+		return CLI_CHAOS_VIOLATION;
+	}
+	if (res.verdict == LIN_GAVE_UP) {
+		printf("verdict:   unknown: the check gave up after %.1f s on key %.*s (%zu of %zu "
+		       "keys undecided)\n",
+		       check_s, (int)res.klen, res.key ? (const char *)res.key : "",
+		       res.keys_gave_up, res.keys);
+		return CLI_CHAOS_UNKNOWN;
+	}
+	if (liveness) {
+		printf("verdict:   linearizable, but %s (see nemesis.log)\n", liveness);
+		return CLI_CHAOS_VIOLATION;
+	}
+	if (o->self_test_bad) {
+		printf(
+		    "verdict:   linearizable, yet one read was corrupted: the checker missed it\n");
+		return CLI_CHAOS_OK;
+	}
+	if (interrupted) {
+		printf("verdict:   linearizable as far as it went, but the run was interrupted\n");
+		return CLI_CHAOS_UNKNOWN;
+	}
+	if (ok < (uint64_t)o->min_ops) {
+		printf("verdict:   linearizable, but only %" PRIu64
+		       " ops succeeded (--min-ops %ld)\n",
+		       ok, o->min_ops);
+		return CLI_CHAOS_UNKNOWN;
+	}
+	printf("verdict:   linearizable (%zu keys, %" PRIu64 " search steps)\n", res.keys,
+	       res.steps);
+	return CLI_CHAOS_OK;
+}
+
+/* ---- the run ------------------------------------------------------------- */
+
+static void faults_text(unsigned faults, char *out, size_t outlen)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	for (int f = 0; f < CHAOS_FAULT_COUNT; f++)
+		if (faults & (1u << f))
+			len += (size_t)snprintf(out + len, outlen - len, "%s%s", len ? "," : "",
+						chaos_fault_name((enum chaos_fault)f));
+	if (!faults)
+		snprintf(out, outlen, "none");
+}
+
+/* stop_cluster stops every node (SIGTERM, then SIGKILL). */
+static void stop_cluster(struct local_cluster *lc)
+{
+	for (size_t i = 0; i < lc->cf.n; i++) {
+		uint64_t id = lc->cf.nodes[i].id;
+		pid_t pid = local_cluster_pid(lc, id);
+		if (pid > 0)
+			kill(pid, SIGCONT); /* a paused node cannot act on SIGTERM */
+		int rc = local_cluster_stop_node(lc, id, false);
+		if (rc != 0)
+			cli_error("cannot stop node %llu: %s", (unsigned long long)id,
+				  sp_strerror(rc));
+	}
+}
+
+static int run(const struct chaos_opts *o, const char *dir, const char *history_path)
+{
+	int code = CLI_CHAOS_UNKNOWN, rc;
+	const char *liveness = NULL;
+	struct local_cluster lc = {0};
+	struct chaos_workload wl = {0};
+	struct chaos_nemesis nm;
+	bool nemesis_made = false;
+	struct history hist, bad;
+	struct chaos_stats stats = {0};
+	struct local_node_addr *addrs = NULL;
+	char **node_args = NULL;
+	int nnode_args = NODE_DEFAULTS + o->nextra;
+	FILE *nemesis_log = NULL;
+	char faults[64], log_path[4096];
+	history_init(&hist);
+	history_init(&bad);
+	faults_text(o->faults, faults, sizeof(faults));
+
+	long base = o->base_port, peer_base = o->peer_base_port;
+	if (base == 0 && !pick_ports(o->nodes, &base, &peer_base)) {
+		cli_error("found no %ld free consecutive ports in %d..%d", 2 * o->nodes, PORT_LOW,
+			  PORT_HIGH);
+		return CLI_CHAOS_UNKNOWN;
+	}
+	if (peer_base == 0)
+		peer_base = base + o->nodes;
+	rc = local_cluster_create(&lc, dir, (int)o->nodes, (int)base, (int)peer_base, "chaos");
+	if (rc != 0) {
+		cli_error("cannot create a cluster in %s: %s", dir, sp_strerror(rc));
+		return rc == SP_ERR_EXISTS || rc == SP_ERR_RANGE || rc == SP_ERR_INVAL
+			   ? CLI_CHAOS_USAGE
+			   : CLI_CHAOS_UNKNOWN;
+	}
+
+	/* nemesis.log goes beside the history. */
+	const char *slash = strrchr(history_path, '/');
+	snprintf(log_path, sizeof(log_path), "%.*snemesis.log",
+		 slash ? (int)(slash - history_path + 1) : 0, history_path);
+	nemesis_log = fopen(log_path, "w");
+	if (!nemesis_log) {
+		cli_error("cannot write %s: %s", log_path, strerror(errno));
+		goto close_cluster;
+	}
+
+	node_args = sp_calloc((size_t)nnode_args + 1, sizeof(*node_args));
+	for (int i = 0; i < NODE_DEFAULTS; i++)
+		node_args[i] = (char *)node_defaults[i];
+	for (int i = 0; i < o->nextra; i++)
+		node_args[NODE_DEFAULTS + i] = o->extra[i];
+	/* Kept so `spectra cluster` can restart the nodes of a kept directory
+	 * as they ran; a failure to write it costs nothing else. */
+	(void)local_cluster_args_write(&lc, node_args, nnode_args);
+
+	printf("spectra chaos: %ld nodes (ports %ld.., peers %ld..), %ld clients, %ld keys, %ld s, "
+	       "nemesis %s every ~%ld ms, seed %" PRIu64 "\n",
+	       o->nodes, base, peer_base, o->clients, o->keys, o->duration_s, faults,
+	       o->interval_ms, o->seed);
+	printf("directory: %s\n", lc.dir);
+	fflush(stdout);
+
+	for (size_t i = 0; i < lc.cf.n; i++) {
+		if (local_cluster_start_node(&lc, lc.cf.nodes[i].id, node_args, nnode_args,
+					     START_WAIT_S) != 0) {
+			cli_error("node %llu did not start", (unsigned long long)lc.cf.nodes[i].id);
+			goto stop_nodes;
+		}
+	}
+	uint64_t leader = 0;
+	rc = local_cluster_wait_leader(&lc, LEADER_WAIT_S, &leader);
+	if (rc == SP_ERR_PROTO) {
+		cli_error("spectrad does not answer CLUSTER INFO: it cannot run as a cluster yet");
+		goto stop_nodes;
+	}
+	if (rc != 0) {
+		cli_error("no leader within %.0f s of starting the cluster", LEADER_WAIT_S);
+		goto stop_nodes;
+	}
+	printf("leader:    node %llu\n", (unsigned long long)leader);
+
+	addrs = sp_calloc(lc.cf.n, sizeof(*addrs));
+	for (size_t i = 0; i < lc.cf.n; i++)
+		(void)local_cluster_addr(&lc, lc.cf.nodes[i].id, &addrs[i]);
+
+	uint64_t t0_ns = sp_mono_ns(sp_clock_system());
+	uint64_t seeder = o->seed;
+	struct chaos_nemesis_config ncfg = {.lc = &lc,
+					    .enabled = o->faults,
+					    .interval_ms = (unsigned)o->interval_ms,
+					    .seed = chaos_rand(&seeder),
+					    .t0_ns = t0_ns,
+					    .node_args = node_args,
+					    .nnode_args = nnode_args,
+					    .start_wait_s = START_WAIT_S,
+					    .log = nemesis_log};
+	struct chaos_workload_config wcfg = {.clients = (size_t)o->clients,
+					     .keys = (size_t)o->keys,
+					     .nodes = addrs,
+					     .nnodes = lc.cf.n,
+					     .op_timeout_ms = (unsigned)o->op_timeout_ms,
+					     .seed = chaos_rand(&seeder),
+					     .t0_ns = t0_ns};
+	rc = chaos_nemesis_start(&nm, &ncfg);
+	nemesis_made = true;
+	if (rc != 0) {
+		cli_error("cannot start the nemesis: %s", sp_strerror(rc));
+		goto stop_threads;
+	}
+	rc = chaos_workload_start(&wl, &wcfg);
+	if (rc != 0) {
+		cli_error("cannot start the clients: %s", sp_strerror(rc));
+		goto stop_threads;
+	}
+	chaos_nemesis_logf(&nm, "workload started: %ld clients", o->clients);
+
+	uint64_t end_ns = t0_ns + (uint64_t)o->duration_s * 1000000000ull;
+	while (!interrupted && sp_mono_ns(sp_clock_system()) < end_ns) {
+		struct timespec ts = {0, 100 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (interrupted)
+		chaos_nemesis_logf(&nm, "interrupted: ending the run early");
+
+stop_threads:
+	/* The nemesis first, so no fault outlives the workload's end. */
+	chaos_nemesis_stop(&nm);
+	chaos_workload_stop(&wl);
+	double run_s = (double)(sp_mono_ns(sp_clock_system()) - t0_ns) / 1e9;
+	if (nemesis_made) {
+		chaos_nemesis_logf(&nm, "workload stopped; healing");
+		(void)chaos_nemesis_heal_all(&nm);
+		for (size_t i = 0; i < nm.n; i++)
+			if (nm.nodes[i].killed)
+				liveness = "a killed node did not come back";
+	}
+	uint64_t process = chaos_workload_collect(&wl, &hist, &stats);
+
+	if (nemesis_made) {
+		rc = local_cluster_wait_leader(&lc, LEADER_WAIT_S, &leader);
+		if (rc != 0) {
+			chaos_nemesis_logf(&nm, "no leader within %.0f s after healing",
+					   LEADER_WAIT_S);
+			liveness = "the cluster had no leader 30 s after healing";
+			goto stop_nodes;
+		}
+		struct local_node_addr la;
+		(void)local_cluster_addr(&lc, leader, &la);
+		size_t read = chaos_final_reads(&la, (size_t)o->keys, (unsigned)o->op_timeout_ms,
+						FINAL_READ_TRIES, t0_ns, &process, &hist, &stats);
+		chaos_nemesis_logf(&nm, "final reads through node %llu: %zu of %ld keys",
+				   (unsigned long long)leader, read, o->keys);
+	}
+
+stop_nodes:
+	stop_cluster(&lc);
+	if (!nemesis_made)
+		goto close_log;
+
+	/* ---- the history and its check ---- */
+	const struct history *checked = &hist;
+	if (o->self_test_bad) {
+		uint64_t rng = o->seed ^ 0x5e1f7e57ull;
+		size_t victim = corrupt_one_read(&hist, &rng, &bad);
+		if (victim == SIZE_MAX) {
+			cli_error("--self-test-bad: the history has no successful read to corrupt");
+			goto close_log;
+		}
+		printf("self-test: op %zu (a read of %.*s) now reads a value never written\n",
+		       victim, (int)hist.ops[victim].klen, (const char *)hist.ops[victim].key);
+		checked = &bad;
+	}
+	rc = write_history(checked, history_path);
+	if (rc != 0)
+		cli_error("cannot write %s: %s", history_path, sp_strerror(rc));
+
+	code = check_and_report(o, checked, history_path, &stats, &nm, run_s, liveness);
+
+close_log:
+	if (nemesis_made)
+		chaos_nemesis_close(&nm);
+	chaos_workload_close(&wl);
+	if (nemesis_log)
+		fclose(nemesis_log);
+close_cluster:
+	history_free(&bad);
+	history_free(&hist);
+	free(addrs);
+	free(node_args);
+	local_cluster_close(&lc);
+	return code;
+}
+
+int cli_chaos_main(const char *path, int argc, char **argv)
+{
+	const char *nodes = NULL, *duration = NULL, *clients = NULL, *keys = NULL;
+	const char *interval = NULL, *nemesis = NULL, *dir = NULL, *base_port = NULL;
+	const char *peer_base_port = NULL, *history = NULL, *seed = NULL, *op_timeout = NULL;
+	const char *check_timeout = NULL, *min_ops = NULL;
+	bool keep = false, self_test_bad = false;
+	const struct cli_flag flags[] = {
+	    {"nodes", "N", "cluster size (default 5)", &nodes, NULL},
+	    {"duration", "SECONDS", "how long the workload runs (default 60)", &duration, NULL},
+	    {"clients", "K", "client threads, bound to nodes round-robin (default 10)", &clients,
+	     NULL},
+	    {"keys", "N", "keys the clients share (default 5)", &keys, NULL},
+	    {"interval-ms", "MS", "mean time between faults (default 3000)", &interval, NULL},
+	    {"nemesis", "LIST", "faults: kill,pause,partition, all or none (default all)", &nemesis,
+	     NULL},
+	    {"dir", "DIR", "cluster directory (default: a new temporary one)", &dir, NULL},
+	    {"base-port", "P", "client port of node 1; node i gets P+i-1 (default: free ports)",
+	     &base_port, NULL},
+	    {"peer-base-port", "Q", "peer port of node 1 (default: right after the client ports)",
+	     &peer_base_port, NULL},
+	    {"history", "FILE", "where the history goes (default DIR/history.jsonl)", &history,
+	     NULL},
+	    {"seed", "S", "seed of the workload and the nemesis (default: from the clock)", &seed,
+	     NULL},
+	    {"op-timeout-ms", "MS", "a client's wait for a reply (default 1500)", &op_timeout,
+	     NULL},
+	    {"check-timeout", "SECONDS", "bound on the linearizability check, 0 none (default 60)",
+	     &check_timeout, NULL},
+	    {"min-ops", "N", "successful ops needed to pass (default 1000)", &min_ops, NULL},
+	    {"keep", NULL, "keep the temporary directory even after a clean run", NULL, &keep},
+	    {"self-test-bad", NULL,
+	     "(testing) corrupt one successful read before the check: must exit 1", NULL,
+	     &self_test_bad},
+	};
+	const struct cli_spec spec = {
+	    path,
+	    "[--nodes N] [--duration SECONDS] [--clients K] [--keys N] [--interval-ms MS]\n"
+	    "       [--nemesis LIST] [--dir DIR] [--base-port P] [--peer-base-port Q]\n"
+	    "       [--history FILE] [--seed S] [--op-timeout-ms MS] [--check-timeout SECONDS]\n"
+	    "       [--min-ops N] [--keep] [-- SPECTRAD-FLAGS...]",
+	    "Start a local cluster, run K clients doing GET (50%), SET (30%) and CAS (20%) on a\n"
+	    "few keys while a nemesis kills (-9), pauses (SIGSTOP) and partitions (DEBUG NET)\n"
+	    "nodes, never more than a minority at once; then heal, read every key through the\n"
+	    "leader, stop the cluster, and check that the history is linearizable. Nodes run\n"
+	    "with --admin-commands yes --election-timeout-ms 500 --heartbeat-ms 50\n"
+	    "--request-timeout-ms 1000; flags after '--' are passed on and win. The history\n"
+	    "(JSON lines, see 'spectra check') and nemesis.log are kept in DIR, with each\n"
+	    "node's log in DIR/node-<id>/spectrad.log. A temporary DIR is removed after a clean\n"
+	    "run unless --keep is given; on any failure DIR is kept and named.\n"
+	    "\n"
+	    "Exit status: 0 linearizable and at least --min-ops ops succeeded; 1 a violation,\n"
+	    "or a cluster that did not recover once healed (a killed node that would not\n"
+	    "restart, no leader); 2 unknown (the check ran out of time, too few ops, the run\n"
+	    "was interrupted, or the cluster could not be run); 64 usage error.",
+	    flags,
+	    sizeof(flags) / sizeof(flags[0]),
+	    "flags passed to every spectrad",
+	};
+	int rest, code;
+	if (!cli_parse(&spec, argc, argv, &rest, &code))
+		return code == CLI_EXIT_OK ? CLI_CHAOS_OK : CLI_CHAOS_USAGE;
+
+	struct chaos_opts o = {.nodes = 5,
+			       .duration_s = 60,
+			       .clients = 10,
+			       .keys = 5,
+			       .interval_ms = 3000,
+			       .op_timeout_ms = 1500,
+			       .min_ops = 1000,
+			       .check_timeout_s = 60,
+			       .faults = CHAOS_FAULTS_ALL,
+			       .dir = dir,
+			       .history = history,
+			       .keep = keep,
+			       .self_test_bad = self_test_bad,
+			       .extra = argv + rest,
+			       .nextra = argc - rest};
+	const struct {
+		const char *text, *name;
+		long min, max;
+		long *field;
+	} numbers[] = {
+	    {nodes, "nodes", 1, CHAOS_MAX_NODES, &o.nodes},
+	    {duration, "duration", 1, 7 * 86400, &o.duration_s},
+	    {clients, "clients", 1, 1000, &o.clients},
+	    {keys, "keys", 1, 100000, &o.keys},
+	    {interval, "interval-ms", 100, 3600000, &o.interval_ms},
+	    {op_timeout, "op-timeout-ms", 10, 600000, &o.op_timeout_ms},
+	    {min_ops, "min-ops", 0, 1000000000, &o.min_ops},
+	    {base_port, "base-port", 1, 65535, &o.base_port},
+	    {peer_base_port, "peer-base-port", 1, 65535, &o.peer_base_port},
+	};
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		if (numbers[i].text && !parse_long(numbers[i].text, numbers[i].min, numbers[i].max,
+						   numbers[i].field)) {
+			cli_usage_error(path, "--%s: '%s' is not a number in %ld..%ld",
+					numbers[i].name, numbers[i].text, numbers[i].min,
+					numbers[i].max);
+			return CLI_CHAOS_USAGE;
+		}
+	}
+	if (check_timeout && !parse_seconds(check_timeout, &o.check_timeout_s)) {
+		cli_usage_error(path, "--check-timeout: '%s' is not a number of seconds",
+				check_timeout);
+		return CLI_CHAOS_USAGE;
+	}
+	if (nemesis && chaos_parse_faults(nemesis, &o.faults) != 0) {
+		cli_usage_error(path, "--nemesis: '%s' is not a list of kill, pause, partition",
+				nemesis);
+		return CLI_CHAOS_USAGE;
+	}
+	if (o.peer_base_port && !o.base_port) {
+		cli_usage_error(path, "--peer-base-port needs --base-port");
+		return CLI_CHAOS_USAGE;
+	}
+	if (seed) {
+		char *end;
+		errno = 0;
+		o.seed = strtoull(seed, &end, 10);
+		if (errno || end == seed || *end || *seed == '-') {
+			cli_usage_error(path, "--seed: '%s' is not a number", seed);
+			return CLI_CHAOS_USAGE;
+		}
+	} else {
+		o.seed = sp_mono_ns(sp_clock_system()) ^ ((uint64_t)getpid() << 32);
+		o.seed %= 1000000000000ull; /* short enough to type back */
+	}
+	for (int i = 0; i < o.nextra; i++)
+		for (size_t f = 0; f < sizeof(owned_flags) / sizeof(owned_flags[0]); f++)
+			if (is_flag(o.extra[i], owned_flags[f])) {
+				cli_usage_error(path,
+						"--%s is set for each node by 'spectra chaos' and "
+						"cannot be passed after '--'",
+						owned_flags[f]);
+				return CLI_CHAOS_USAGE;
+			}
+
+	char *made_dir = NULL, *history_path = NULL;
+	if (!o.dir) {
+		const char *tmp = getenv("TMPDIR");
+		char tmpl[4096];
+		snprintf(tmpl, sizeof(tmpl), "%s/spectra-chaos-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(tmpl)) {
+			cli_error("cannot make a directory %s: %s", tmpl, strerror(errno));
+			return CLI_CHAOS_UNKNOWN;
+		}
+		made_dir = sp_strdup(tmpl);
+		o.dir = made_dir;
+	} else {
+		int rc = local_node_mkdir(o.dir);
+		if (rc != 0) {
+			cli_error("cannot create %s: %s", o.dir, sp_strerror(rc));
+			return CLI_CHAOS_UNKNOWN;
+		}
+	}
+	if (o.history) {
+		history_path = sp_strdup(o.history);
+	} else {
+		size_t len = strlen(o.dir) + sizeof("/history.jsonl");
+		history_path = sp_malloc(len);
+		snprintf(history_path, len, "%s/history.jsonl", o.dir);
+	}
+
+	struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	code = run(&o, o.dir, history_path);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+
+	if (made_dir && !o.keep && (code == CLI_CHAOS_OK || code == CLI_CHAOS_USAGE))
+		remove_tree(made_dir);
+	else if (code != CLI_CHAOS_USAGE)
+		printf("kept:      %s (history, nemesis.log, node-<id>/spectrad.log)\n", o.dir);
+	free(history_path);
+	free(made_dir);
+	return code;
+}
