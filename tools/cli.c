@@ -3,7 +3,9 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -149,4 +151,27 @@ bool cli_parse(const struct cli_spec *spec, int argc, char **argv, int *rest, in
 		*f->value = argv[++i];
 	}
 	return true;
+}
+
+bool cli_parse_seconds(const char *text, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(text, &end);
+	if (errno || end == text || *end || !(v > 0) || v > 86400)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool cli_is_flag(const char *arg, const char *name)
+{
+	if (strncmp(arg, "--", 2) != 0)
+		return false;
+	for (arg += 2; *name; arg++, name++) {
+		char a = *arg == '_' ? '-' : (char)(*arg >= 'A' && *arg <= 'Z' ? *arg + 32 : *arg);
+		if (a != *name)
+			return false;
+	}
+	return *arg == '\0' || *arg == '=';
 }

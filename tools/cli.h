@@ -92,4 +92,12 @@ int cli_usage_error(const char *path, const char *fmt, ...) __attribute__((forma
 /* cli_error prints "spectra: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* cli_parse_seconds reads a positive number of seconds ("10", "0.5"), at
+ * most a day. Returns false if text is not one. */
+bool cli_parse_seconds(const char *text, double *out);
+
+/* cli_is_flag says whether argument arg is the flag --name (or --name=...),
+ * comparing as spectrad does: case-insensitive, '_' equal to '-'. */
+bool cli_is_flag(const char *arg, const char *name);
+
 #endif

@@ -100,28 +100,6 @@ static bool parse_long(const char *text, long min, long max, long *out)
 	return true;
 }
 
-static bool parse_seconds(const char *text, double *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(text, &end);
-	if (errno || end == text || *end || !(v >= 0) || v > 7 * 86400)
-		return false;
-	*out = v;
-	return true;
-}
-
-/* is_flag says whether arg is --name or --name=..., '_' equal to '-'. */
-static bool is_flag(const char *arg, const char *name)
-{
-	if (strncmp(arg, "--", 2) != 0)
-		return false;
-	for (arg += 2; *name; arg++, name++)
-		if ((*arg == '_' ? '-' : *arg) != *name)
-			return false;
-	return *arg == '\0' || *arg == '=';
-}
-
 /* ---- ports and directories ------------------------------------------- */
 
 static bool port_free(int port)
@@ -677,7 +655,7 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 			return CLI_CHAOS_USAGE;
 		}
 	}
-	if (check_timeout && !parse_seconds(check_timeout, &o.check_timeout_s)) {
+	if (check_timeout && !cli_parse_seconds(check_timeout, &o.check_timeout_s)) {
 		cli_usage_error(path, "--check-timeout: '%s' is not a number of seconds",
 				check_timeout);
 		return CLI_CHAOS_USAGE;
@@ -705,7 +683,7 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	}
 	for (int i = 0; i < o.nextra; i++)
 		for (size_t f = 0; f < sizeof(owned_flags) / sizeof(owned_flags[0]); f++)
-			if (is_flag(o.extra[i], owned_flags[f])) {
+			if (cli_is_flag(o.extra[i], owned_flags[f])) {
 				cli_usage_error(path,
 						"--%s is set for each node by 'spectra chaos' and "
 						"cannot be passed after '--'",

@@ -51,19 +51,6 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
-/* parse_seconds reads a positive number of seconds ("10", "0.5"), at most
- * a day. */
-static bool parse_seconds(const char *text, double *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(text, &end);
-	if (errno || end == text || *end || !(v > 0) || v > 86400)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* parse_int reads a decimal integer in min..max. */
 static bool parse_int(const char *text, int64_t min, int64_t max, int64_t *out)
 {
@@ -83,20 +70,6 @@ static bool parse_id(const char *text, uint64_t *id)
 	return true;
 }
 
-/* is_flag says whether argument arg is the flag --name (or --name=...),
- * comparing as spectrad does: case-insensitive, '_' equal to '-'. */
-static bool is_flag(const char *arg, const char *name)
-{
-	if (strncmp(arg, "--", 2) != 0)
-		return false;
-	for (arg += 2; *name; arg++, name++) {
-		char a = *arg == '_' ? '-' : (char)(*arg >= 'A' && *arg <= 'Z' ? *arg + 32 : *arg);
-		if (a != *name)
-			return false;
-	}
-	return *arg == '\0' || *arg == '=';
-}
-
 /* The spectrad flags every node gets from its node line and directory;
  * passing them after "--" would contradict the cluster file. */
 static const char *const owned_flags[] = {"dir",     "pidfile", "logfile", "cluster-file",
@@ -108,7 +81,7 @@ static int check_extra(const char *path, int nextra, char **extra)
 {
 	for (int i = 0; i < nextra; i++) {
 		for (size_t k = 0; k < sizeof(owned_flags) / sizeof(owned_flags[0]); k++)
-			if (is_flag(extra[i], owned_flags[k]))
+			if (cli_is_flag(extra[i], owned_flags[k]))
 				return cli_usage_error(
 				    path,
 				    "--%s is set for each node from cluster.conf and cannot be "
@@ -339,7 +312,7 @@ static int cluster_up(const char *path, int argc, char **argv)
 	if (peer_text && !parse_int(peer_text, 1, 65535, &peer_base))
 		return cli_usage_error(path, "--peer-base-port: '%s' is not a port (1..65535)",
 				       peer_text);
-	if (wait_text && !parse_seconds(wait_text, &wait_s))
+	if (wait_text && !cli_parse_seconds(wait_text, &wait_s))
 		return cli_usage_error(path, "--wait: '%s' is not a number of seconds", wait_text);
 	if (!*dir)
 		return cli_usage_error(path, "--dir must not be empty");
@@ -497,7 +470,7 @@ static int cluster_down(const char *path, int argc, char **argv)
 	if (!cli_parse(&spec, argc, argv, &rest, &code))
 		return code;
 	double timeout_s = LOCAL_CLUSTER_STOP_S;
-	if (timeout_text && !parse_seconds(timeout_text, &timeout_s))
+	if (timeout_text && !cli_parse_seconds(timeout_text, &timeout_s))
 		return cli_usage_error(path, "--timeout: '%s' is not a number of seconds",
 				       timeout_text);
 	struct local_cluster lc;
@@ -798,7 +771,7 @@ static int cluster_add(const char *path, int argc, char **argv)
 	if (id_text && !parse_id(id_text, &want_id))
 		return cli_usage_error(path, "--id: '%s' is not a node id (1..%lld)", id_text,
 				       (long long)INT64_MAX);
-	if (wait_text && !parse_seconds(wait_text, &wait_s))
+	if (wait_text && !cli_parse_seconds(wait_text, &wait_s))
 		return cli_usage_error(path, "--wait: '%s' is not a number of seconds", wait_text);
 
 	struct local_cluster lc;
@@ -925,7 +898,7 @@ static int cluster_remove(const char *path, int argc, char **argv)
 	if (!parse_id(id_text, &id))
 		return cli_usage_error(path, "--id: '%s' is not a node id (1..%lld)", id_text,
 				       (long long)INT64_MAX);
-	if (wait_text && !parse_seconds(wait_text, &wait_s))
+	if (wait_text && !cli_parse_seconds(wait_text, &wait_s))
 		return cli_usage_error(path, "--wait: '%s' is not a number of seconds", wait_text);
 
 	struct local_cluster lc;
@@ -1022,7 +995,7 @@ static int cluster_start(const char *path, int argc, char **argv)
 	if (!parse_id(id_text, &id))
 		return cli_usage_error(path, "--id: '%s' is not a node id (1..%lld)", id_text,
 				       (long long)INT64_MAX);
-	if (wait_text && !parse_seconds(wait_text, &wait_s))
+	if (wait_text && !cli_parse_seconds(wait_text, &wait_s))
 		return cli_usage_error(path, "--wait: '%s' is not a number of seconds", wait_text);
 
 	struct local_cluster lc;
@@ -1092,7 +1065,7 @@ static int cluster_stop(const char *path, int argc, char **argv)
 	if (!parse_id(id_text, &id))
 		return cli_usage_error(path, "--id: '%s' is not a node id (1..%lld)", id_text,
 				       (long long)INT64_MAX);
-	if (timeout_text && !parse_seconds(timeout_text, &timeout_s))
+	if (timeout_text && !cli_parse_seconds(timeout_text, &timeout_s))
 		return cli_usage_error(path, "--timeout: '%s' is not a number of seconds",
 				       timeout_text);
 	struct local_cluster lc;

@@ -28,41 +28,14 @@
 #define START_WAIT_S 10.0 /* for PING after launch */
 #define STOP_WAIT_S  10.0 /* after SIGTERM, before SIGKILL */
 
-/* parse_seconds reads a positive number of seconds ("10", "0.5"), at most
- * a day. Returns false if text is not one. */
-static bool parse_seconds(const char *text, double *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(text, &end);
-	if (errno || end == text || *end || !(v > 0) || v > 86400)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* ---- start ------------------------------------------------------------- */
-
-/* is_flag says whether argument arg is the flag --name (or --name=...),
- * comparing as spectrad does: case-insensitive, '_' equal to '-'. */
-static bool is_flag(const char *arg, const char *name)
-{
-	if (strncmp(arg, "--", 2) != 0)
-		return false;
-	for (arg += 2; *name; arg++, name++) {
-		char a = *arg == '_' ? '-' : (char)(*arg >= 'A' && *arg <= 'Z' ? *arg + 32 : *arg);
-		if (a != *name)
-			return false;
-	}
-	return *arg == '\0' || *arg == '=';
-}
 
 /* last_flag_value returns the value of the last --name in args, or NULL. */
 static const char *last_flag_value(int argc, char **argv, const char *name)
 {
 	const char *value = NULL;
 	for (int i = 0; i < argc; i++) {
-		if (!is_flag(argv[i], name))
+		if (!cli_is_flag(argv[i], name))
 			continue;
 		const char *eq = strchr(argv[i], '=');
 		if (eq)
@@ -76,7 +49,7 @@ static const char *last_flag_value(int argc, char **argv, const char *name)
 static bool has_flag(int argc, char **argv, const char *name)
 {
 	for (int i = 0; i < argc; i++)
-		if (is_flag(argv[i], name))
+		if (cli_is_flag(argv[i], name))
 			return true;
 	return false;
 }
@@ -121,7 +94,7 @@ static int node_start(const char *path, int argc, char **argv)
 	char **extra = argv + rest;
 
 	double wait_s = START_WAIT_S;
-	if (wait_text && !parse_seconds(wait_text, &wait_s))
+	if (wait_text && !cli_parse_seconds(wait_text, &wait_s))
 		return cli_usage_error(path, "--wait: '%s' is not a number of seconds", wait_text);
 	if (!*dir)
 		return cli_usage_error(path, "--dir must not be empty");
@@ -275,7 +248,7 @@ static int node_stop(const char *path, int argc, char **argv)
 	if (!cli_parse(&spec, argc, argv, &rest, &code))
 		return code;
 	double timeout_s = STOP_WAIT_S;
-	if (timeout_text && !parse_seconds(timeout_text, &timeout_s))
+	if (timeout_text && !cli_parse_seconds(timeout_text, &timeout_s))
 		return cli_usage_error(path, "--timeout: '%s' is not a number of seconds",
 				       timeout_text);
 

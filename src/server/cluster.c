@@ -56,7 +56,8 @@ int cluster_client_addr(const struct sp_config *cfg, char *host, size_t hostlen,
 	struct cluster_file *cf = sp_malloc(sizeof(*cf));
 	int rc = load_cluster_file(cfg, cf);
 	if (rc == 0) {
-		const struct cluster_node *me = cluster_file_find(cf, cfg->node_id ? cfg->node_id : 1);
+		const struct cluster_node *me =
+		    cluster_file_find(cf, cfg->node_id ? cfg->node_id : 1);
 		snprintf(host, hostlen, "%s", me->host);
 		*port = me->client_port;
 	}
@@ -218,8 +219,8 @@ int cluster_init(struct server *srv)
 	}
 	srv->role = strong_role(srv->strong);
 	srv->leader = strong_leader(srv->strong);
-	sp_info("node %" PRIu64 " of cluster '%s': peers on %s:%d, %zu nodes known",
-		srv->node_id, file->name, me->host, me->peer_port, srv->cluster->n);
+	sp_info("node %" PRIu64 " of cluster '%s': peers on %s:%d, %zu nodes known", srv->node_id,
+		file->name, me->host, me->peer_port, srv->cluster->n);
 free_file:
 	free(file);
 	return rc;
@@ -246,8 +247,8 @@ static void append_ids(char *out, size_t cap, const struct raft_conf *conf, int 
 	for (uint32_t i = 0; i < conf->n; i++) {
 		if (conf->members[i].role != role)
 			continue;
-		n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%" PRIu64, first ? "" : ",",
-				      conf->members[i].id);
+		n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%" PRIu64,
+				      first ? "" : ",", conf->members[i].id);
 		first = false;
 	}
 }
@@ -259,12 +260,12 @@ static void cluster_info(struct client *c)
 	struct strong_stats st;
 	strong_get_stats(srv->strong, &st);
 	int my_role = raft_conf_role(conf, srv->node_id);
-	const char *role = srv->role == RAFT_LEADER		   ? "leader"
-			   : srv->role == RAFT_CANDIDATE	   ? "candidate"
-			   : srv->role == RAFT_PRECANDIDATE	   ? "candidate"
-			   : my_role == RAFT_LEARNER		   ? "learner"
-			   : my_role == 0			   ? "none"
-								   : "follower";
+	const char *role = srv->role == RAFT_LEADER	    ? "leader"
+			   : srv->role == RAFT_CANDIDATE    ? "candidate"
+			   : srv->role == RAFT_PRECANDIDATE ? "candidate"
+			   : my_role == RAFT_LEARNER	    ? "learner"
+			   : my_role == 0		    ? "none"
+							    : "follower";
 	char voters[1024] = "", learners[1024] = "";
 	append_ids(voters, sizeof(voters), conf, RAFT_VOTER);
 	append_ids(learners, sizeof(learners), conf, RAFT_LEARNER);
@@ -448,8 +449,9 @@ void cmd_cluster(struct client *c)
 	else if (arg_equals(sub, "transfer"))
 		cluster_transfer(c);
 	else
-		reply_errorf(c, "ERR unknown CLUSTER subcommand '%.*s' (INFO, NODES, ADD, REMOVE, "
-				"TRANSFER)",
+		reply_errorf(c,
+			     "ERR unknown CLUSTER subcommand '%.*s' (INFO, NODES, ADD, REMOVE, "
+			     "TRANSFER)",
 			     (int)(sub.len > 32 ? 32 : sub.len), sub.p);
 }
 
@@ -505,14 +507,14 @@ static void debug_net(struct client *c)
 		struct peer_net_stats st;
 		peer_net_get_stats(srv->net, &st);
 		char text[1024];
-		int n = snprintf(text, sizeof(text),
-				 "frames_sent:%" PRIu64 "\r\nframes_received:%" PRIu64
-				 "\r\nframes_dropped:%" PRIu64 "\r\nframes_lost:%" PRIu64
-				 "\r\nfault_dropped:%" PRIu64 "\r\npartition_dropped:%" PRIu64
-				 "\r\nreconnects:%" PRIu64 "\r\n",
-				 st.frames_sent, st.frames_received, st.frames_dropped,
-				 st.frames_lost, st.fault_dropped, st.partition_dropped,
-				 st.reconnects);
+		int n =
+		    snprintf(text, sizeof(text),
+			     "frames_sent:%" PRIu64 "\r\nframes_received:%" PRIu64
+			     "\r\nframes_dropped:%" PRIu64 "\r\nframes_lost:%" PRIu64
+			     "\r\nfault_dropped:%" PRIu64 "\r\npartition_dropped:%" PRIu64
+			     "\r\nreconnects:%" PRIu64 "\r\n",
+			     st.frames_sent, st.frames_received, st.frames_dropped, st.frames_lost,
+			     st.fault_dropped, st.partition_dropped, st.reconnects);
 		reply_verbatim(c, text, (size_t)n);
 	} else {
 		reply_error(c, "ERR unknown DEBUG NET operation (PARTITION, HEAL, FAULTS, STATS)");
@@ -526,8 +528,9 @@ void cmd_debug(struct client *c)
 		return;
 	}
 	if (!c->srv->cfg->admin_commands) {
-		reply_error(c, "ERR DEBUG NET is disabled: start the node with --admin-commands yes "
-			       "to allow fault injection");
+		reply_error(c,
+			    "ERR DEBUG NET is disabled: start the node with --admin-commands yes "
+			    "to allow fault injection");
 		return;
 	}
 	debug_net(c);

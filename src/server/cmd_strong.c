@@ -221,7 +221,8 @@ static void keyspace_create_cmd(struct client *c)
 		return;
 	}
 	struct slice name = c->argv[2];
-	if (!keyspace_name_valid(name.p, name.len) || (name.len == 7 && !memcmp(name.p, "default", 7))) {
+	if (!keyspace_name_valid(name.p, name.len) ||
+	    (name.len == 7 && !memcmp(name.p, "default", 7))) {
 		reply_error(c, "ERR keyspace names are 1..63 of [A-Za-z0-9_.-], and not 'default'");
 		return;
 	}
@@ -287,7 +288,8 @@ void cmd_keyspace(struct client *c)
 			keyspace_default(srv, &ks);
 		} else {
 			reply_errorf(c, "ERR no keyspace '%.*s'",
-				     (int)(c->argv[2].len > 64 ? 64 : c->argv[2].len), c->argv[2].p);
+				     (int)(c->argv[2].len > 64 ? 64 : c->argv[2].len),
+				     c->argv[2].p);
 			return;
 		}
 		keyspace_describe_one(c, &ks);

@@ -48,8 +48,8 @@ struct entry_hdr {
 enum fwd_kind { FWD_REQUEST = 1, FWD_REPLY = 2 };
 
 enum fwd_status {
-	FWD_OK = 0,	 /* reply bytes follow */
-	FWD_RETRY = 1,	 /* not executed (no longer leader): route again */
+	FWD_OK = 0,    /* reply bytes follow */
+	FWD_RETRY = 1, /* not executed (no longer leader): route again */
 };
 
 /* A borrowed argument, as struct slice in server.h. */

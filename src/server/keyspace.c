@@ -25,7 +25,8 @@ static int load_one(void *ctx, const char *name, const void *val, size_t len)
 	size_t plen = strlen(META_PREFIX);
 	if (len < 2 || strlen(name) <= plen || strlen(name) - plen >= KEYSPACE_NAME_MAX)
 		return 0;
-	srv->keyspaces = sp_realloc(srv->keyspaces, (srv->nkeyspaces + 1) * sizeof(struct keyspace));
+	srv->keyspaces =
+	    sp_realloc(srv->keyspaces, (srv->nkeyspaces + 1) * sizeof(struct keyspace));
 	struct keyspace *ks = &srv->keyspaces[srv->nkeyspaces++];
 	memset(ks, 0, sizeof(*ks));
 	strcpy(ks->name, name + plen);
@@ -85,8 +86,8 @@ bool keyspace_name_valid(const char *name, size_t len)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char ch = name[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '_' || ch == '-' || ch == '.'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
 			return false;
 	}
 	return true;

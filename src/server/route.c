@@ -286,7 +286,8 @@ static void run_commands(struct server *srv, uint8_t type, uint8_t proto, const 
 		reply_array(vc, ncmds);
 	for (uint32_t i = 0; i < ncmds; i++) {
 		size_t argc = 0;
-		if (entry_next_cmd(&p, &left, (struct entry_arg **)&vc->argv, &vc->argv_cap, &argc)) {
+		if (entry_next_cmd(&p, &left, (struct entry_arg **)&vc->argv, &vc->argv_cap,
+				   &argc)) {
 			reply_error(vc, "ERR malformed replicated command");
 			continue;
 		}
@@ -331,8 +332,9 @@ static void on_proposed(void *arg, int err, uint64_t index)
 			req_answer_error(r, "TRYAGAIN leadership changed before the write "
 					    "committed; it was not applied");
 	} else {
-		req_answer_error(r, "UNKNOWN the write may or may not have been applied "
-				    "(%s); read it back before retrying",
+		req_answer_error(r,
+				 "UNKNOWN the write may or may not have been applied "
+				 "(%s); read it back before retrying",
 				 err ? sp_strerror(err) : "no reply recorded");
 	}
 }
@@ -376,8 +378,8 @@ static void forward(struct request *r)
 	sp_put_le32(h + 13, r->ncmds);
 	sp_buf_append(b, h, sizeof(h));
 	sp_buf_append(b, sp_buf_begin(&r->body), r->body.len);
-	int rc = peer_net_send(srv->net, srv->leader, CLUSTER_CHANNEL_FORWARD, sp_buf_begin(b),
-			       b->len);
+	int rc =
+	    peer_net_send(srv->net, srv->leader, CLUSTER_CHANNEL_FORWARD, sp_buf_begin(b), b->len);
 	if (rc == SP_ERR_TOOBIG) {
 		req_answer_error(r, "ERR request too large to forward to the leader (node %llu)",
 				 (unsigned long long)srv->leader);
@@ -499,17 +501,20 @@ static void on_timer(uv_timer_t *t)
 			if (r->from_node)
 				req_bounce(r);
 			else
-				req_answer_error(r, "TRYAGAIN no leader was reachable within %llu ms; "
-						    "the request was not executed",
+				req_answer_error(r,
+						 "TRYAGAIN no leader was reachable within %llu ms; "
+						 "the request was not executed",
 						 (unsigned long long)srv->cfg->request_timeout_ms);
 		} else if (r->cls == REQ_WRITE) {
-			req_answer_error(r, "UNKNOWN no answer within %llu ms from %s; the write "
-					    "may or may not have been applied",
+			req_answer_error(r,
+					 "UNKNOWN no answer within %llu ms from %s; the write "
+					 "may or may not have been applied",
 					 (unsigned long long)srv->cfg->request_timeout_ms,
 					 r->state == REQ_FORWARDED ? "the leader" : "the cluster");
 		} else {
-			req_answer_error(r, "TRYAGAIN the read could not be confirmed within "
-					    "%llu ms",
+			req_answer_error(r,
+					 "TRYAGAIN the read could not be confirmed within "
+					 "%llu ms",
 					 (unsigned long long)srv->cfg->request_timeout_ms);
 		}
 		r = next;
@@ -525,8 +530,9 @@ static void on_timer(uv_timer_t *t)
 enum req_class route_class(const struct client *c, const struct command *cmd)
 {
 	if (strcmp(cmd->name, "cluster") == 0) {
-		if (c->argc >= 2 && (arg_equals(c->argv[1], "add") || arg_equals(c->argv[1], "remove") ||
-				     arg_equals(c->argv[1], "transfer")))
+		if (c->argc >= 2 &&
+		    (arg_equals(c->argv[1], "add") || arg_equals(c->argv[1], "remove") ||
+		     arg_equals(c->argv[1], "transfer")))
 			return REQ_WRITE;
 		return REQ_LOCAL;
 	}
@@ -553,8 +559,8 @@ static int check_keys(struct client *c, const struct command *cmd, struct keyspa
 	keyspace_default(c->srv, first);
 	if (cmd->first_key <= 0)
 		return 0;
-	size_t last = cmd->last_key < 0 ? c->argc + (size_t)(cmd->last_key + 1) - 1
-					: (size_t)cmd->last_key;
+	size_t last =
+	    cmd->last_key < 0 ? c->argc + (size_t)(cmd->last_key + 1) - 1 : (size_t)cmd->last_key;
 	size_t step = cmd->key_step > 0 ? (size_t)cmd->key_step : 1;
 	for (size_t i = (size_t)cmd->first_key; i <= last && i < c->argc; i += step) {
 		struct keyspace ks;
@@ -727,7 +733,8 @@ static void recv_request(struct server *srv, uint64_t from, const uint8_t *p, si
 	if ((r->cls != REQ_READ && r->cls != REQ_WRITE) ||
 	    (r->type != ENTRY_COMMAND && r->type != ENTRY_MULTI) ||
 	    (r->proto != 2 && r->proto != 3) || r->ncmds == 0) {
-		sp_warn("route: malformed request forwarded by node %llu", (unsigned long long)from);
+		sp_warn("route: malformed request forwarded by node %llu",
+			(unsigned long long)from);
 		req_bounce(r);
 		return;
 	}

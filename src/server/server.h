@@ -78,10 +78,10 @@ enum {
 	CLIENT_READ_PAUSED = 1u << 2,	    /* output over its limit */
 	CLIENT_PENDING = 1u << 3,	    /* on srv->pending */
 	CLIENT_AUTHED = 1u << 4,
-	CLIENT_READING = 1u << 5, /* uv_read_start is active */
-	CLIENT_WAITING = 1u << 6, /* on srv->waiting: output held */
-	CLIENT_VIRTUAL = 1u << 7, /* no socket: runs commands for apply/reads */
-	CLIENT_MULTI = 1u << 8,	  /* between MULTI and EXEC/DISCARD */
+	CLIENT_READING = 1u << 5,   /* uv_read_start is active */
+	CLIENT_WAITING = 1u << 6,   /* on srv->waiting: output held */
+	CLIENT_VIRTUAL = 1u << 7,   /* no socket: runs commands for apply/reads */
+	CLIENT_MULTI = 1u << 8,	    /* between MULTI and EXEC/DISCARD */
 	CLIENT_MULTI_BAD = 1u << 9, /* a queued command was refused: EXEC aborts */
 	CLIENT_STALLED = 1u << 10,  /* input left unparsed: too many replies pending */
 };
@@ -141,10 +141,10 @@ struct client {
 	/* Replies in command order while some are pending (route.c). */
 	struct reply_slot *slot_head, *slot_tail;
 	size_t nslots;
-	size_t slot_bytes;  /* reply bytes waiting in slots */
-	uint8_t level;	    /* CONSISTENCY: enum read_level */
-	uint8_t req_level;  /* LEVEL prefix: for the command being run */
-	uint64_t last_write;  /* id of its latest write request */
+	size_t slot_bytes;   /* reply bytes waiting in slots */
+	uint8_t level;	     /* CONSISTENCY: enum read_level */
+	uint8_t req_level;   /* LEVEL prefix: for the command being run */
+	uint64_t last_write; /* id of its latest write request */
 	struct sp_buf multi; /* MULTI: queued commands, entry-encoded */
 	uint32_t multi_n;
 };
@@ -235,10 +235,10 @@ struct server {
 	uint64_t next_req_id;
 	uint64_t nrequests;
 	uv_timer_t req_timer;
-	struct client *vc;	 /* runs commands for apply and reads */
-	struct sp_buf scratch;	 /* entry encoding */
-	bool applying;		 /* inside an entry's apply */
-	bool expire_inflight;	 /* an expiry entry is proposed */
+	struct client *vc;	    /* runs commands for apply and reads */
+	struct sp_buf scratch;	    /* entry encoding */
+	bool applying;		    /* inside an entry's apply */
+	bool expire_inflight;	    /* an expiry entry is proposed */
 	struct keyspace *keyspaces; /* strong data: from the store's meta */
 	size_t nkeyspaces;
 	struct cluster_file *cluster;
