@@ -64,6 +64,9 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJS) $(BUILD)/libspect
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(HIREDIS) $(LDLIBS)
 
+# The chaos tool's pure planner is unit-tested on its own object.
+$(BUILD)/tests/unit/test_chaos_plan: $(BUILD)/tools/chaos_plan.o
+
 $(BUILD)/tests/cluster/%: $(BUILD)/tests/cluster/%.o $(TESTLIB_OBJS) $(BUILD)/libspectra.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA) $(HIREDIS) $(LDLIBS)

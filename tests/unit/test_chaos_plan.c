@@ -26,7 +26,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../tools/chaos_plan.c"
+#include "../../tools/chaos_plan.h"
+#include "common/err.h"
 
 /* ---- classification ---------------------------------------------------- */
 
