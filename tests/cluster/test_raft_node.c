@@ -174,6 +174,14 @@ struct tnode {
 	struct kv_map map;
 	uint64_t applied;  /* the state machine's index: last applied or installed */
 	uint64_t installs; /* snapshots loaded through snapshot_install, all lives */
+	/* Snapshots reported done later (snapshot_take returns 1): the index
+	 * of the one taken and not yet reported, and a timer that reports it
+	 * right after the next install, while that install's log write may
+	 * still be syncing. */
+	bool defer_snapshots;
+	uint64_t deferred;
+	uv_timer_t report;
+	bool report_init;
 };
 
 /* What the first node to apply an index applied there. */
@@ -752,7 +760,19 @@ static int fsm_snapshot_take(void *ctx, uint64_t index)
 		rc = fsync_dir(n->dir);
 free_buf:
 	sp_buf_free(&b);
+	if (rc == 0 && n->defer_snapshots) {
+		n->deferred = index;
+		return 1;
+	}
 	return rc;
+}
+
+static void report_deferred(uv_timer_t *t)
+{
+	struct tnode *n = t->data;
+	if (n->deferred && n->raft)
+		raft_node_snapshot_done(n->raft, n->deferred, 0);
+	n->deferred = 0;
 }
 
 static int fsm_snapshot_read(void *ctx, uint64_t index, uint64_t offset, uint8_t *buf, uint32_t cap,
@@ -844,6 +864,14 @@ static int fsm_snapshot_install(void *ctx, const struct raft_snapshot_meta *m)
 	}
 	n->applied = m->index;
 	n->installs++;
+	if (n->defer_snapshots && n->deferred) {
+		if (!n->report_init) {
+			uv_timer_init(&n->h->loop, &n->report);
+			n->report.data = n;
+			n->report_init = true;
+		}
+		uv_timer_start(&n->report, report_deferred, 0, 0);
+	}
 	return 0;
 }
 
@@ -1005,6 +1033,10 @@ static void node_stop(struct harness *h, int i)
 	struct tnode *n = &h->nodes[i];
 	struct raft_node *r = n->raft;
 	n->raft = NULL;
+	if (n->report_init) {
+		uv_close((uv_handle_t *)&n->report, NULL);
+		n->report_init = false;
+	}
 	raft_node_close(r);
 	peer_net_close(n->net);
 	n->net = NULL;
@@ -1201,6 +1233,10 @@ static int teardown(void **state)
 		struct tnode *n = &h->nodes[i];
 		struct raft_node *r = n->raft;
 		n->raft = NULL;
+		if (n->report_init) {
+			uv_close((uv_handle_t *)&n->report, NULL);
+			n->report_init = false;
+		}
 		raft_node_close(r);
 		peer_net_close(n->net);
 		n->net = NULL;
@@ -1700,6 +1736,55 @@ static void test_snapshot_catch_up(void **state)
 	assert_maps_equal(h, ALL_NODES);
 }
 
+/*
+ * Regression: a follower's own snapshot, taken in the background, that
+ * finishes just after the leader's newer snapshot was installed must be
+ * dropped. It once wrote an older snapshot marker after the installed one
+ * (the core had not yet heard the install was durable); the log refused
+ * it and the node stopped taking part for good.
+ */
+static void test_background_snapshot_overtaken_by_install(void **state)
+{
+	struct harness *h = *state;
+	start_cluster(h, 3);
+	RUN_UNTIL(h, one_leader(h), 3000);
+	int l = leader_idx(h);
+	int f = follower_of(h, l, h->seed);
+	struct tnode *fn = &h->nodes[f];
+	fn->defer_snapshots = true;
+	/* Enough for f to start (and hold) a snapshot of its own. */
+	struct client *c1 = client_new(h, "a", 120, 16, 100, 24, false);
+	wait_client(h, c1, 8000);
+	RUN_UNTIL(h, converged(h, ALL_NODES) && fn->deferred > 0, 4000);
+	uint64_t held = fn->deferred;
+	uint64_t f_last = raft_last_index(core_of(fn));
+
+	/* Cut f off while the others snapshot and compact past its log. */
+	for (int i = 0; i < MAX_NODES; i++)
+		if (i != f && h->nodes[i].net)
+			peer_net_partition(h->nodes[i].net, &fn->id, 1);
+	peer_net_partition(fn->net, &h->nodes[l].id, 1);
+	struct client *c2 = client_new(h, "b", 160, 16, 120, 40, false);
+	wait_client(h, c2, 10000);
+	struct raft *lc = core_of(&h->nodes[l]);
+	RUN_UNTIL(h, raft_snapshot_index(lc) > f_last && raft_first_index(lc) > f_last + 1, 3000);
+
+	for (int i = 0; i < MAX_NODES; i++)
+		if (h->nodes[i].net)
+			peer_net_heal(h->nodes[i].net);
+	RUN_UNTIL(h, fn->installs > 0 && fn->deferred == 0, 5000);
+	print_message("follower %" PRIu64 " held its snapshot at %" PRIu64
+		      " and installed the leader's at %" PRIu64 "\n",
+		      fn->id, held, fn->applied);
+
+	/* f must still follow. */
+	fn->defer_snapshots = false;
+	struct client *c3 = client_new(h, "c", 20, 8, 20, 8, false);
+	wait_client(h, c3, 5000);
+	RUN_UNTIL(h, converged(h, ALL_NODES), 3000);
+	assert_maps_equal(h, ALL_NODES);
+}
+
 /* ---------------------------------------------------------------------- */
 /* 5. Crash recovery with a damaged log                                    */
 
@@ -2079,6 +2164,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_elect_and_replicate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_linearizable_reads, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partitioned_leader, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_background_snapshot_overtaken_by_install, setup,
+				    teardown),
 	    cmocka_unit_test_setup_teardown(test_commit_unseen_by_old_leader, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_catch_up, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_tail_recovery, setup, teardown),

@@ -82,6 +82,7 @@ struct raft_node {
 
 	uint64_t applied, last_snapshot;
 	bool snapshot_running; /* snapshot_take returned 1, not done yet */
+	uint64_t marker;       /* the newest snapshot marker written to the log */
 	struct sp_buf enc;
 	uint8_t *chunk_buf;
 	struct raft_entry *dec_entries;
@@ -330,6 +331,7 @@ static void snapshot_saved(struct raft_node *n, uint64_t index)
 	/* The marker lets the log drop entries the snapshot covers; the
 	 * segments go at the next sync. */
 	raft_log_set_snapshot(n->log, &meta);
+	n->marker = index;
 	int wrc = write_log(n);
 	if (wrc)
 		fail(n, "log write", wrc);
@@ -368,8 +370,11 @@ void raft_node_snapshot_done(struct raft_node *n, uint64_t index, int err)
 			sp_strerror(err));
 		return;
 	}
-	/* A snapshot installed from the leader meanwhile may have moved past. */
-	if (index <= raft_snapshot_index(n->core))
+	/* A snapshot installed from the leader meanwhile may have moved past:
+	 * its marker is in the log already, though the core learns of it only
+	 * when that write is durable, so the log's marker is what to compare
+	 * with (an older marker after it would be refused). */
+	if (index <= n->marker || index <= raft_snapshot_index(n->core))
 		return;
 	snapshot_saved(n, index);
 }
@@ -408,6 +413,7 @@ static void handle_update(struct raft_node *n, struct raft_update *u)
 		/* The log restarts at the snapshot: durable before the core
 		 * tells the leader it has it. */
 		raft_log_set_snapshot(n->log, &u->snap_meta);
+		n->marker = u->snap_meta.index;
 		raft_log_truncate_after(n->log, u->snap_meta.index);
 		rc = write_log(n);
 		if (rc) {
@@ -509,6 +515,7 @@ int raft_node_open(struct raft_node **out, uv_loop_t *loop, struct peer_net *net
 		goto close_log;
 	n->applied = rs.has_snapshot ? rs.snap.index : 0;
 	n->last_snapshot = n->applied;
+	n->marker = n->applied;
 	n->chunk_buf = sp_malloc(cfg->raft.max_snapshot_chunk ? cfg->raft.max_snapshot_chunk : 1);
 	n->dec_entries = sp_calloc(DECODE_MAX_ENTRIES, sizeof(*n->dec_entries));
 	uv_timer_init(loop, &n->tick);
