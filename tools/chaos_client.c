@@ -236,6 +236,20 @@ static void *worker_main(void *arg)
 				sleep_ms(RECONNECT_MS);
 				continue;
 			}
+			/* Lease reads claim linearizability too: check them. */
+			if (cfg->reads == CHAOS_READS_LEASE ||
+			    (cfg->reads == CHAOS_READS_MIXED && wk->index % 2 == 1)) {
+				redisReply *r = redisCommand(ctx, "CONSISTENCY lease");
+				bool ok = r && r->type == REDIS_REPLY_STATUS;
+				freeReplyObject(r);
+				if (!ok) {
+					redisFree(ctx);
+					ctx = NULL;
+					wk->stats.connect_failures++;
+					sleep_ms(RECONNECT_MS);
+					continue;
+				}
+			}
 		}
 		uint64_t process = wk->index + cfg->clients * wk->generation;
 		size_t k = (size_t)chaos_rand_below(&wk->rng, cfg->keys);

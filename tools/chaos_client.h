@@ -55,14 +55,19 @@ void chaos_stats_add(struct chaos_stats *to, const struct chaos_stats *from);
  * kinds together (0 for every outcome: invoked). */
 uint64_t chaos_stats_total(const struct chaos_stats *s, int outcome);
 
+enum { CHAOS_READS_MIXED = 0, CHAOS_READS_LINEARIZABLE, CHAOS_READS_LEASE };
+
 struct chaos_workload_config {
 	size_t clients;			     /* K threads */
 	size_t keys;			     /* N keys, "k0".."k<N-1>" */
 	const struct local_node_addr *nodes; /* client i talks to nodes[i % nnodes] */
 	size_t nnodes;
 	unsigned op_timeout_ms; /* connect and reply timeout of each op */
-	uint64_t seed;		/* each thread's generator is derived from it */
-	uint64_t t0_ns;		/* the run's origin on the monotonic clock */
+	/* Read level: CHAOS_READS_LINEARIZABLE, CHAOS_READS_LEASE, or
+	 * CHAOS_READS_MIXED (odd-numbered clients read at lease level). */
+	int reads;
+	uint64_t seed;	/* each thread's generator is derived from it */
+	uint64_t t0_ns; /* the run's origin on the monotonic clock */
 };
 
 struct chaos_worker;

@@ -67,6 +67,7 @@ static const char *const owned_flags[] = {"dir",     "port",	"bind",		"pidfile",
 
 struct chaos_opts {
 	long nodes, duration_s, clients, keys, interval_ms, op_timeout_ms, min_ops;
+	int reads; /* CHAOS_READS_* */
 	double check_timeout_s;
 	unsigned faults;
 	uint64_t seed;
@@ -461,6 +462,7 @@ static int run(const struct chaos_opts *o, const char *dir, const char *history_
 					     .nodes = addrs,
 					     .nnodes = lc.cf.n,
 					     .op_timeout_ms = (unsigned)o->op_timeout_ms,
+					     .reads = o->reads,
 					     .seed = chaos_rand(&seeder),
 					     .t0_ns = t0_ns};
 	rc = chaos_nemesis_start(&nm, &ncfg);
@@ -558,6 +560,7 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	const char *nodes = NULL, *duration = NULL, *clients = NULL, *keys = NULL;
 	const char *interval = NULL, *nemesis = NULL, *dir = NULL, *base_port = NULL;
 	const char *peer_base_port = NULL, *history = NULL, *seed = NULL, *op_timeout = NULL;
+	const char *reads = NULL;
 	const char *check_timeout = NULL, *min_ops = NULL;
 	bool keep = false, self_test_bad = false;
 	const struct cli_flag flags[] = {
@@ -580,6 +583,9 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	     NULL},
 	    {"op-timeout-ms", "MS", "a client's wait for a reply (default 1500)", &op_timeout,
 	     NULL},
+	    {"reads", "LEVEL",
+	     "read level: linearizable, lease, or mixed (half the clients lease; default)", &reads,
+	     NULL},
 	    {"check-timeout", "SECONDS", "bound on the linearizability check, 0 none (default 60)",
 	     &check_timeout, NULL},
 	    {"min-ops", "N", "successful ops needed to pass (default 1000)", &min_ops, NULL},
@@ -592,7 +598,8 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	    path,
 	    "[--nodes N] [--duration SECONDS] [--clients K] [--keys N] [--interval-ms MS]\n"
 	    "       [--nemesis LIST] [--dir DIR] [--base-port P] [--peer-base-port Q]\n"
-	    "       [--history FILE] [--seed S] [--op-timeout-ms MS] [--check-timeout SECONDS]\n"
+	    "       [--history FILE] [--seed S] [--op-timeout-ms MS] [--reads LEVEL]\n"
+	    "       [--check-timeout SECONDS]\n"
 	    "       [--min-ops N] [--keep] [-- SPECTRAD-FLAGS...]",
 	    "Start a local cluster, run K clients doing GET (50%), SET (30%) and CAS (20%) on a\n"
 	    "few keys while a nemesis kills (-9), pauses (SIGSTOP) and partitions (DEBUG NET)\n"
@@ -652,6 +659,19 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 			cli_usage_error(path, "--%s: '%s' is not a number in %ld..%ld",
 					numbers[i].name, numbers[i].text, numbers[i].min,
 					numbers[i].max);
+			return CLI_CHAOS_USAGE;
+		}
+	}
+	if (reads) {
+		if (strcmp(reads, "mixed") == 0) {
+			o.reads = CHAOS_READS_MIXED;
+		} else if (strcmp(reads, "linearizable") == 0) {
+			o.reads = CHAOS_READS_LINEARIZABLE;
+		} else if (strcmp(reads, "lease") == 0) {
+			o.reads = CHAOS_READS_LEASE;
+		} else {
+			cli_usage_error(path, "--reads: '%s' is not linearizable, lease or mixed",
+					reads);
 			return CLI_CHAOS_USAGE;
 		}
 	}

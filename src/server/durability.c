@@ -168,12 +168,18 @@ void durability_maybe_sync(struct server *srv)
 void durability_end_of_iteration(struct server *srv)
 {
 	if (store_has_batch(srv->store)) {
-		if (store_commit(srv->store) == 0) {
-			srv->committed_seq = srv->open_seq;
-			srv->open_seq++;
-		} else {
-			durability_check_lost(srv);
+		int rc = store_commit(srv->store);
+		if (rc) {
+			/* The batch held applied Raft entries; without them this
+			 * replica would differ from the others. A restart applies
+			 * them again from the log. */
+			sp_error("store: committing applied entries failed: %s; stopping so "
+				 "that this replica never diverges (a restart re-applies them)",
+				 sp_strerror(rc));
+			abort();
 		}
+		srv->committed_seq = srv->open_seq;
+		srv->open_seq++;
 	}
 	if (srv->lost_lo) {
 		client_drop_lost(srv, srv->lost_lo, srv->lost_hi, sp_strerror(srv->lost_err));
