@@ -457,25 +457,75 @@ static void req_dispatch(struct request *r)
 	r->state = REQ_WAITING;
 }
 
-void route_role_changed(struct server *srv)
+/* collect_ids returns the ids of the requests that pick() selects, oldest
+ * first. Acting on a request can answer and free others (a write's
+ * answer releases the reads blocked behind it), so callers act by id. */
+static uint64_t *collect_ids(struct server *srv, bool (*pick)(const struct request *, uint64_t),
+			     uint64_t now, size_t *n_out)
 {
-	/* Collect first: dispatch may answer (and unlink) requests. */
 	size_t n = 0, cap = 0;
-	struct request **wait = NULL;
+	uint64_t *ids = NULL;
 	for (struct request *r = srv->requests; r; r = r->next) {
-		if (r->state != REQ_WAITING)
+		if (!pick(r, now))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
-			wait = sp_realloc(wait, cap * sizeof(*wait));
+			ids = sp_realloc(ids, cap * sizeof(*ids));
 		}
-		wait[n++] = r;
+		ids[n++] = r->id;
 	}
-	/* In the order they came: the list holds the newest first. */
-	for (size_t i = n; i-- > 0;)
-		if (wait[i]->state == REQ_WAITING && !ext(wait[i])->answered)
-			req_dispatch(wait[i]);
-	free(wait);
+	/* The list holds the newest first. */
+	for (size_t i = 0; i < n / 2; i++) {
+		uint64_t t = ids[i];
+		ids[i] = ids[n - 1 - i];
+		ids[n - 1 - i] = t;
+	}
+	*n_out = n;
+	return ids;
+}
+
+static bool is_waiting(const struct request *r, uint64_t now)
+{
+	(void)now;
+	return r->state == REQ_WAITING;
+}
+
+static bool is_expired(const struct request *r, uint64_t now)
+{
+	return now >= r->deadline_ms;
+}
+
+void route_role_changed(struct server *srv)
+{
+	size_t n;
+	uint64_t *ids = collect_ids(srv, is_waiting, 0, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct request *r = req_find(srv, ids[i]);
+		if (r && r->state == REQ_WAITING)
+			req_dispatch(r);
+	}
+	free(ids);
+}
+
+static void expire(struct request *r)
+{
+	struct server *srv = r->srv;
+	if (r->state == REQ_WAITING || r->state == REQ_BLOCKED) {
+		if (r->from_node)
+			req_bounce(r);
+		else
+			req_answer_error(r, "TRYAGAIN no leader was reachable within %llu ms; the "
+					    "request was not executed",
+					 (unsigned long long)srv->cfg->request_timeout_ms);
+	} else if (r->cls == REQ_WRITE) {
+		req_answer_error(r, "UNKNOWN no answer within %llu ms from %s; the write may or "
+				    "may not have been applied",
+				 (unsigned long long)srv->cfg->request_timeout_ms,
+				 r->state == REQ_FORWARDED ? "the leader" : "the cluster");
+	} else {
+		req_answer_error(r, "TRYAGAIN the read could not be confirmed within %llu ms",
+				 (unsigned long long)srv->cfg->request_timeout_ms);
+	}
 }
 
 static void on_timer(uv_timer_t *t)
@@ -486,42 +536,18 @@ static void on_timer(uv_timer_t *t)
 		return;
 	}
 	server_tick(srv);
-	uint64_t now = mono_ms(srv);
-	bool retry = false;
-	struct request *r = srv->requests;
-	while (r) {
-		struct request *next = r->next;
-		if (r->state == REQ_WAITING)
-			retry = true;
-		if (now < r->deadline_ms) {
-			r = next;
-			continue;
-		}
-		if (r->state == REQ_WAITING) {
-			if (r->from_node)
-				req_bounce(r);
-			else
-				req_answer_error(r,
-						 "TRYAGAIN no leader was reachable within %llu ms; "
-						 "the request was not executed",
-						 (unsigned long long)srv->cfg->request_timeout_ms);
-		} else if (r->cls == REQ_WRITE) {
-			req_answer_error(r,
-					 "UNKNOWN no answer within %llu ms from %s; the write "
-					 "may or may not have been applied",
-					 (unsigned long long)srv->cfg->request_timeout_ms,
-					 r->state == REQ_FORWARDED ? "the leader" : "the cluster");
-		} else {
-			req_answer_error(r,
-					 "TRYAGAIN the read could not be confirmed within "
-					 "%llu ms",
-					 (unsigned long long)srv->cfg->request_timeout_ms);
-		}
-		r = next;
+	size_t n;
+	uint64_t *ids = collect_ids(srv, is_expired, mono_ms(srv), &n);
+	for (size_t i = 0; i < n; i++) {
+		struct request *r = req_find(srv, ids[i]);
+		if (r)
+			expire(r);
 	}
+	free(ids);
 	/* A node that learns of a leader only by a role change already
-	 * retried; one whose leader is known but unreachable retries here. */
-	if (retry && (srv->role == RAFT_LEADER || srv->leader))
+	 * retried; one whose leader is known but unreachable, or whose
+	 * request the leader sent back, retries here. */
+	if (srv->role == RAFT_LEADER || srv->leader)
 		route_role_changed(srv);
 }
 
