@@ -83,6 +83,7 @@ FUZZ_DEPS_fuzz_resp     := $(FUZZ_DEPS)
 FUZZ_DEPS_fuzz_raft_msg := src/engine/strong/raft/codec.c src/common/buf.c src/common/alloc.c \
                            src/common/err.c
 FUZZ_DEPS_fuzz_frame    := src/net/frame.c src/common/buf.c src/common/alloc.c src/common/err.c
+FUZZ_DEPS_fuzz_entry    := src/server/entry.c src/common/buf.c src/common/alloc.c src/common/err.c
 # Libraries a target links besides libFuzzer's runtime: FUZZ_LIBS_<target>.
 FUZZ_LIBS_fuzz_frame    := -lz
 fuzz_deps = $(or $(FUZZ_DEPS_$(1)),$(FUZZ_DEPS))

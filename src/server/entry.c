@@ -55,6 +55,10 @@ int entry_get_hdr(const uint8_t *p, size_t len, struct entry_hdr *h, const uint8
 	h->ncmds = sp_get_le32(p + 26);
 	if (h->type < ENTRY_COMMAND || h->type > ENTRY_EXPIRE || (h->proto != 2 && h->proto != 3))
 		return SP_ERR_PROTO;
+	/* Every command takes at least 8 bytes (argc and one length): a count
+	 * the body cannot hold is refused before anyone loops over it. */
+	if (h->ncmds > (len - ENTRY_HDR_LEN) / 8)
+		return SP_ERR_PROTO;
 	*body = p + ENTRY_HDR_LEN;
 	*body_len = len - ENTRY_HDR_LEN;
 	return 0;

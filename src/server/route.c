@@ -514,12 +514,14 @@ static void expire(struct request *r)
 		if (r->from_node)
 			req_bounce(r);
 		else
-			req_answer_error(r, "TRYAGAIN no leader was reachable within %llu ms; the "
-					    "request was not executed",
+			req_answer_error(r,
+					 "TRYAGAIN no leader was reachable within %llu ms; the "
+					 "request was not executed",
 					 (unsigned long long)srv->cfg->request_timeout_ms);
 	} else if (r->cls == REQ_WRITE) {
-		req_answer_error(r, "UNKNOWN no answer within %llu ms from %s; the write may or "
-				    "may not have been applied",
+		req_answer_error(r,
+				 "UNKNOWN no answer within %llu ms from %s; the write may or "
+				 "may not have been applied",
 				 (unsigned long long)srv->cfg->request_timeout_ms,
 				 r->state == REQ_FORWARDED ? "the leader" : "the cluster");
 	} else {
@@ -758,7 +760,7 @@ static void recv_request(struct server *srv, uint64_t from, const uint8_t *p, si
 	r->ncmds = sp_get_le32(p + 13);
 	if ((r->cls != REQ_READ && r->cls != REQ_WRITE) ||
 	    (r->type != ENTRY_COMMAND && r->type != ENTRY_MULTI) ||
-	    (r->proto != 2 && r->proto != 3) || r->ncmds == 0) {
+	    (r->proto != 2 && r->proto != 3) || r->ncmds == 0 || r->ncmds > (len - 17) / 8) {
 		sp_warn("route: malformed request forwarded by node %llu",
 			(unsigned long long)from);
 		req_bounce(r);
