@@ -102,10 +102,10 @@ static const struct setting settings[] = {
     {"map-size", TYPE_SIZE, FIELD(map_size), 1 * MB, 1 * TB, "8gb", NULL,
      "LMDB map size: the most data this node can hold"},
     {"fsync", TYPE_ENUM, FIELD(fsync), 0, 0, "always", fsync_names,
-     "when writes reach the disk: before each reply (always), every "
-     "fsync-interval-ms (batch), or when the OS decides (off)"},
+     "when the Raft log reaches the disk: before an entry counts (always), "
+     "about every fsync-interval-ms while writes come (batch), or when the OS decides (off)"},
     {"fsync-interval-ms", TYPE_UINT, FIELD(fsync_interval_ms), 1, 60000, "100", NULL,
-     "with fsync batch: milliseconds between syncs"},
+     "with fsync batch: milliseconds between syncs of the Raft log"},
     {"active-expire-hz", TYPE_UINT, FIELD(active_expire_hz), 1, 500, "10", NULL,
      "sweeps for expired keys per second"},
     /* limits */

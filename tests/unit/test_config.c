@@ -98,6 +98,13 @@ static void test_defaults(void **state)
 	assert_true(c->max_value_bytes == 512 * MB);
 	assert_true(c->max_query_buffer == 1 * GB);
 	assert_true(c->max_output_buffer == 64 * MB);
+	/* cluster: a standalone node, timings for 5 nodes on 2 cores */
+	assert_true(c->node_id == 0);
+	assert_string_equal(c->cluster_file, "");
+	assert_true(c->election_timeout_ms == 1000 && c->heartbeat_ms == 100);
+	assert_true(c->request_timeout_ms == 2000);
+	assert_false(c->admin_commands);
+	assert_int_equal(c->default_mode, SP_MODE_STRONG);
 	assert_string_equal(c->requirepass, "");
 	assert_string_equal(c->logfile, "");
 	assert_string_equal(c->loglevel, "info");
@@ -659,6 +666,16 @@ static void round_trip(const struct sp_config *from)
 	assert_string_equal(to.logfile, from->logfile);
 	assert_string_equal(to.loglevel, from->loglevel);
 	assert_string_equal(to.pidfile, from->pidfile);
+	assert_true(to.node_id == from->node_id);
+	assert_string_equal(to.cluster_file, from->cluster_file);
+	assert_int_equal(to.peer_port, from->peer_port);
+	assert_true(to.election_timeout_ms == from->election_timeout_ms);
+	assert_true(to.heartbeat_ms == from->heartbeat_ms);
+	assert_true(to.max_clock_drift_ppm == from->max_clock_drift_ppm);
+	assert_true(to.request_timeout_ms == from->request_timeout_ms);
+	assert_true(to.snapshot_every == from->snapshot_every);
+	assert_int_equal(to.admin_commands, from->admin_commands);
+	assert_int_equal(to.default_mode, from->default_mode);
 	sp_config_free(&to);
 }
 
@@ -690,6 +707,16 @@ static void test_format_round_trip(void **state)
 	    {"logfile", "/tmp/spectra.log"},
 	    {"loglevel", "error"},
 	    {"pidfile", "/tmp/spectra.pid"},
+	    {"node-id", "7"},
+	    {"cluster-file", "/etc/spectra/cluster.conf"},
+	    {"peer-port", "17000"},
+	    {"election-timeout-ms", "60000"},
+	    {"heartbeat-ms", "10000"},
+	    {"max-clock-drift-ppm", "0"},
+	    {"request-timeout-ms", "600000"},
+	    {"snapshot-every", "0"},
+	    {"admin-commands", "yes"},
+	    {"default-mode", "eventual"},
 	};
 	size_t n = sizeof(changed) / sizeof(changed[0]);
 	assert_int_equal(n, sp_config_count());
@@ -734,6 +761,16 @@ static void test_iteration(void **state)
 	    "logfile",
 	    "loglevel",
 	    "pidfile",
+	    "node-id",
+	    "cluster-file",
+	    "peer-port",
+	    "election-timeout-ms",
+	    "heartbeat-ms",
+	    "max-clock-drift-ppm",
+	    "request-timeout-ms",
+	    "snapshot-every",
+	    "admin-commands",
+	    "default-mode",
 	};
 	size_t n = sizeof(expected) / sizeof(expected[0]);
 	assert_int_equal(sp_config_count(), n);

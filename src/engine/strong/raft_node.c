@@ -83,6 +83,8 @@ struct raft_node {
 	uint64_t applied, last_snapshot;
 	bool snapshot_running; /* snapshot_take returned 1, not done yet */
 	uint64_t marker;       /* the newest snapshot marker written to the log */
+	bool sync_real;	       /* the sync in flight calls fdatasync */
+	uint64_t last_real_sync_ms;
 	struct sp_buf enc;
 	uint8_t *chunk_buf;
 	struct raft_entry *dec_entries;
@@ -120,7 +122,7 @@ static void fail(struct raft_node *n, const char *what, int rc)
 static void sync_work_cb(uv_work_t *req)
 {
 	struct raft_node *n = req->data;
-	n->sync_rc = n->cfg.no_sync ? 0 : raft_log_sync(n->log);
+	n->sync_rc = n->sync_real ? raft_log_sync(n->log) : 0;
 	if (n->sync_rc == 0 && n->compact_running) {
 		int rc = raft_log_compact(n->log);
 		if (rc)
@@ -171,6 +173,13 @@ static void maybe_sync(struct raft_node *n)
 		return;
 	n->sync_inflight = true;
 	n->sync_wgen = n->wgen;
+	/* Without per-group syncs (fsync batch), a group is still synced
+	 * when the last real sync is sync_interval_ms old. */
+	uint64_t now = now_ms(n);
+	n->sync_real = !n->cfg.no_sync || (n->cfg.sync_interval_ms &&
+					   now - n->last_real_sync_ms >= n->cfg.sync_interval_ms);
+	if (n->sync_real)
+		n->last_real_sync_ms = now;
 	n->compact_running = n->compact_wanted;
 	n->compact_wanted = false;
 	n->stats.sync_entries += n->sync_entries_pending;

@@ -78,6 +78,8 @@ struct raft_node_config {
 	const struct sp_clock *clock; /* NULL: the system clock; borrowed */
 	bool no_sync;		      /* skip fdatasync: acknowledged entries
 				       * survive a process kill, not power loss */
+	uint32_t sync_interval_ms;    /* with no_sync: still sync a group when the
+				       * last real sync is this old (0: never) */
 };
 
 /* Completion of a proposal or read. err: 0 (committed and applied);

@@ -321,6 +321,7 @@ int strong_open(struct strong **out, uv_loop_t *loop, struct peer_net *net, stru
 	nc.snapshot_every = cfg->snapshot_every;
 	nc.clock = cfg->clock;
 	nc.no_sync = cfg->no_sync;
+	nc.sync_interval_ms = cfg->sync_interval_ms;
 	struct raft_node_fsm fsm = {
 	    .ctx = s,
 	    .apply = fsm_apply,

@@ -58,7 +58,8 @@ struct strong_config {
 	struct raft_conf bootstrap; /* n == 0: join an existing cluster */
 	uint32_t election_timeout_ms, heartbeat_ms, max_clock_drift_ppm;
 	uint64_t snapshot_every;
-	bool no_sync; /* the Raft log is not fsynced (fsync off) */
+	bool no_sync;		   /* the Raft log is not synced per group */
+	uint32_t sync_interval_ms; /* ... but at least this often (fsync batch) */
 	const struct sp_clock *clock;
 };
 
