@@ -95,35 +95,8 @@ for c in $CLIENTS; do
 done
 [ $((REQUESTS % NODES)) -eq 0 ] || die "STRONG_REQUESTS: $REQUESTS is not a multiple of $NODES"
 
-# free_base N prints a port P with P..P+N-1 free on 127.0.0.1, below the
-# kernel's ephemeral range (a port in it may be a client's local end) and
-# clear of the ports in $taken.
-taken=" "
-free_base() {
-	local n=$1 low=32768 high p i ok
-	# shellcheck disable=SC2034 # high is read only to be skipped
-	if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
-		read -r low high </proc/sys/net/ipv4/ip_local_port_range
-	fi
-	[ "$low" -gt 11024 ] || low=32768
-	for _ in $(seq 1 200); do
-		p=$((10000 + RANDOM % (low - 10000 - n)))
-		ok=1
-		for i in $(seq 0 $((n - 1))); do
-			if [[ "$taken" == *" $((p + i)) "* ]] ||
-				(exec 3<>"/dev/tcp/127.0.0.1/$((p + i))") 2>/dev/null; then
-				ok=0
-				break
-			fi
-		done
-		if [ "$ok" = 1 ]; then
-			for i in $(seq 0 $((n - 1))); do taken="$taken$((p + i)) "; done
-			echo "$p"
-			return
-		fi
-	done
-	die "no $n free ports in a row"
-}
+# shellcheck source=tests/lib/ports.sh
+source tests/lib/ports.sh
 
 # ---- the cluster -------------------------------------------------------
 

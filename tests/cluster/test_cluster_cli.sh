@@ -74,42 +74,8 @@ hasnt() {
 	! grep -qF -- "$2" "$work/$1" || fail "did not expect '$2' in $1"
 }
 
-alive() {
-	kill -0 "$1" 2>/dev/null || return 1
-	local state
-	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 1
-	[ -n "$state" ] && [ "$state" != Z ]
-}
-
-# free_base N prints a port P such that P..P+N-1 are all free on
-# 127.0.0.1, below the kernel's ephemeral range (see test_cli.sh's
-# free_port) and clear of the ports in $taken.
-taken=" "
-free_base() {
-	local n=$1 low=32768 high p i ok
-	# shellcheck disable=SC2034 # high is read only to be skipped
-	if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
-		read -r low high </proc/sys/net/ipv4/ip_local_port_range
-	fi
-	[ "$low" -gt 11024 ] || low=32768
-	for _ in $(seq 1 200); do
-		p=$((10000 + RANDOM % (low - 10000 - n)))
-		ok=1
-		for i in $(seq 0 $((n - 1))); do
-			if [[ "$taken" == *" $((p + i)) "* ]] ||
-				(exec 3<>"/dev/tcp/127.0.0.1/$((p + i))") 2>/dev/null; then
-				ok=0
-				break
-			fi
-		done
-		if [ "$ok" = 1 ]; then
-			for i in $(seq 0 $((n - 1))); do taken="$taken$((p + i)) "; done
-			echo "$p"
-			return
-		fi
-	done
-	fail "no $n free ports in a row"
-}
+# shellcheck source=tests/lib/ports.sh
+source "$root/tests/lib/ports.sh"
 
 pid_of() {
 	cat "$dir/node-$1/spectrad.pid" 2>/dev/null || true
