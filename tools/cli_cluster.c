@@ -70,6 +70,27 @@ static bool parse_id(const char *text, uint64_t *id)
 	return true;
 }
 
+/* parse_id_and_wait reads the --id (required) and --wait flags most
+ * subcommands take; on a bad one it reports it and sets *code. */
+static bool parse_id_and_wait(const char *path, const char *id_text, const char *wait_text,
+			      uint64_t *id, double *wait_s, int *code)
+{
+	if (!id_text) {
+		*code = cli_usage_error(path, "--id is required");
+		return false;
+	}
+	if (!parse_id(id_text, id)) {
+		*code = cli_usage_error(path, "--id: '%s' is not a node id (1..%lld)", id_text,
+					(long long)INT64_MAX);
+		return false;
+	}
+	if (wait_text && !cli_parse_seconds(wait_text, wait_s)) {
+		*code = cli_usage_error(path, "--wait: '%s' is not a number of seconds", wait_text);
+		return false;
+	}
+	return true;
+}
+
 /* The spectrad flags every node gets from its node line and directory;
  * passing them after "--" would contradict the cluster file. */
 static const char *const owned_flags[] = {"dir",     "pidfile", "logfile", "cluster-file",
@@ -893,13 +914,8 @@ static int cluster_remove(const char *path, int argc, char **argv)
 		return code;
 	uint64_t id = 0;
 	double wait_s = LEADER_WAIT_S;
-	if (!id_text)
-		return cli_usage_error(path, "--id is required");
-	if (!parse_id(id_text, &id))
-		return cli_usage_error(path, "--id: '%s' is not a node id (1..%lld)", id_text,
-				       (long long)INT64_MAX);
-	if (wait_text && !cli_parse_seconds(wait_text, &wait_s))
-		return cli_usage_error(path, "--wait: '%s' is not a number of seconds", wait_text);
+	if (!parse_id_and_wait(path, id_text, wait_text, &id, &wait_s, &code))
+		return code;
 
 	struct local_cluster lc;
 	if (!open_cluster(&lc, dir))
@@ -990,13 +1006,8 @@ static int cluster_start(const char *path, int argc, char **argv)
 		return code;
 	uint64_t id = 0;
 	double wait_s = START_WAIT_S;
-	if (!id_text)
-		return cli_usage_error(path, "--id is required");
-	if (!parse_id(id_text, &id))
-		return cli_usage_error(path, "--id: '%s' is not a node id (1..%lld)", id_text,
-				       (long long)INT64_MAX);
-	if (wait_text && !cli_parse_seconds(wait_text, &wait_s))
-		return cli_usage_error(path, "--wait: '%s' is not a number of seconds", wait_text);
+	if (!parse_id_and_wait(path, id_text, wait_text, &id, &wait_s, &code))
+		return code;
 
 	struct local_cluster lc;
 	if (!open_cluster(&lc, dir))
