@@ -53,6 +53,7 @@ struct sp_config {
 	uint64_t max_clock_drift_ppm; /* bound on clock drift; shortens leases */
 	uint64_t request_timeout_ms; /* wait for a leader / a forwarded answer */
 	uint64_t snapshot_every;     /* entries applied between snapshots */
+	uint64_t snapshot_interval_ms; /* and at least this long between them */
 	bool admin_commands;	     /* DEBUG NET and other fault hooks allowed */
 	int default_mode;	     /* mode of keys in no declared keyspace */
 };

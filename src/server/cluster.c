@@ -205,6 +205,7 @@ int cluster_init(struct server *srv)
 	}
 	sc.max_clock_drift_ppm = (uint32_t)cfg->max_clock_drift_ppm;
 	sc.snapshot_every = cfg->snapshot_every;
+	sc.snapshot_min_ms = (uint32_t)cfg->snapshot_interval_ms;
 	sc.no_sync = cfg->fsync != SP_FSYNC_ALWAYS;
 	sc.sync_interval_ms = cfg->fsync == SP_FSYNC_BATCH ? (uint32_t)cfg->fsync_interval_ms : 0;
 	sc.clock = srv->clock;

@@ -23,6 +23,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "engine/strong/strong.h"
 #include "server/route.h"
 #include "server/server.h"
 
@@ -168,6 +169,7 @@ void durability_maybe_sync(struct server *srv)
 void durability_end_of_iteration(struct server *srv)
 {
 	if (store_has_batch(srv->store)) {
+		strong_flush_applied(srv->strong);
 		int rc = store_commit(srv->store);
 		if (rc) {
 			/* The batch held applied Raft entries; without them this

@@ -109,26 +109,39 @@ static void req_dispatch(struct request *r);
  * its own writes, as in Redis); release those behind r. */
 static void release_blocked(struct client *c, uint64_t write_id)
 {
-	size_t n = 0;
-	struct request *ready[64];
+	if (!c->nblocked)
+		return;
+	size_t n = 0, cap = 0;
+	uint64_t *ids = NULL;
 	for (struct reply_slot *s = c->slot_head; s; s = s->next) {
 		struct request *q = s->req;
 		if (q && q->state == REQ_BLOCKED && q->after == write_id) {
-			ready[n++] = q;
-			if (n == 64)
-				break;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 16;
+				ids = sp_realloc(ids, cap * sizeof(*ids));
+			}
+			ids[n++] = q->id;
 		}
 	}
+	/* By id: dispatching one may answer and free another. */
+	struct server *srv = c->srv;
 	for (size_t i = 0; i < n; i++) {
-		ready[i]->after = 0;
-		ready[i]->state = REQ_WAITING;
-		req_dispatch(ready[i]);
+		struct request *q = req_find(srv, ids[i]);
+		if (!q || q->state != REQ_BLOCKED)
+			continue;
+		q->after = 0;
+		q->state = REQ_WAITING;
+		c->nblocked--;
+		req_dispatch(q);
 	}
+	free(ids);
 }
 
 static void req_done(struct request *r)
 {
 	struct client *c = r->c;
+	if (c && r->state == REQ_BLOCKED)
+		c->nblocked--;
 	ext(r)->answered = true;
 	req_unlink(r);
 	if (r->slot)
@@ -204,6 +217,7 @@ void route_client_gone(struct client *c)
 	c->slot_head = c->slot_tail = NULL;
 	c->nslots = 0;
 	c->slot_bytes = 0;
+	c->nblocked = 0;
 	sp_buf_free(&c->multi);
 }
 
@@ -422,6 +436,8 @@ static void req_dispatch(struct request *r)
 	if (r->after) {
 		if (req_find(srv, r->after)) {
 			r->state = REQ_BLOCKED;
+			if (r->c)
+				r->c->nblocked++;
 			return;
 		}
 		r->after = 0;

@@ -142,6 +142,7 @@ struct client {
 	struct reply_slot *slot_head, *slot_tail;
 	size_t nslots;
 	size_t slot_bytes;   /* reply bytes waiting in slots */
+	uint32_t nblocked;   /* its reads waiting behind its writes */
 	uint8_t level;	     /* CONSISTENCY: enum read_level */
 	uint8_t req_level;   /* LEVEL prefix: for the command being run */
 	uint64_t last_write; /* id of its latest write request */

@@ -674,6 +674,7 @@ static void round_trip(const struct sp_config *from)
 	assert_true(to.max_clock_drift_ppm == from->max_clock_drift_ppm);
 	assert_true(to.request_timeout_ms == from->request_timeout_ms);
 	assert_true(to.snapshot_every == from->snapshot_every);
+	assert_true(to.snapshot_interval_ms == from->snapshot_interval_ms);
 	assert_int_equal(to.admin_commands, from->admin_commands);
 	assert_int_equal(to.default_mode, from->default_mode);
 	sp_config_free(&to);
@@ -715,6 +716,7 @@ static void test_format_round_trip(void **state)
 	    {"max-clock-drift-ppm", "0"},
 	    {"request-timeout-ms", "600000"},
 	    {"snapshot-every", "0"},
+	    {"snapshot-interval-ms", "0"},
 	    {"admin-commands", "yes"},
 	    {"default-mode", "eventual"},
 	};
@@ -769,6 +771,7 @@ static void test_iteration(void **state)
 	    "max-clock-drift-ppm",
 	    "request-timeout-ms",
 	    "snapshot-every",
+	    "snapshot-interval-ms",
 	    "admin-commands",
 	    "default-mode",
 	};

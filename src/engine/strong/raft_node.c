@@ -81,9 +81,10 @@ struct raft_node {
 	uint64_t next_read_id;
 
 	uint64_t applied, last_snapshot;
-	bool snapshot_running; /* snapshot_take returned 1, not done yet */
-	uint64_t marker;       /* the newest snapshot marker written to the log */
-	bool sync_real;	       /* the sync in flight calls fdatasync */
+	uint64_t last_snapshot_ms; /* when the last snapshot was started */
+	bool snapshot_running;	   /* snapshot_take returned 1, not done yet */
+	uint64_t marker;	   /* the newest snapshot marker written to the log */
+	bool sync_real;		   /* the sync in flight calls fdatasync */
 	uint64_t last_real_sync_ms;
 	struct sp_buf enc;
 	uint8_t *chunk_buf;
@@ -353,6 +354,11 @@ static void maybe_snapshot(struct raft_node *n)
 	if (!n->cfg.snapshot_every || !n->fsm.snapshot_take || n->snapshot_running ||
 	    n->applied < n->last_snapshot + n->cfg.snapshot_every)
 		return;
+	uint64_t now = now_ms(n);
+	if (n->cfg.snapshot_min_ms && now - n->last_snapshot_ms < n->cfg.snapshot_min_ms &&
+	    n->applied < n->last_snapshot + 8 * n->cfg.snapshot_every)
+		return;
+	n->last_snapshot_ms = now;
 	uint64_t index = n->applied;
 	int rc = n->fsm.snapshot_take(n->fsm.ctx, index);
 	if (rc == 1) {

@@ -70,11 +70,15 @@ struct raft_node_fsm {
 };
 
 struct raft_node_config {
-	const char *dir;	      /* the log's directory; created if missing */
-	struct raft_config raft;      /* the core's settings (id, timeouts, ...) */
-	struct raft_conf bootstrap;   /* initial members for a new cluster */
-	uint32_t tick_ms;	      /* how often the core's timers are checked */
-	uint64_t snapshot_every;      /* entries applied between snapshots; 0: never */
+	const char *dir;	    /* the log's directory; created if missing */
+	struct raft_config raft;    /* the core's settings (id, timeouts, ...) */
+	struct raft_conf bootstrap; /* initial members for a new cluster */
+	uint32_t tick_ms;	    /* how often the core's timers are checked */
+	uint64_t snapshot_every;    /* entries applied between snapshots; 0: never */
+	/* ... but no sooner than this many ms after the last one, unless
+	 * 8 x snapshot_every entries piled up (they are held in memory): a
+	 * snapshot syncs the whole state machine, which is not free. */
+	uint32_t snapshot_min_ms;
 	const struct sp_clock *clock; /* NULL: the system clock; borrowed */
 	bool no_sync;		      /* skip fdatasync: acknowledged entries
 				       * survive a process kill, not power loss */

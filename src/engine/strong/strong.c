@@ -35,6 +35,7 @@ struct strong {
 	char *incoming; /* <dir>/snapshot.incoming */
 	int incoming_fd;
 	uint64_t applied;
+	bool applied_dirty; /* applied moved since the meta record was written */
 
 	struct snap_stream streams[SNAP_STREAMS];
 	uint64_t stream_clock;
@@ -86,15 +87,25 @@ static void fsm_apply(void *ctx, const struct raft_entry *e)
 		store_set_revision(s->store, e->index);
 		s->ops.apply(s->ops.ctx, e->index, e->data, e->len);
 	}
+	/* The meta record is written once per batch, before it commits
+	 * (strong_flush_applied): one B-tree write per entry saved. */
 	s->applied = e->index;
-	int rc = write_applied(s, e->index);
+	s->applied_dirty = true;
+}
+
+void strong_flush_applied(struct strong *s)
+{
+	if (!s || !s->applied_dirty)
+		return;
+	int rc = write_applied(s, s->applied);
 	if (rc) {
 		/* The state machine can no longer follow the log: a node that
 		 * went on would diverge from the others. */
 		sp_error("strong: recording applied index %llu failed: %s; stopping",
-			 (unsigned long long)e->index, sp_strerror(rc));
+			 (unsigned long long)s->applied, sp_strerror(rc));
 		abort();
 	}
+	s->applied_dirty = false;
 }
 
 /* ---- taking a snapshot ---- */
@@ -134,6 +145,7 @@ static int fsm_snapshot_take(void *ctx, uint64_t index)
 		return SP_ERR_AGAIN;
 	/* Everything up to index was applied into the open batch; commit it,
 	 * then sync the tree off the loop. */
+	strong_flush_applied(s);
 	int rc = store_commit(s->store);
 	if (rc)
 		return rc;
@@ -192,6 +204,7 @@ static int fsm_snapshot_read(void *ctx, uint64_t index, uint64_t offset, uint8_t
 		}
 		if (victim->snap)
 			close_stream(victim);
+		strong_flush_applied(s); /* store_snap_open commits the batch */
 		int rc = store_snap_open(s->store, &victim->snap);
 		if (rc)
 			return rc;
@@ -319,6 +332,7 @@ int strong_open(struct strong **out, uv_loop_t *loop, struct peer_net *net, stru
 	nc.raft.max_uncommitted = 65536;
 	nc.bootstrap = cfg->bootstrap;
 	nc.snapshot_every = cfg->snapshot_every;
+	nc.snapshot_min_ms = cfg->snapshot_min_ms;
 	nc.clock = cfg->clock;
 	nc.no_sync = cfg->no_sync;
 	nc.sync_interval_ms = cfg->sync_interval_ms;
@@ -361,6 +375,7 @@ void strong_close(struct strong *s)
 	if (!s)
 		return;
 	raft_node_close(s->node);
+	strong_flush_applied(s);
 	s->node = NULL;
 	if (s->sync_running) {
 		s->close_wanted = true; /* freed by sync_done_cb */

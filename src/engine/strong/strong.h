@@ -8,11 +8,11 @@
  * writes. What the engine owns is everything that makes the store a
  * faithful Raft state machine:
  *
- *  - The applied index lives in the store (a meta record written in the
- *    same batch as the entry's effects), so a restarted node, or one that
- *    installed a snapshot, skips entries its state already holds. The
- *    store therefore needs no write-ahead log of its own: the Raft log is
- *    one, and a state that is ahead of the log's snapshot marker is fine.
+ *  - The applied index lives in the store (a meta record written into
+ *    the batch that holds the entries' effects, before it commits), so a restarted node, or one
+ * that installed a snapshot, skips entries its state already holds. The store therefore needs no
+ * write-ahead log of its own: the Raft log is one, and a state that is ahead of the log's snapshot
+ * marker is fine.
  *  - Snapshots are the store itself. Taking one commits the open batch and
  *    syncs the tree on libuv's thread pool (the loop keeps serving); only
  *    then may Raft drop the log it covers. Sending one streams an LMDB
@@ -58,6 +58,7 @@ struct strong_config {
 	struct raft_conf bootstrap; /* n == 0: join an existing cluster */
 	uint32_t election_timeout_ms, heartbeat_ms, max_clock_drift_ppm;
 	uint64_t snapshot_every;
+	uint32_t snapshot_min_ms;
 	bool no_sync;		   /* the Raft log is not synced per group */
 	uint32_t sync_interval_ms; /* ... but at least this often (fsync batch) */
 	const struct sp_clock *clock;
@@ -82,6 +83,12 @@ int strong_open(struct strong **out, uv_loop_t *loop, struct peer_net *net, stru
  * and frees the engine once a background snapshot sync has finished; run
  * the loop until its handles are closed. NULL is accepted. */
 void strong_close(struct strong *s);
+
+/* strong_flush_applied writes the applied index into the store's open
+ * batch. Call it before every commit of the store, so the index and the
+ * entries' effects land together (strong_close calls it too). NULL is
+ * accepted. */
+void strong_flush_applied(struct strong *s);
 
 void strong_recv(struct strong *s, uint64_t from, const uint8_t *p, size_t len);
 
