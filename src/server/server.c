@@ -150,9 +150,17 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	int rc = cluster_client_addr(cfg, host, sizeof(host), &port);
 	if (rc)
 		return rc;
+	/* Started before the strong engine's check handle, so it runs after
+	 * it in each iteration (libuv runs the newest first): replies to the
+	 * entries the engine applied leave in the same iteration, rather
+	 * than when the next event wakes the loop. */
+	uv_check_init(loop, &srv->commit_check);
+	srv->commit_check.data = srv;
+	uv_check_start(&srv->commit_check, on_check);
 	route_init(srv);
 	rc = cluster_init(srv);
 	if (rc) {
+		uv_close((uv_handle_t *)&srv->commit_check, NULL);
 		route_close(srv);
 		return rc;
 	}
@@ -162,6 +170,7 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 		rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
 	if (rc < 0) {
 		sp_error("bind: '%s' is not an IPv4 or IPv6 address", host);
+		uv_close((uv_handle_t *)&srv->commit_check, NULL);
 		cluster_close(srv);
 		route_close(srv);
 		return rc;
@@ -174,13 +183,11 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	if (rc < 0) {
 		sp_error("listen on %s:%d: %s", host, port, uv_strerror(rc));
 		uv_close((uv_handle_t *)&srv->listener, NULL);
+		uv_close((uv_handle_t *)&srv->commit_check, NULL);
 		cluster_close(srv);
 		route_close(srv);
 		return rc;
 	}
-	uv_check_init(loop, &srv->commit_check);
-	srv->commit_check.data = srv;
-	uv_check_start(&srv->commit_check, on_check);
 
 	uv_timer_init(loop, &srv->cron);
 	srv->cron.data = srv;
