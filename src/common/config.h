@@ -45,17 +45,17 @@ struct sp_config {
 	char *loglevel; /* debug|info|warn|error, default "info" */
 	char *pidfile;	/* "" = none, default "" */
 	/* cluster */
-	uint64_t node_id;	     /* 0: standalone (a one-node cluster, id 1) */
-	char *cluster_file;	     /* "" = standalone; else the cluster file */
-	int peer_port;		     /* standalone peer port; 0 = port + 10000 */
-	uint64_t election_timeout_ms; /* Raft election timeout (minimum) */
-	uint64_t heartbeat_ms;	     /* Raft heartbeat interval */
-	uint64_t max_clock_drift_ppm; /* bound on clock drift; shortens leases */
-	uint64_t request_timeout_ms; /* wait for a leader / a forwarded answer */
-	uint64_t snapshot_every;     /* entries applied between snapshots */
+	uint64_t node_id;	       /* 0: standalone (a one-node cluster, id 1) */
+	char *cluster_file;	       /* "" = standalone; else the cluster file */
+	int peer_port;		       /* standalone peer port; 0 = port + 10000 */
+	uint64_t election_timeout_ms;  /* Raft election timeout (minimum) */
+	uint64_t heartbeat_ms;	       /* Raft heartbeat interval */
+	uint64_t max_clock_drift_ppm;  /* bound on clock drift; shortens leases */
+	uint64_t request_timeout_ms;   /* wait for a leader / a forwarded answer */
+	uint64_t snapshot_every;       /* entries applied between snapshots */
 	uint64_t snapshot_interval_ms; /* and at least this long between them */
-	bool admin_commands;	     /* DEBUG NET and other fault hooks allowed */
-	int default_mode;	     /* mode of keys in no declared keyspace */
+	bool admin_commands;	       /* DEBUG NET and other fault hooks allowed */
+	int default_mode;	       /* mode of keys in no declared keyspace */
 };
 
 enum sp_mode { SP_MODE_STRONG, SP_MODE_CAUSAL, SP_MODE_EVENTUAL };
