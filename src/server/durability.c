@@ -1,23 +1,18 @@
 /*
- * durability: group commit, and when a reply may leave the node.
+ * durability: the store's batches, and when output leaves the node.
  *
- * Every write a command makes goes into the store's open batch. At the end
- * of each loop iteration the batch is committed (store_commit: no fsync,
- * but the data is then in the OS page cache and survives kill -9 of the
- * process). A reply is held until the state it reveals is as durable as
- * the fsync setting promises:
+ * Every write is a Raft entry, durable in the Raft log (on a majority,
+ * under fsync always) before any node applies it. Applying writes into the
+ * store's open batch; at the end of each loop iteration the batch is
+ * committed (store_commit: no fsync; the data is in the OS page cache),
+ * with the applied index recorded in it (strong_flush_applied), and the
+ * clients with output are flushed. Nothing a reply reveals can be taken
+ * back by a crash, since a restart re-applies the log after the store's
+ * applied index, so replies are never held for the store's own sync: the
+ * store is synced only for snapshots (strong.c) and at shutdown.
  *
- *   off     released after the commit; the OS writes to disk when it likes.
- *   batch   released after the commit; a timer syncs every
- *           fsync-interval-ms, so a power loss loses at most that window.
- *   always  released only after a sync that covers the batch completed.
- *           One sync runs at a time on libuv's thread pool and covers every
- *           batch committed before it started, so many writes share one
- *           fsync (group commit) and the loop never waits on the disk.
- *
- * "Reveals" includes reads: under `always`, a read that sees a committed
- * but not yet synced value is answered only after that sync, so no client
- * can observe a write that a crash could still take back.
+ * A commit that fails would lose applied entries on this replica alone,
+ * so it stops the node; a restart re-applies them.
  */
 #include <stdlib.h>
 

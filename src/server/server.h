@@ -2,12 +2,13 @@
  * server: one spectrad node's client-facing half.
  *
  * Owns the libuv loop's handles for the client port, the connected
- * clients, the command table and the group commit that decides when a
- * reply may leave the node. Commands run on the loop thread only. Writes go
- * into the store's open batch; at the end of every loop iteration the batch
- * is committed, and replies are released in order once what they reveal is
- * as durable as the fsync setting promises (see durability.c). Nothing here
- * blocks the loop: fsync runs on libuv's thread pool.
+ * clients and the command table. Commands run on the loop thread only.
+ * Data commands go through route.c: writes become Raft entries of the
+ * strong engine (cluster.c starts it), reads are served at their level,
+ * and replies leave in the order the commands came (reply slots). Entries
+ * are applied into the store's open batch, committed at the end of every
+ * loop iteration (durability.c). Nothing here blocks the loop: fsync runs
+ * on libuv's thread pool.
  *
  * It must not: parse RESP itself (src/net/resp does), touch LMDB directly
  * (src/store does), or read the system clock (it asks srv->clock).
