@@ -175,3 +175,29 @@ bool cli_is_flag(const char *arg, const char *name)
 	}
 	return *arg == '\0' || *arg == '=';
 }
+
+void cli_json_string(const char *s)
+{
+	if (!s || !*s) {
+		fputs("null", stdout);
+		return;
+	}
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+void cli_json_number(long long v)
+{
+	if (v < 0)
+		fputs("null", stdout);
+	else
+		printf("%lld", v);
+}

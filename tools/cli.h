@@ -100,4 +100,9 @@ bool cli_parse_seconds(const char *text, double *out);
  * comparing as spectrad does: case-insensitive, '_' equal to '-'. */
 bool cli_is_flag(const char *arg, const char *name);
 
+/* cli_json_string prints s on stdout as a JSON string, or null for NULL or
+ * ""; cli_json_number prints v, or null when it is negative (unknown). */
+void cli_json_string(const char *s);
+void cli_json_number(long long v);
+
 #endif

@@ -511,33 +511,6 @@ static int cluster_down(const char *path, int argc, char **argv)
 
 /* ---- status ------------------------------------------------------------ */
 
-/* json_string prints s as a JSON string, or null for NULL or "". */
-static void json_string(const char *s)
-{
-	if (!s || !*s) {
-		fputs("null", stdout);
-		return;
-	}
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
-}
-
-static void json_number(int64_t v)
-{
-	if (v < 0)
-		fputs("null", stdout);
-	else
-		printf("%lld", (long long)v);
-}
-
 static void json_ids(const uint64_t *ids, size_t n)
 {
 	putchar('[');
@@ -562,45 +535,45 @@ static void status_json(struct local_cluster *lc, const struct node_status *st, 
 {
 	char addr[300];
 	printf("{\"cluster\":");
-	json_string(lc->cf.name);
+	cli_json_string(lc->cf.name);
 	printf(",\"dir\":");
-	json_string(lc->dir);
+	cli_json_string(lc->dir);
 	printf(",\"nodes\":[");
 	for (size_t i = 0; i < lc->cf.n; i++) {
 		const struct cluster_node *nd = &lc->cf.nodes[i];
 		const struct local_cluster_info *in = &st[i].info;
 		char *dir = local_cluster_node_dir(lc, nd->id);
 		printf("%s{\"id\":%llu,\"address\":", i ? "," : "", (unsigned long long)nd->id);
-		json_string(addr_of(lc, nd->id, addr, sizeof(addr)));
+		cli_json_string(addr_of(lc, nd->id, addr, sizeof(addr)));
 		printf(",\"host\":");
-		json_string(nd->host);
+		cli_json_string(nd->host);
 		printf(",\"client_port\":%d,\"peer_port\":%d,\"bootstrap\":%s,\"dir\":",
 		       nd->client_port, nd->peer_port, nd->bootstrap ? "true" : "false");
-		json_string(dir);
+		cli_json_string(dir);
 		printf(",\"running\":%s,\"pid\":", in->pid ? "true" : "false");
-		json_number(in->pid ? in->pid : -1);
+		cli_json_number(in->pid ? in->pid : -1);
 		printf(",\"answering\":%s,\"cluster_info\":%s,\"role\":",
 		       answering(&st[i]) ? "true" : "false", st[i].rc == 0 ? "true" : "false");
-		json_string(in->role);
+		cli_json_string(in->role);
 		printf(",\"term\":");
-		json_number(in->term);
+		cli_json_number(in->term);
 		printf(",\"leader_id\":");
-		json_number(in->leader_id ? (int64_t)in->leader_id : -1);
+		cli_json_number(in->leader_id ? (int64_t)in->leader_id : -1);
 		printf(",\"commit_index\":");
-		json_number(in->commit_index);
+		cli_json_number(in->commit_index);
 		printf(",\"applied_index\":");
-		json_number(in->applied_index);
+		cli_json_number(in->applied_index);
 		printf(",\"members\":");
 		json_ids(in->members, in->nmembers);
 		printf(",\"learners\":");
 		json_ids(in->learners, in->nlearners);
 		printf(",\"error\":");
-		json_string(in->pid ? in->error : "");
+		cli_json_string(in->pid ? in->error : "");
 		putchar('}');
 		free(dir);
 	}
 	printf("],\"leader\":");
-	json_number(leader ? (int64_t)leader : -1);
+	cli_json_number(leader ? (int64_t)leader : -1);
 	printf(",\"up\":%zu,\"total\":%zu,\"healthy\":%s}\n", up, lc->cf.n,
 	       healthy ? "true" : "false");
 }

@@ -388,44 +388,17 @@ free_ctx:
 	redisFree(ctx);
 }
 
-/* json_string prints s as a JSON string, or null for NULL or "". */
-static void json_string(const char *s)
-{
-	if (!s || !*s) {
-		fputs("null", stdout);
-		return;
-	}
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
-}
-
-static void json_number(long long v)
-{
-	if (v < 0)
-		fputs("null", stdout);
-	else
-		printf("%lld", v);
-}
-
 static void print_json(const struct node_report *r, const char *dir)
 {
 	char addr[300];
 	printf("{\"running\":%s,\"pid\":", r->state == LOCAL_NODE_RUNNING ? "true" : "false");
-	json_number(r->state == LOCAL_NODE_RUNNING ? (long long)r->pid : -1);
+	cli_json_number(r->state == LOCAL_NODE_RUNNING ? (long long)r->pid : -1);
 	printf(",\"dir\":");
-	json_string(dir);
+	cli_json_string(dir);
 	printf(",\"address\":");
-	json_string(local_node_addr_text(&r->addr, addr, sizeof(addr)));
+	cli_json_string(local_node_addr_text(&r->addr, addr, sizeof(addr)));
 	printf(",\"host\":");
-	json_string(r->addr.host);
+	cli_json_string(r->addr.host);
 	printf(",\"port\":%d,\"answering\":%s,\"ping_ms\":", r->addr.port,
 	       r->answering ? "true" : "false");
 	if (r->answering)
@@ -433,19 +406,19 @@ static void print_json(const struct node_report *r, const char *dir)
 	else
 		fputs("null", stdout);
 	printf(",\"spectra_version\":");
-	json_string(r->spectra_version);
+	cli_json_string(r->spectra_version);
 	printf(",\"redis_version\":");
-	json_string(r->redis_version);
+	cli_json_string(r->redis_version);
 	printf(",\"uptime_s\":");
-	json_number(r->uptime_s);
+	cli_json_number(r->uptime_s);
 	printf(",\"connected_clients\":");
-	json_number(r->clients);
+	cli_json_number(r->clients);
 	printf(",\"keys\":");
-	json_number(r->keys);
+	cli_json_number(r->keys);
 	printf(",\"fsync\":");
-	json_string(r->fsync);
+	cli_json_string(r->fsync);
 	printf(",\"error\":");
-	json_string(r->error);
+	cli_json_string(r->error);
 	printf("}\n");
 }
 
