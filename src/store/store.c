@@ -128,35 +128,14 @@ struct store {
 
 /* ---- encoding ---- */
 
-static void put_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (unsigned char)v;
-		v >>= 8;
-	}
-}
-
-static uint32_t get_be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 static void encode_header(unsigned char *p, uint8_t type, uint8_t flags, uint64_t expire_at_ms,
 			  uint64_t rev)
 {
 	p[0] = STORE_VALUE_VERSION;
 	p[1] = type;
 	p[2] = flags;
-	put_be64(p + STORE_HDR_EXPIRE, expire_at_ms);
-	put_be64(p + STORE_HDR_REV, rev);
+	sp_put_be64(p + STORE_HDR_EXPIRE, expire_at_ms);
+	sp_put_be64(p + STORE_HDR_REV, rev);
 }
 
 /* decode_value parses a stored value; the payload stays borrowed from LMDB.
@@ -168,8 +147,8 @@ static int decode_value(const MDB_val *v, struct store_value *out)
 		return SP_ERR_CORRUPT;
 	out->type = p[1];
 	out->flags = p[2];
-	out->expire_at_ms = get_be64(p + STORE_HDR_EXPIRE);
-	out->rev = get_be64(p + STORE_HDR_REV);
+	out->expire_at_ms = sp_get_be64(p + STORE_HDR_EXPIRE);
+	out->rev = sp_get_be64(p + STORE_HDR_REV);
 	out->data = p + STORE_HDR_LEN;
 	out->len = v->mv_size - STORE_HDR_LEN;
 	return 0;
@@ -182,7 +161,7 @@ static uint64_t value_expiry(const MDB_val *v)
 	const unsigned char *p = v->mv_data;
 	if (v->mv_size < STORE_HDR_LEN || p[0] != STORE_VALUE_VERSION)
 		return 0;
-	return get_be64(p + STORE_HDR_EXPIRE);
+	return sp_get_be64(p + STORE_HDR_EXPIRE);
 }
 
 static int is_expired(uint64_t expire_at_ms, uint64_t now_ms)
@@ -202,7 +181,7 @@ static MDB_val key_val(struct store *s, const void *key, size_t klen)
 /* index_val builds the expiry-index key for (expire_at_ms, key) in s->ibuf. */
 static MDB_val index_val(struct store *s, uint64_t expire_at_ms, const void *key, size_t klen)
 {
-	put_be64(s->ibuf, expire_at_ms);
+	sp_put_be64(s->ibuf, expire_at_ms);
 	if (klen)
 		memcpy(s->ibuf + STORE_IDX_PREFIX, key, klen);
 	return (MDB_val){.mv_size = klen + STORE_IDX_PREFIX, .mv_data = s->ibuf};
@@ -400,13 +379,13 @@ static int setup_dbs(struct store *s, const char *dir)
 		goto abort_txn;
 	} else {
 		rc = mdb_get(txn, s->meta_dbi, &fk, &fv);
-		if (rc == 0 && (fv.mv_size != 4 || get_be32(fv.mv_data) != STORE_FORMAT)) {
-			if (fv.mv_size == 4 && get_be32(fv.mv_data) < STORE_FORMAT)
+		if (rc == 0 && (fv.mv_size != 4 || sp_get_be32(fv.mv_data) != STORE_FORMAT)) {
+			if (fv.mv_size == 4 && sp_get_be32(fv.mv_data) < STORE_FORMAT)
 				sp_error("store: %s holds a format %u store; this build reads "
 					 "format %u only and does not migrate (format 2 added "
 					 "revisions): move the directory aside and let the "
 					 "node fetch a snapshot",
-					 dir, (unsigned)get_be32(fv.mv_data), STORE_FORMAT);
+					 dir, (unsigned)sp_get_be32(fv.mv_data), STORE_FORMAT);
 			else
 				sp_error("store: %s holds a store of an unknown format (a "
 					 "%zu-byte marker%s); this build reads format %u",
@@ -484,8 +463,8 @@ static int recover(struct store *s, const char *dir)
 	MDB_val pk = {sizeof(wal_pos_key) - 1, (void *)wal_pos_key}, pv;
 	int rc = mdb_get(txn, s->meta_dbi, &pk, &pv);
 	if (rc == 0 && pv.mv_size == 16)
-		err = wal_set_replay_floor(s->wal, get_be64(pv.mv_data),
-					   get_be64((unsigned char *)pv.mv_data + 8));
+		err = wal_set_replay_floor(s->wal, sp_get_be64(pv.mv_data),
+					   sp_get_be64((unsigned char *)pv.mv_data + 8));
 	else if (rc != 0 && rc != MDB_NOTFOUND)
 		err = map_err(rc);
 	if (err)
@@ -844,8 +823,8 @@ int store_set_expire(struct store *s, const void *key, size_t klen, uint64_t exp
 	 * guaranteed to hold the old bytes (overflow pages may move). */
 	size_t n = v.mv_size;
 	unsigned char *copy = memcpy(scratch_reserve(s, n), v.mv_data, n);
-	put_be64(copy + STORE_HDR_EXPIRE, expire_at_ms);
-	put_be64(copy + STORE_HDR_REV, s->rev);
+	sp_put_be64(copy + STORE_HDR_EXPIRE, expire_at_ms);
+	sp_put_be64(copy + STORE_HDR_REV, s->rev);
 	MDB_val nv = {.mv_size = n, .mv_data = copy};
 	int rc = mdb_put(s->batch, s->keys_dbi, &k, &nv, 0);
 	scratch_trim(s);
@@ -979,7 +958,7 @@ int store_count_expired(struct store *s, uint64_t now_ms, uint64_t limit, uint64
 	uint64_t n = 0;
 	for (rc = mdb_cursor_get(cur, &ik, &iv, MDB_FIRST); rc == 0 && n < limit;
 	     rc = mdb_cursor_get(cur, &ik, &iv, MDB_NEXT)) {
-		if (ik.mv_size < STORE_IDX_PREFIX || get_be64(ik.mv_data) > now_ms)
+		if (ik.mv_size < STORE_IDX_PREFIX || sp_get_be64(ik.mv_data) > now_ms)
 			break;
 		n++;
 	}
@@ -1005,7 +984,7 @@ int store_expire_cycle(struct store *s, uint64_t now_ms, size_t max_keys)
 		return 0;
 	if (rc)
 		return map_err(rc);
-	if (ik.mv_size >= STORE_IDX_PREFIX && get_be64(ik.mv_data) > now_ms)
+	if (ik.mv_size >= STORE_IDX_PREFIX && sp_get_be64(ik.mv_data) > now_ms)
 		return 0;
 
 	err = batch_begin(s);
@@ -1025,7 +1004,7 @@ int store_expire_cycle(struct store *s, uint64_t now_ms, size_t max_keys)
 		uint64_t exp = 0;
 		int valid = ik.mv_size >= STORE_IDX_PREFIX && klen <= s->max_key_len;
 		if (valid) {
-			exp = get_be64(ip);
+			exp = sp_get_be64(ip);
 			if (exp > now_ms)
 				break;
 			k = key_val(s, ip + STORE_IDX_PREFIX, klen);
@@ -1079,8 +1058,8 @@ int store_commit(struct store *s)
 		uint64_t seg, off;
 		unsigned char pos[16];
 		wal_next_end(s->wal, &seg, &off);
-		put_be64(pos, seg);
-		put_be64(pos + 8, off);
+		sp_put_be64(pos, seg);
+		sp_put_be64(pos + 8, off);
 		MDB_val pk = {sizeof(wal_pos_key) - 1, (void *)wal_pos_key};
 		MDB_val pv = {sizeof(pos), pos};
 		int rc = mdb_put(s->batch, s->meta_dbi, &pk, &pv, 0);
@@ -1918,7 +1897,7 @@ int store_check(struct store *s)
 
 	MDB_val fk = {.mv_size = sizeof(format_key) - 1, .mv_data = (void *)format_key};
 	int rc = mdb_get(txn, s->meta_dbi, &fk, &v);
-	if (rc || v.mv_size != 4 || get_be32(v.mv_data) != STORE_FORMAT) {
+	if (rc || v.mv_size != 4 || sp_get_be32(v.mv_data) != STORE_FORMAT) {
 		sp_warn("store check: format marker missing or wrong");
 		return rc && rc != MDB_NOTFOUND ? map_err(rc) : SP_ERR_CORRUPT;
 	}
@@ -1989,7 +1968,7 @@ int store_check(struct store *s)
 		entries++;
 		if (k.mv_size < STORE_IDX_PREFIX || k.mv_size - STORE_IDX_PREFIX > s->max_key_len)
 			return check_fail(cur, "malformed index entry", &k);
-		uint64_t exp = get_be64(k.mv_data);
+		uint64_t exp = sp_get_be64(k.mv_data);
 		MDB_val kk = key_val(s, (const unsigned char *)k.mv_data + STORE_IDX_PREFIX,
 				     k.mv_size - STORE_IDX_PREFIX);
 		int r = mdb_get(txn, s->keys_dbi, &kk, &x);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/endian.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -53,8 +54,7 @@ struct strong {
 static int write_applied(struct strong *s, uint64_t index)
 {
 	uint8_t b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(index >> (56 - 8 * i));
+	sp_put_be64(b, index);
 	return store_meta_put(s->store, STRONG_META_APPLIED, b, sizeof(b));
 }
 
@@ -64,11 +64,7 @@ static uint64_t read_applied(struct store *store)
 	size_t len;
 	if (store_meta_get(store, STRONG_META_APPLIED, &v, &len) != 0 || len != 8)
 		return 0;
-	const uint8_t *b = v;
-	uint64_t x = 0;
-	for (int i = 0; i < 8; i++)
-		x = (x << 8) | b[i];
-	return x;
+	return sp_get_be64(v);
 }
 
 /* ---- applying ---- */
