@@ -266,16 +266,14 @@ static void req_answer_error(struct request *r, const char *fmt, ...)
 	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(msg + 1, sizeof(msg) - 3, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		n = 0;
-	size_t len = strlen(msg + 1) + 1;
-	msg[0] = '-';
-	msg[len++] = '\r';
-	msg[len++] = '\n';
+	struct sp_buf b;
+	sp_buf_init(&b);
+	resp_write_error(&b, msg);
 	r->srv->stats.errors++;
-	req_answer(r, msg, len);
+	req_answer(r, sp_buf_begin(&b), b.len);
+	sp_buf_free(&b);
 }
 
 /* A remote request this node cannot serve: the follower routes it again.
