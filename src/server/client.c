@@ -2,10 +2,10 @@
  * client: one client connection, from accept to close.
  *
  * Reads bytes into the query buffer, parses and runs every complete
- * command in it, and keeps the replies in order in the output buffer.
- * Output leaves only up to the first reply that is still held by the group
- * commit (see durability.c); the rest goes when the batch it depends on is
- * committed or synced. A client whose pending output passes
+ * command in it, and keeps the replies in order in the output buffer
+ * (replies that come later, from Raft, wait in reply slots: route.c).
+ * Output is handed to the socket at the end of each loop iteration
+ * (durability.c). A client whose pending output passes
  * max-output-buffer stops being read until it drains, so a client that
  * pipelines without reading cannot make the node grow without bound.
  */
@@ -28,39 +28,10 @@ static void on_close(uv_handle_t *h)
 	sp_buf_free(&c->wbuf);
 	resp_request_parser_close(&c->parser);
 	free(c->argv);
-	free(c->marks);
 	free(c->name);
 	free(c->lib_name);
 	free(c->lib_ver);
 	free(c);
-}
-
-static void waiting_add(struct client *c)
-{
-	struct server *srv = c->srv;
-	if (c->flags & CLIENT_WAITING)
-		return;
-	c->flags |= CLIENT_WAITING;
-	c->wprev = NULL;
-	c->wnext = srv->waiting;
-	if (srv->waiting)
-		srv->waiting->wprev = c;
-	srv->waiting = c;
-}
-
-static void waiting_remove(struct client *c)
-{
-	struct server *srv = c->srv;
-	if (!(c->flags & CLIENT_WAITING))
-		return;
-	c->flags &= ~CLIENT_WAITING;
-	if (c->wprev)
-		c->wprev->wnext = c->wnext;
-	else
-		srv->waiting = c->wnext;
-	if (c->wnext)
-		c->wnext->wprev = c->wprev;
-	c->wprev = c->wnext = NULL;
 }
 
 void client_close(struct client *c)
@@ -69,7 +40,6 @@ void client_close(struct client *c)
 	if (c->flags & CLIENT_CLOSING)
 		return;
 	c->flags |= CLIENT_CLOSING;
-	waiting_remove(c);
 	route_client_gone(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -208,21 +178,6 @@ void client_mark_pending(struct client *c)
 	c->srv->pending = c;
 }
 
-void client_hold(struct client *c, uint64_t start, uint64_t seq)
-{
-	if (c->nmarks > 0 && c->marks[c->nmarks - 1].seq >= seq)
-		return; /* held already by an earlier reply */
-	if (c->nmarks == 0 && seq <= durability_releasable_seq(c->srv))
-		return; /* free to leave */
-	if (c->nmarks == c->marks_cap) {
-		c->marks_cap = c->marks_cap ? c->marks_cap * 2 : 4;
-		c->marks = sp_realloc(c->marks, c->marks_cap * sizeof(*c->marks));
-	}
-	c->marks[c->nmarks].start = start;
-	c->marks[c->nmarks].seq = seq;
-	c->nmarks++;
-}
-
 static void on_write(uv_write_t *req, int status);
 
 /* start_write hands n bytes from the front of out to the socket: as many as
@@ -256,22 +211,9 @@ void client_flush(struct client *c)
 {
 	if (c->flags & CLIENT_CLOSING)
 		return;
-	uint64_t rel = durability_releasable_seq(c->srv);
-	size_t done = 0;
-	while (done < c->nmarks && c->marks[done].seq <= rel)
-		done++;
-	if (done > 0) {
-		memmove(c->marks, c->marks + done, (c->nmarks - done) * sizeof(*c->marks));
-		c->nmarks -= done;
-	}
-	uint64_t limit = c->nmarks ? c->marks[0].start : client_out_pos(c);
-	if (c->nmarks)
-		waiting_add(c);
-	else
-		waiting_remove(c);
 	if (c->writing)
 		return; /* on_write flushes again */
-	size_t n = (size_t)(limit - c->out_taken);
+	size_t n = c->out.len;
 	while (n > 0) {
 		/* uv_buf_t lengths are unsigned int: write huge replies in parts. */
 		size_t part = n > (1u << 30) ? (1u << 30) : n;
@@ -312,47 +254,6 @@ static void on_write(uv_write_t *req, int status)
 	c->srv->stats.net_out += c->wbuf.len;
 	sp_buf_clear(&c->wbuf);
 	client_flush(c);
-}
-
-void client_release_waiting(struct server *srv)
-{
-	struct client *c = srv->waiting;
-	while (c) {
-		struct client *next = c->wnext;
-		client_flush(c);
-		c = next;
-	}
-}
-
-void client_drop_lost(struct server *srv, uint64_t lo, uint64_t hi, const char *why)
-{
-	struct client *c = srv->clients;
-	while (c) {
-		struct client *next = c->next;
-		size_t i = 0;
-		while (i < c->nmarks && !(c->marks[i].seq >= lo && c->marks[i].seq <= hi))
-			i++;
-		if (i < c->nmarks && !(c->flags & CLIENT_CLOSING)) {
-			/* Nothing from this mark on has left the node: replace
-			 * those replies (some may say OK) with one error, then
-			 * close, since the replies that should have followed are
-			 * gone. Earlier replies still go out first. */
-			uint64_t start = c->marks[i].start;
-			c->out.len = (size_t)(start - c->out_taken);
-			c->nmarks = i;
-			sp_warn("client %llu (%s): a write batch its replies depended on was lost "
-				"(%s); answering with an error and closing",
-				(unsigned long long)c->id, c->addr, why);
-			reply_errorf(c,
-				     "ERR write batch lost (%s): the writes since the last reply "
-				     "were not stored; closing the connection",
-				     why);
-			c->flags |= CLIENT_CLOSE_AFTER_REPLY;
-			pause_reading(c);
-			client_mark_pending(c);
-		}
-		c = next;
-	}
 }
 
 static void format_addr(struct client *c)

@@ -51,20 +51,6 @@ static int load_cluster_file(const struct sp_config *cfg, struct cluster_file *c
 	return 0;
 }
 
-int cluster_client_addr(const struct sp_config *cfg, char *host, size_t hostlen, int *port)
-{
-	struct cluster_file *cf = sp_malloc(sizeof(*cf));
-	int rc = load_cluster_file(cfg, cf);
-	if (rc == 0) {
-		const struct cluster_node *me =
-		    cluster_file_find(cf, cfg->node_id ? cfg->node_id : 1);
-		snprintf(host, hostlen, "%s", me->host);
-		*port = me->client_port;
-	}
-	free(cf);
-	return rc;
-}
-
 static void learn_node(struct server *srv, const struct cluster_node *n)
 {
 	struct cluster_file *cf = srv->cluster;

@@ -18,16 +18,12 @@
 /* The peer transport channel of forwarded requests (Raft is channel 1). */
 #define CLUSTER_CHANNEL_FORWARD 2
 
-/* cluster_init opens the transport and the engine; the client port and
- * bind address in cfg are overridden by the cluster file's line for this
- * node (see cluster_client_addr). Returns 0 or an error, logged. */
+/* cluster_init reads the cluster file and opens the transport and the
+ * engine. srv->cluster->nodes[0] is this node's line afterwards: clients
+ * are served at its host and client port (cfg's bind and port for a
+ * standalone node). Returns 0 or an error, logged. */
 int cluster_init(struct server *srv);
 /* cluster_close stops the engine and the transport (run the loop after). */
 void cluster_close(struct server *srv);
-
-/* cluster_client_addr gives the address clients should be served on: the
- * node's line of the cluster file, else cfg's bind and port. Call before
- * cluster_init (it reads the file). Returns 0 or SP_ERR_INVAL (logged). */
-int cluster_client_addr(const struct sp_config *cfg, char *host, size_t hostlen, int *port);
 
 #endif

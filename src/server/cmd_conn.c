@@ -343,7 +343,8 @@ static void info_clients(struct server *srv, struct sp_buf *b)
 {
 	uint64_t waiting = 0, paused = 0;
 	for (const struct client *c = srv->clients; c; c = c->next) {
-		waiting += (c->flags & CLIENT_WAITING) != 0;
+		/* replies waiting on the log: a Raft commit, and so its sync */
+		waiting += c->nslots > 0;
 		paused += (c->flags & CLIENT_READ_PAUSED) != 0;
 	}
 	sp_buf_appendf(b,

@@ -24,40 +24,6 @@
 
 static void job_done(uv_work_t *w, int status);
 
-uint64_t durability_visible_seq(const struct server *srv)
-{
-	return store_has_batch(srv->store) ? srv->open_seq : srv->committed_seq;
-}
-
-uint64_t durability_releasable_seq(const struct server *srv)
-{
-	/* Every write is a Raft entry, durable in the Raft log (on a majority)
-	 * before it is applied here; what the store has is never more than
-	 * that, so nothing a reply reveals waits for the store's own sync. */
-	return srv->open_seq;
-}
-
-void durability_check_lost(struct server *srv)
-{
-	int err = 0;
-	uint64_t lost = store_batches_lost(srv->store, &err);
-	if (lost == srv->lost_seen)
-		return;
-	srv->lost_seen = lost;
-	/* The store dropped the open batch. Any earlier command of this
-	 * iteration whose reply depends on it must not be answered as if it
-	 * succeeded; those clients are answered with an error and closed at
-	 * the end of the iteration. The batch number is not reused. */
-	sp_error("store: write batch %llu lost: %s", (unsigned long long)srv->open_seq,
-		 sp_strerror(err));
-	srv->stats.batch_failures++;
-	srv->lost_err = err;
-	if (srv->lost_lo == 0)
-		srv->lost_lo = srv->open_seq;
-	srv->lost_hi = srv->open_seq;
-	srv->open_seq++;
-}
-
 /*
  * Two kinds of background job make batches durable, each covering every
  * batch committed before it started: a sync (fdatasync of the write-ahead
@@ -143,7 +109,6 @@ static void job_done(uv_work_t *w, int status)
 	srv->last_sync_ms = server_now_ms(srv);
 	if (job->checkpoint)
 		srv->last_checkpoint_ms = srv->last_sync_ms;
-	client_release_waiting(srv);
 	maybe_checkpoint(srv);
 	if (srv->cfg->fsync == SP_FSYNC_ALWAYS || srv->shutting_down)
 		durability_maybe_sync(srv);
@@ -178,14 +143,6 @@ void durability_end_of_iteration(struct server *srv)
 		srv->committed_seq = srv->open_seq;
 		srv->open_seq++;
 	}
-	if (srv->lost_lo) {
-		client_drop_lost(srv, srv->lost_lo, srv->lost_hi, sp_strerror(srv->lost_err));
-		srv->lost_lo = srv->lost_hi = 0;
-	}
-	/* A lost batch number will never commit and nobody waits on it any
-	 * more: count it as passed, so later batches are not held behind it. */
-	if (srv->committed_seq + 1 < srv->open_seq && !store_has_batch(srv->store))
-		srv->committed_seq = srv->open_seq - 1;
 	struct client *c = srv->pending;
 	srv->pending = NULL;
 	while (c) {

@@ -3,8 +3,8 @@
  *
  * Binds the listener, and owns the handles that run around the commands:
  * the end-of-iteration check that commits and flushes (durability.c), the
- * cron timer (active expiry, idle timeouts, the ops/sec gauge), the batch
- * sync timer, and the signals that start a clean shutdown.
+ * cron timer (expiry proposals, idle timeouts, the ops/sec gauge), and the
+ * signals that start a clean shutdown.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "common/cluster_file.h"
 #include "server/cluster.h"
 #include "server/keyspace.h"
 #include "server/route.h"
@@ -58,7 +59,7 @@ static void close_idle_clients(struct server *srv, uint64_t now)
 	struct client *c = srv->clients;
 	while (c) {
 		struct client *next = c->next;
-		if (sp_elapsed_ms(now, c->last_active_ms) > limit && c->nmarks == 0 &&
+		if (sp_elapsed_ms(now, c->last_active_ms) > limit && c->nslots == 0 &&
 		    !c->writing) {
 			sp_debug("client %llu: idle timeout", (unsigned long long)c->id);
 			client_close(c);
@@ -82,11 +83,6 @@ static void on_cron(uv_timer_t *t)
 		st->ops_window_start_ms = now;
 		st->ops_window_count = st->commands;
 	}
-}
-
-static void on_sync_timer(uv_timer_t *t)
-{
-	durability_maybe_sync(t->data);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -145,11 +141,6 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	 * unlikely to be mistaken for a live one. */
 	srv->next_cursor = (epoch + 1) << 40;
 
-	char host[64];
-	int port;
-	int rc = cluster_client_addr(cfg, host, sizeof(host), &port);
-	if (rc)
-		return rc;
 	/* Started before the strong engine's check handle, so it runs after
 	 * it in each iteration (libuv runs the newest first): replies to the
 	 * entries the engine applied leave in the same iteration, rather
@@ -158,12 +149,16 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	srv->commit_check.data = srv;
 	uv_check_start(&srv->commit_check, on_check);
 	route_init(srv);
-	rc = cluster_init(srv);
+	int rc = cluster_init(srv);
 	if (rc) {
 		uv_close((uv_handle_t *)&srv->commit_check, NULL);
 		route_close(srv);
 		return rc;
 	}
+	/* Clients are served where this node's line of the cluster file says
+	 * (cfg's bind and port for a standalone node). */
+	const char *host = srv->cluster->nodes[0].host;
+	int port = srv->cluster->nodes[0].client_port;
 	struct sockaddr_storage addr;
 	rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
 	if (rc < 0)
@@ -194,10 +189,6 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	uint64_t period = 1000 / cfg->active_expire_hz;
 	uv_timer_start(&srv->cron, on_cron, period ? period : 1, period ? period : 1);
 
-	uv_timer_init(loop, &srv->sync_timer);
-	srv->sync_timer.data = srv;
-	(void)on_sync_timer;
-
 	uv_signal_init(loop, &srv->sigterm);
 	srv->sigterm.data = srv;
 	uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
@@ -219,7 +210,6 @@ void server_shutdown(struct server *srv)
 	srv->shutting_down = 1;
 	uv_close((uv_handle_t *)&srv->listener, NULL);
 	uv_timer_stop(&srv->cron);
-	uv_timer_stop(&srv->sync_timer);
 	/* Commit what is open, answer what may be answered, and make it all
 	 * durable whatever the fsync setting before closing. */
 	durability_end_of_iteration(srv);
@@ -237,7 +227,6 @@ void server_finish_shutdown(struct server *srv)
 		client_close(srv->clients);
 	uv_close((uv_handle_t *)&srv->commit_check, NULL);
 	uv_close((uv_handle_t *)&srv->cron, NULL);
-	uv_close((uv_handle_t *)&srv->sync_timer, NULL);
 	uv_close((uv_handle_t *)&srv->sigterm, NULL);
 	uv_close((uv_handle_t *)&srv->sigint, NULL);
 	uv_close((uv_handle_t *)&srv->req_timer, NULL);

@@ -64,15 +64,6 @@ struct command {
 	const char *summary;
 };
 
-/* Output from byte `start` on (counted over all bytes ever appended) may
- * not leave before batch `seq` is releasable. Marks are kept in order of
- * start with strictly increasing seq: a reply that needs no more than the
- * last mark is held by that mark already. */
-struct reply_mark {
-	uint64_t start;
-	uint64_t seq;
-};
-
 enum {
 	CLIENT_CLOSE_AFTER_REPLY = 1u << 0, /* QUIT or protocol error */
 	CLIENT_CLOSING = 1u << 1,	    /* uv_close called */
@@ -80,7 +71,6 @@ enum {
 	CLIENT_PENDING = 1u << 3,	    /* on srv->pending */
 	CLIENT_AUTHED = 1u << 4,
 	CLIENT_READING = 1u << 5,   /* uv_read_start is active */
-	CLIENT_WAITING = 1u << 6,   /* on srv->waiting: output held */
 	CLIENT_VIRTUAL = 1u << 7,   /* no socket: runs commands for apply/reads */
 	CLIENT_MULTI = 1u << 8,	    /* between MULTI and EXEC/DISCARD */
 	CLIENT_MULTI_BAD = 1u << 9, /* a queued command was refused: EXEC aborts */
@@ -116,9 +106,8 @@ struct client {
 	char addr[64];
 	uint64_t created_ms, last_active_ms;
 	uint64_t commands;
-	struct client *prev, *next;   /* srv->clients */
-	struct client *pending_next;  /* srv->pending */
-	struct client *wprev, *wnext; /* srv->waiting */
+	struct client *prev, *next;  /* srv->clients */
+	struct client *pending_next; /* srv->pending */
 
 	/* Input: unparsed bytes and the parser's progress over them. */
 	struct sp_buf query;
@@ -128,12 +117,10 @@ struct client {
 	size_t argc, argv_cap;
 	const struct command *cmd;
 
-	/* Output: replies not yet handed to the socket, and release marks. */
+	/* Output: replies not yet handed to the socket. */
 	struct sp_buf out;
 	uint64_t out_taken; /* bytes ever taken from out for the socket; bytes
 			     * ever appended are out_taken + out.len */
-	struct reply_mark *marks;
-	size_t nmarks, marks_cap;
 	/* A uv_write in flight owns wbuf until its callback. */
 	uv_write_t wreq;
 	struct sp_buf wbuf;
@@ -197,7 +184,6 @@ struct server {
 	uv_tcp_t listener;
 	uv_check_t commit_check; /* end of each loop iteration: commit + flush */
 	uv_timer_t cron;	 /* expiry, idle timeouts, stats */
-	uv_timer_t sync_timer;	 /* fsync batch: periodic sync */
 	uv_signal_t sigterm, sigint;
 	int shutting_down;
 	int shutdown_finished;
@@ -206,18 +192,13 @@ struct server {
 	uint64_t nclients;
 	uint64_t next_client_id;
 	struct client *pending; /* clients with output to consider */
-	struct client *waiting; /* clients whose output waits for a sync */
 
-	/* Group commit (durability.c). Batches are numbered from 1 in the
-	 * order they were opened; open_seq is the batch writes go into now. A
-	 * batch the store lost (full map, I/O error) is never released: the
-	 * clients whose replies depended on it are disconnected, so they see
-	 * an unknown outcome rather than a false OK. */
+	/* The store's batches (durability.c), numbered from 1 in the order
+	 * they were opened; open_seq is the batch applies go into now. A batch
+	 * the store loses stops the node (route_apply, durability.c). */
 	uint64_t open_seq;
 	uint64_t committed_seq;
 	uint64_t durable_seq;
-	uint64_t lost_lo, lost_hi;	  /* batches lost this iteration; 0 = none */
-	int lost_err;			  /* why the last one was lost */
 	uint64_t lost_seen;		  /* store_batches_lost when last checked */
 	struct durability_job sync;	  /* fdatasync of the write-ahead log */
 	struct durability_job checkpoint; /* fdatasync of the tree, log trimmed */
@@ -285,36 +266,17 @@ void client_close(struct client *c);
 void client_mark_pending(struct client *c);
 /* client_flush hands every releasable output byte to the socket. */
 void client_flush(struct client *c);
-/* client_hold records that c's output from byte `start` on (as counted by
- * client_out_pos) may not leave before batch `seq` is releasable. */
-void client_hold(struct client *c, uint64_t start, uint64_t seq);
-static inline uint64_t client_out_pos(const struct client *c)
-{
-	return c->out_taken + c->out.len;
-}
-/* client_release_waiting flushes clients whose held output a sync freed. */
-void client_release_waiting(struct server *srv);
-/* client_drop_lost answers clients whose output depends on a lost batch
- * with one error (why: the store's reason) and closes them. */
-void client_drop_lost(struct server *srv, uint64_t lo, uint64_t hi, const char *why);
 /* client_process_input parses and runs buffered commands. */
 void client_process_input(struct client *c);
 
 /* durability.c --------------------------------------------------------- */
 
-/* The sequence number a reply must wait for: the open batch when writes
- * are pending in it, else the last committed one. */
-uint64_t durability_visible_seq(const struct server *srv);
-/* The highest batch whose replies may leave under the fsync setting. */
-uint64_t durability_releasable_seq(const struct server *srv);
-/* Called at the end of each loop iteration: commit the open batch, start a
- * sync if fsync always needs one, and flush released output. */
+/* Called at the end of each loop iteration: commit the open batch and
+ * flush the clients with output. */
 void durability_end_of_iteration(struct server *srv);
-/* Start a background sync if one is needed and none is running. */
+/* Start a background sync of the store if one is needed and none is
+ * running (at shutdown). */
 void durability_maybe_sync(struct server *srv);
-/* durability_check_lost notices a batch the store dropped since the last
- * check (store_batches_lost) and has its clients answered with an error. */
-void durability_check_lost(struct server *srv);
 
 /* commands.c ----------------------------------------------------------- */
 
