@@ -1680,6 +1680,18 @@ static void test_commit_unseen_by_old_leader(void **state)
 /* ---------------------------------------------------------------------- */
 /* 4. Catching up by snapshot                                              */
 
+/* outrun_follower commits enough through leader l, while a follower that
+ * stopped at f_last hears nothing, for the leader to snapshot and compact
+ * past f_last; returns the leader's core. */
+static struct raft *outrun_follower(struct harness *h, int l, uint64_t f_last)
+{
+	struct client *c = client_new(h, "b", 160, 16, 120, 40, false);
+	wait_client(h, c, 10000);
+	struct raft *lc = core_of(&h->nodes[l]);
+	RUN_UNTIL(h, raft_snapshot_index(lc) > f_last && raft_first_index(lc) > f_last + 1, 3000);
+	return lc;
+}
+
 static void test_snapshot_catch_up(void **state)
 {
 	struct harness *h = *state;
@@ -1702,10 +1714,7 @@ static void test_snapshot_catch_up(void **state)
 	node_stop(h, f);
 
 	/* Enough for the leader to snapshot and compact past f's log. */
-	struct client *c2 = client_new(h, "b", 160, 16, 120, 40, false);
-	wait_client(h, c2, 10000);
-	struct raft *lc = core_of(&h->nodes[l]);
-	RUN_UNTIL(h, raft_snapshot_index(lc) > f_last && raft_first_index(lc) > f_last + 1, 3000);
+	struct raft *lc = outrun_follower(h, l, f_last);
 	char path[PATH_MAX + 64];
 	snap_path(&h->nodes[l], raft_snapshot_index(lc), path, sizeof(path));
 	struct stat st;
@@ -1764,10 +1773,7 @@ static void test_background_snapshot_overtaken_by_install(void **state)
 		if (i != f && h->nodes[i].net)
 			peer_net_partition(h->nodes[i].net, &fn->id, 1);
 	peer_net_partition(fn->net, &h->nodes[l].id, 1);
-	struct client *c2 = client_new(h, "b", 160, 16, 120, 40, false);
-	wait_client(h, c2, 10000);
-	struct raft *lc = core_of(&h->nodes[l]);
-	RUN_UNTIL(h, raft_snapshot_index(lc) > f_last && raft_first_index(lc) > f_last + 1, 3000);
+	(void)outrun_follower(h, l, f_last);
 
 	for (int i = 0; i < MAX_NODES; i++)
 		if (h->nodes[i].net)
