@@ -10,18 +10,18 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv lmdb zlib jansson
+PKGS    := libuv lmdb zlib jansson libxxhash
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
            -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -llmdb -lz -ljansson) -pthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -llmdb -lz -ljansson -lxxhash) -pthread
 LDFLAGS := $(SAN)
 HIREDIS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 CMOCKA  := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 LIB_SRCS  := $(sort $(wildcard src/common/*.c src/net/*.c src/store/*.c src/crdt/*.c \
-               src/engine/strong/*.c src/engine/strong/raft/*.c src/check/*.c \
+               src/engine/strong/*.c src/engine/strong/raft/*.c src/engine/eventual/*.c src/check/*.c \
                src/obs/*.c $(filter-out src/server/main.c,$(wildcard src/server/*.c))))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
