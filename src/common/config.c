@@ -154,6 +154,26 @@ static const struct setting settings[] = {
      "allow DEBUG NET and other fault-injection commands"},
     {"default-mode", TYPE_ENUM, FIELD(default_mode), 0, 0, "strong", mode_names,
      "mode of the default keyspace (keys in no declared keyspace)"},
+    /* eventual keyspaces */
+    {"eventual-rf", TYPE_UINT, FIELD(eventual_rf), 1, 7, "3", NULL,
+     "replication factor of the default keyspace when default-mode is eventual"},
+    {"hint-max-age-ms", TYPE_UINT, FIELD(hint_max_age_ms), 0, INT64_MAX, "10800000", NULL,
+     "hinted handoff: hints older than this are dropped, anti-entropy repairs instead (0: "
+     "keep)"},
+    {"hint-max-bytes", TYPE_SIZE, FIELD(hint_max_bytes), 0, 1 * TB, "1gb", NULL,
+     "hinted handoff: hints beyond this total are dropped (0: no limit)"},
+    {"anti-entropy-ms", TYPE_UINT, FIELD(anti_entropy_ms), 0, 3600000, "1000", NULL,
+     "milliseconds between Merkle-tree exchanges with the next replica (0: off)"},
+    {"anti-entropy-keys", TYPE_UINT, FIELD(anti_entropy_keys), 1, 1000000, "1000", NULL,
+     "most keys sent each way in one anti-entropy exchange: the repair rate bound"},
+    {"max-clock-skew-ms", TYPE_UINT, FIELD(max_clock_skew_ms), 0, INT64_MAX, "5000", NULL,
+     "LWW timestamps this far ahead of the local clock are flagged and counted (0: no bound)"},
+    {"max-set-members", TYPE_UINT, FIELD(max_set_members), 1, UINT32_MAX, "1000000", NULL,
+     "most members (live and removed) of one CRDT set"},
+    {"max-member-bytes", TYPE_SIZE, FIELD(max_member_bytes), 1, 512 * MB, "1mb", NULL,
+     "largest set member or eventual register value"},
+    {"max-siblings", TYPE_UINT, FIELD(max_siblings), 1, 65535, "64", NULL,
+     "most concurrent values an MV-Register keeps before MVREG.SET must resolve them"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))

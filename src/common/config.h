@@ -56,6 +56,16 @@ struct sp_config {
 	uint64_t snapshot_interval_ms; /* and at least this long between them */
 	bool admin_commands;	       /* DEBUG NET and other fault hooks allowed */
 	int default_mode;	       /* mode of keys in no declared keyspace */
+	/* eventual keyspaces */
+	uint64_t eventual_rf;	      /* rf of the default keyspace when eventual */
+	uint64_t hint_max_age_ms;     /* hints older than this are dropped */
+	uint64_t hint_max_bytes;      /* hints beyond this total are dropped */
+	uint64_t anti_entropy_ms;     /* one Merkle exchange per interval (0: off) */
+	uint64_t anti_entropy_keys;   /* keys repaired per exchange, at most */
+	uint64_t max_clock_skew_ms;   /* LWW timestamps further ahead are flagged */
+	uint64_t max_set_members;     /* members of one CRDT set */
+	uint64_t max_member_bytes;    /* one set member or register value */
+	uint64_t max_siblings;	      /* concurrent values of one MV-Register */
 };
 
 enum sp_mode { SP_MODE_STRONG, SP_MODE_CAUSAL, SP_MODE_EVENTUAL };

@@ -13,6 +13,7 @@
 #include "common/cluster_file.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "engine/eventual/eventual.h"
 #include "engine/strong/strong.h"
 #include "net/peer.h"
 #include "server/keyspace.h"
@@ -51,6 +52,20 @@ static int load_cluster_file(const struct sp_config *cfg, struct cluster_file *c
 	return 0;
 }
 
+/* ring_update gives the eventual engine the nodes known now. */
+static void ring_update(struct server *srv)
+{
+	if (!srv->eventual)
+		return;
+	uint64_t ids[CLUSTER_FILE_MAX_NODES];
+	size_t n = 0;
+	for (size_t i = 0; i < srv->cluster->n; i++)
+		ids[n++] = srv->cluster->nodes[i].id;
+	int rc = eventual_set_nodes(srv->eventual, ids, n);
+	if (rc)
+		sp_warn("eventual: cannot rebuild the ring for %zu nodes: %s", n, sp_strerror(rc));
+}
+
 static void learn_node(struct server *srv, const struct cluster_node *n)
 {
 	struct cluster_file *cf = srv->cluster;
@@ -63,6 +78,8 @@ static void learn_node(struct server *srv, const struct cluster_node *n)
 	if (rc && rc != SP_ERR_EXISTS)
 		sp_warn("cluster: cannot add peer %" PRIu64 " at %s:%d: %s", n->id, n->host,
 			n->peer_port, sp_strerror(rc));
+	if (srv->eventual && !eventual_has_node(srv->eventual, n->id))
+		ring_update(srv);
 }
 
 static int parse_node_meta(uint64_t id, const void *val, size_t len, struct cluster_node *n)
@@ -128,6 +145,63 @@ static void on_frame(void *ctx, uint64_t from, uint8_t channel, const uint8_t *p
 		strong_recv(srv->strong, from, p, len);
 	else if (channel == CLUSTER_CHANNEL_FORWARD)
 		route_recv_forward(srv, from, p, len);
+	else if (channel == EV_CHANNEL && srv->eventual)
+		eventual_recv(srv->eventual, from, p, len);
+}
+
+static int ev_send_frame(void *ctx, uint64_t to, const void *p, size_t len)
+{
+	struct server *srv = ctx;
+	return peer_net_send(srv->net, to, EV_CHANNEL, p, len);
+}
+
+static void on_ev_timer(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	eventual_tick(srv->eventual);
+}
+
+/* open_eventual starts the eventual engine on <dir>/eventual with every
+ * node of the cluster file on its ring. */
+static int open_eventual(struct server *srv, const struct cluster_file *file)
+{
+	const struct sp_config *cfg = srv->cfg;
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/eventual", cfg->dir);
+	srv->ev_limits = (struct crdt_limits){
+	    .max_members = (uint32_t)cfg->max_set_members,
+	    .max_siblings = (uint32_t)cfg->max_siblings,
+	    .max_member_len = (uint32_t)cfg->max_member_bytes,
+	};
+	struct eventual_config ec = {
+	    .self_id = srv->node_id,
+	    .dir = dir,
+	    .map_size = cfg->map_size,
+	    .clock = srv->clock,
+	    .request_timeout_ms = (uint32_t)cfg->request_timeout_ms,
+	    .hint_max_age_ms = (uint32_t)(cfg->hint_max_age_ms > UINT32_MAX ? UINT32_MAX
+									    : cfg->hint_max_age_ms),
+	    .hint_max_bytes = cfg->hint_max_bytes,
+	    .ae_interval_ms = (uint32_t)cfg->anti_entropy_ms,
+	    .ae_max_keys = (uint32_t)cfg->anti_entropy_keys,
+	    .max_clock_skew_ms = cfg->max_clock_skew_ms,
+	    .limits = srv->ev_limits,
+	    .send = ev_send_frame,
+	    .ctx = srv,
+	};
+	uint64_t ids[CLUSTER_FILE_MAX_NODES];
+	size_t n = 0;
+	for (size_t i = 0; i < file->n; i++)
+		ids[n++] = file->nodes[i].id;
+	int rc = eventual_open(&srv->eventual, &ec, ids, n);
+	if (rc) {
+		sp_error("cannot open the eventual engine in %s: %s", dir, sp_strerror(rc));
+		return rc;
+	}
+	uv_timer_init(srv->loop, &srv->ev_timer);
+	srv->ev_timer.data = srv;
+	uv_timer_start(&srv->ev_timer, on_ev_timer, 10, 10);
+	return 0;
 }
 
 int cluster_init(struct server *srv)
@@ -158,6 +232,12 @@ int cluster_init(struct server *srv)
 	if (rc) {
 		sp_error("cannot listen for peers on %s:%d: %s", me->host, me->peer_port,
 			 rc < SP_ERR__BASE ? sp_strerror(rc) : uv_strerror(rc));
+		goto free_file;
+	}
+	rc = open_eventual(srv, file);
+	if (rc) {
+		peer_net_close(srv->net);
+		srv->net = NULL;
 		goto free_file;
 	}
 	for (size_t i = 0; i < file->n; i++)
@@ -218,6 +298,12 @@ void cluster_close(struct server *srv)
 {
 	strong_close(srv->strong);
 	srv->strong = NULL;
+	if (srv->eventual) {
+		/* Pending ops are answered now; their messages are not sent. */
+		uv_close((uv_handle_t *)&srv->ev_timer, NULL);
+		eventual_close(srv->eventual);
+		srv->eventual = NULL;
+	}
 	if (srv->net)
 		peer_net_close(srv->net);
 	srv->net = NULL;

@@ -81,6 +81,17 @@ void cmd_keyspace(struct client *c);
 void cmd_cluster(struct client *c);
 void cmd_debug(struct client *c);
 void multi_queue(struct client *c, const struct command *cmd);
+
+/* cmd_eventual.c */
+struct keyspace;
+/* evcmd_submit serves c's command on keys of eventual keyspace ks. */
+void evcmd_submit(struct client *c, const struct command *cmd, const struct keyspace *ks);
+/* evcmd_detach: the client of an eventual op's reply slot went away. */
+void evcmd_detach(void *ev);
+/* evcmd_info appends INFO's eventual section. */
+void evcmd_info(struct server *srv, struct sp_buf *b);
+void cmd_crdt(struct client *c);
+void cmd_eventual(struct client *c);
 int route_check_keys(struct client *c, const struct command *cmd);
 
 #endif

@@ -402,6 +402,14 @@ static void info_keyspace(struct server *srv, struct sp_buf *b)
 	sp_buf_append_str(b, "\r\n");
 }
 
+static void info_eventual(struct server *srv, struct sp_buf *b)
+{
+	if (!srv->eventual)
+		return;
+	evcmd_info(srv, b);
+	sp_buf_append_str(b, "\r\n");
+}
+
 void cmd_info(struct client *c)
 {
 	static const struct {
@@ -410,6 +418,7 @@ void cmd_info(struct client *c)
 	} sections[] = {
 	    {"server", info_server},	       {"clients", info_clients},   {"stats", info_stats},
 	    {"persistence", info_persistence}, {"keyspace", info_keyspace},
+	    {"eventual", info_eventual},
 	};
 	const size_t nsec = sizeof(sections) / sizeof(sections[0]);
 	struct sp_buf b;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "engine/eventual/eventual.h"
 #include "server/entry.h"
 #include "server/keyspace.h"
 #include "server/route.h"
@@ -35,35 +36,85 @@ static int parse_level_arg(struct client *c, struct slice a, uint8_t *level)
 	return 0;
 }
 
-/* CONSISTENCY [level]: set or show this connection's read level. */
+static int parse_ev_level_arg(struct client *c, struct slice a, uint8_t *level)
+{
+	int rc = ev_level_parse(a.p, a.len, level);
+	if (rc) {
+		reply_errorf(c, "ERR %s level '%.*s' (eventual keyspaces offer one, quorum, all)",
+			     rc == SP_ERR_RANGE ? "not an eventual" : "unknown",
+			     (int)(a.len > 32 ? 32 : a.len), a.p);
+		return -1;
+	}
+	return 0;
+}
+
+/* any_level reads a level of either mode: *strong or *eventual is set
+ * (the other left 0); 0, or -1 after replying. */
+static int any_level(struct client *c, struct slice a, uint8_t *strong, uint8_t *eventual)
+{
+	*strong = *eventual = 0;
+	if (ev_level_parse(a.p, a.len, eventual) == 0 && !arg_equals(a, "default"))
+		return 0;
+	*eventual = 0;
+	return parse_level_arg(c, a, strong);
+}
+
+/*
+ * CONSISTENCY                      this connection's strong read level
+ * CONSISTENCY <strong level>       set it
+ * CONSISTENCY <one|quorum|all>     eventual reads and writes
+ * CONSISTENCY READ|WRITE <level>   eventual reads or writes only
+ * CONSISTENCY EVENTUAL             [read level, write level]
+ */
 void cmd_consistency(struct client *c)
 {
 	if (c->argc == 1) {
 		reply_bulk_str(c, level_name(c->level));
 		return;
 	}
+	if (c->argc == 2 && arg_equals(c->argv[1], "eventual")) {
+		reply_array(c, 2);
+		reply_bulk_str(c, ev_level_name(c->ev_read));
+		reply_bulk_str(c, ev_level_name(c->ev_write));
+		return;
+	}
+	if (c->argc == 3 && (arg_equals(c->argv[1], "read") || arg_equals(c->argv[1], "write"))) {
+		uint8_t level;
+		if (parse_ev_level_arg(c, c->argv[2], &level))
+			return;
+		if (arg_equals(c->argv[1], "read"))
+			c->ev_read = level;
+		else
+			c->ev_write = level;
+		reply_ok(c);
+		return;
+	}
 	if (c->argc != 2) {
 		reply_arity_error(c);
 		return;
 	}
-	uint8_t level;
-	if (parse_level_arg(c, c->argv[1], &level))
+	uint8_t level, ev;
+	if (any_level(c, c->argv[1], &level, &ev))
 		return;
-	c->level = level;
+	if (ev)
+		c->ev_read = c->ev_write = ev;
+	else
+		c->level = level;
 	reply_ok(c);
 }
 
 /* LEVEL <level> <command> [args...]: one command at another level. */
 void cmd_level(struct client *c)
 {
-	uint8_t level;
-	if (parse_level_arg(c, c->argv[1], &level))
+	uint8_t level, ev;
+	if (any_level(c, c->argv[1], &level, &ev))
 		return;
-	if (c->req_level) {
+	if (c->req_level || c->req_ev_level) {
 		reply_error(c, "ERR LEVEL cannot be nested");
 		return;
 	}
-	c->req_level = level ? level : LEVEL_DEFAULT;
+	c->req_level = ev ? 0 : level ? level : LEVEL_DEFAULT;
+	c->req_ev_level = ev;
 	struct slice *argv = c->argv;
 	size_t argc = c->argc;
 	c->argv += 2;
@@ -72,6 +123,7 @@ void cmd_level(struct client *c)
 	c->argv = argv;
 	c->argc = argc;
 	c->req_level = 0;
+	c->req_ev_level = 0;
 }
 
 /* GETREV key: [value, revision] or nil. */
@@ -203,21 +255,80 @@ void multi_queue(struct client *c, const struct command *cmd)
 
 static void keyspace_describe_one(struct client *c, const struct keyspace *ks)
 {
-	reply_map(c, 3);
+	bool ev = ks->mode == SP_MODE_EVENTUAL;
+	reply_map(c, ev ? 6 : 3);
 	reply_bulk_str(c, "name");
 	reply_bulk_str(c, ks->name);
 	reply_bulk_str(c, "mode");
 	reply_bulk_str(c, mode_name(ks->mode));
+	if (!ev) {
+		reply_bulk_str(c, "read-level");
+		reply_bulk_str(c, level_name(ks->read_level ? ks->read_level : LEVEL_LINEARIZABLE));
+		return;
+	}
+	reply_bulk_str(c, "rf");
+	reply_integer(c, ks->rf);
 	reply_bulk_str(c, "read-level");
-	reply_bulk_str(c, level_name(ks->read_level ? ks->read_level : LEVEL_LINEARIZABLE));
+	reply_bulk_str(c, ev_level_name(ks->ev_read ? ks->ev_read : EV_LEVEL_QUORUM));
+	reply_bulk_str(c, "write-level");
+	reply_bulk_str(c, ev_level_name(ks->ev_write ? ks->ev_write : EV_LEVEL_QUORUM));
+	reply_bulk_str(c, "sloppy-quorum");
+	reply_bulk_str(c, ks->sloppy ? "yes" : "no");
+}
+
+/* The options after MODE: READ for strong; RF, READ, WRITE, SLOPPY for
+ * eventual. 0, or -1 after replying. */
+static int keyspace_options(struct client *c, struct keyspace *ks)
+{
+	bool ev = ks->mode == SP_MODE_EVENTUAL;
+	for (size_t i = 5; i < c->argc; i += 2) {
+		if (i + 1 >= c->argc) {
+			reply_syntax_error(c);
+			return -1;
+		}
+		struct slice opt = c->argv[i], val = c->argv[i + 1];
+		if (arg_equals(opt, "read") && !ev) {
+			if (parse_level_arg(c, val, &ks->read_level))
+				return -1;
+		} else if (arg_equals(opt, "read") || arg_equals(opt, "write")) {
+			uint8_t level;
+			if (parse_ev_level_arg(c, val, &level))
+				return -1;
+			if (arg_equals(opt, "read"))
+				ks->ev_read = level;
+			else
+				ks->ev_write = level;
+		} else if (arg_equals(opt, "rf") && ev) {
+			int64_t rf;
+			if (arg_to_int64(c, val, &rf))
+				return -1;
+			if (rf < 1 || rf > EV_MAX_RF) {
+				reply_errorf(c, "ERR RF must be 1..%d", EV_MAX_RF);
+				return -1;
+			}
+			ks->rf = (uint8_t)rf;
+		} else if (arg_equals(opt, "sloppy") && ev) {
+			if (!arg_equals(val, "yes") && !arg_equals(val, "no")) {
+				reply_error(c, "ERR SLOPPY takes yes or no");
+				return -1;
+			}
+			ks->sloppy = arg_equals(val, "yes");
+		} else {
+			reply_errorf(c, "ERR unknown option '%.*s' for a %s keyspace",
+				     (int)(opt.len > 32 ? 32 : opt.len), opt.p, mode_name(ks->mode));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static void keyspace_create_cmd(struct client *c)
 {
 	struct server *srv = c->srv;
 	if (c->argc < 5 || !arg_equals(c->argv[3], "mode")) {
-		reply_error(c, "ERR usage: KEYSPACE CREATE <name> MODE strong|causal|eventual "
-			       "[READ linearizable|lease|stale]");
+		reply_error(c, "ERR usage: KEYSPACE CREATE <name> MODE strong [READ "
+			       "linearizable|lease|stale] | MODE eventual [RF n] [READ "
+			       "one|quorum|all] [WRITE one|quorum|all] [SLOPPY yes|no]");
 		return;
 	}
 	struct slice name = c->argv[2];
@@ -226,28 +337,24 @@ static void keyspace_create_cmd(struct client *c)
 		reply_error(c, "ERR keyspace names are 1..63 of [A-Za-z0-9_.-], and not 'default'");
 		return;
 	}
-	uint8_t mode;
-	if (arg_equals(c->argv[4], "strong"))
-		mode = SP_MODE_STRONG;
-	else if (arg_equals(c->argv[4], "causal") || arg_equals(c->argv[4], "eventual")) {
-		reply_errorf(c,
-			     "ERR mode %.*s is not available in this version yet; only strong "
-			     "keyspaces can be created",
-			     (int)c->argv[4].len, c->argv[4].p);
+	struct keyspace ks;
+	memset(&ks, 0, sizeof(ks));
+	memcpy(ks.name, name.p, name.len);
+	ks.rf = 3;
+	if (arg_equals(c->argv[4], "strong")) {
+		ks.mode = SP_MODE_STRONG;
+	} else if (arg_equals(c->argv[4], "eventual")) {
+		ks.mode = SP_MODE_EVENTUAL;
+	} else if (arg_equals(c->argv[4], "causal")) {
+		reply_error(c, "ERR mode causal is not available in this version yet; strong and "
+			       "eventual keyspaces can be created");
 		return;
 	} else {
 		reply_error(c, "ERR mode must be strong, causal or eventual");
 		return;
 	}
-	uint8_t level = LEVEL_DEFAULT;
-	for (size_t i = 5; i < c->argc; i += 2) {
-		if (i + 1 >= c->argc || !arg_equals(c->argv[i], "read")) {
-			reply_syntax_error(c);
-			return;
-		}
-		if (parse_level_arg(c, c->argv[i + 1], &level))
-			return;
-	}
+	if (keyspace_options(c, &ks))
+		return;
 	if (!srv->applying) {
 		reply_error(c, "ERR KEYSPACE CREATE runs through the log");
 		return;
@@ -256,7 +363,7 @@ static void keyspace_create_cmd(struct client *c)
 		reply_errorf(c, "ERR keyspace '%.*s' exists", (int)name.len, name.p);
 		return;
 	}
-	int rc = keyspace_create(srv, name.p, name.len, mode, level);
+	int rc = keyspace_create(srv, &ks);
 	if (rc) {
 		reply_store_error(c, rc);
 		return;

@@ -17,6 +17,7 @@
 #define F  CMD_FAST
 #define NA CMD_NOAUTH
 #define A  CMD_ADMIN
+#define E  CMD_EVENTUAL
 
 /* In name order, as COMMAND lists them. */
 static const struct command table[] = {
@@ -33,6 +34,9 @@ static const struct command table[] = {
     {"config", -2, A, 0, 0, 0, cmd_config, "server", "Read settings (GET pattern...)"},
     {"consistency", -1, F, 0, 0, 0, cmd_consistency, "connection",
      "Show or set this connection's read level (linearizable lease stale)"},
+    {"counter.decr", -2, W | F | E, 1, 1, 1, cmd_crdt, "crdt", "PN-Counter: subtract n (default 1); the value after, at the coordinator"},
+    {"counter.get", 2, R | F | E, 1, 1, 1, cmd_crdt, "crdt", "PN-Counter: the value"},
+    {"counter.incr", -2, W | F | E, 1, 1, 1, cmd_crdt, "crdt", "PN-Counter: add n (default 1); the value after, at the coordinator"},
     {"dbsize", 1, R | F, 0, 0, 0, cmd_dbsize, "server", "Number of keys"},
     {"debug", -2, A, 0, 0, 0, cmd_debug, "server",
      "Fault injection (NET PARTITION HEAL FAULTS STATS); needs admin-commands"},
@@ -42,6 +46,7 @@ static const struct command table[] = {
     {"del", -2, W, 1, -1, 1, cmd_del, "keyspace", "Delete keys"},
     {"discard", 1, F, 0, 0, 0, cmd_discard, "transactions", "Forget the queued commands"},
     {"echo", 2, F, 0, 0, 0, cmd_echo, "connection", "Echo the given string"},
+    {"eventual", -2, 0, 0, 0, 0, cmd_eventual, "cluster", "Eventual engine state (DIGEST, REPLICAS key)"},
     {"exec", 1, 0, 0, 0, 0, cmd_exec, "transactions",
      "Commit the queued commands atomically, as one Raft entry"},
     {"exists", -2, R | F, 1, -1, 1, cmd_exists, "keyspace", "Count the given keys that exist"},
@@ -52,6 +57,8 @@ static const struct command table[] = {
      "A key's expiry as a Unix time in seconds"},
     {"flushall", -1, W, 0, 0, 0, cmd_flushall, "server", "Remove all keys"},
     {"flushdb", -1, W, 0, 0, 0, cmd_flushall, "server", "Remove all keys (there is one database)"},
+    {"gcounter.get", 2, R | F | E, 1, 1, 1, cmd_crdt, "crdt", "G-Counter: the value"},
+    {"gcounter.incr", -2, W | F | E, 1, 1, 1, cmd_crdt, "crdt", "G-Counter: add n > 0 (default 1); the value after, at the coordinator"},
     {"get", 2, R | F, 1, 1, 1, cmd_get, "string", "Get the value of a key"},
     {"getdel", 2, W | F, 1, 1, 1, cmd_getdel, "string", "Get the value of a key and delete it"},
     {"getex", -2, W | F, 1, 1, 1, cmd_getex, "string",
@@ -59,6 +66,10 @@ static const struct command table[] = {
     {"getrev", 2, R | F, 1, 1, 1, cmd_getrev, "string",
      "Get a key's value and revision (the Raft index that wrote it)"},
     {"getset", 3, W | F, 1, 1, 1, cmd_getset, "string", "Set a key and return its old value"},
+    {"gset.add", -3, W | F | E, 1, 1, 1, cmd_crdt, "crdt", "G-Set: add members; how many were new here"},
+    {"gset.card", 2, R | F | E, 1, 1, 1, cmd_crdt, "crdt", "G-Set: number of members"},
+    {"gset.contains", 3, R | F | E, 1, 1, 1, cmd_crdt, "crdt", "G-Set: 1 if member is in the set"},
+    {"gset.members", 2, R | E, 1, 1, 1, cmd_crdt, "crdt", "G-Set: every member"},
     {"hello", -1, NA | F, 0, 0, 0, cmd_hello, "connection",
      "Handshake: protocol version, auth, client name"},
     {"incr", 2, W | F, 1, 1, 1, cmd_incr, "string", "Increment the integer value of a key by one"},
@@ -72,10 +83,19 @@ static const struct command table[] = {
      "Unix time of the last completed sync to disk"},
     {"level", -3, 0, 0, 0, 0, cmd_level, "connection",
      "Run one command at a read level: LEVEL <level> <command> [args...]"},
+    {"lww.get", 2, R | F | E, 1, 1, 1, cmd_crdt, "crdt", "LWW register: [value, HLC timestamp, node] or nil"},
+    {"lww.set", 3, W | F | E, 1, 1, 1, cmd_crdt, "crdt", "LWW register: set; the write's HLC timestamp"},
     {"mget", -2, R | F, 1, -1, 1, cmd_mget, "string", "Get the values of keys"},
     {"mset", -3, W, 1, -1, 2, cmd_mset, "string", "Set several keys"},
     {"msetnx", -3, W, 1, -1, 2, cmd_msetnx, "string", "Set several keys, only if none exists"},
     {"multi", 1, F, 0, 0, 0, cmd_multi, "transactions", "Start queueing a transaction"},
+    {"mvreg.get", 2, R | F | E, 1, 1, 1, cmd_crdt, "crdt", "MV-Register: every concurrent value (siblings)"},
+    {"mvreg.set", 3, W | F | E, 1, 1, 1, cmd_crdt, "crdt", "MV-Register: set, replacing the siblings seen here"},
+    {"orset.add", -3, W | F | E, 1, 1, 1, cmd_crdt, "crdt", "OR-Set (add wins): add members"},
+    {"orset.card", 2, R | F | E, 1, 1, 1, cmd_crdt, "crdt", "OR-Set: number of members"},
+    {"orset.contains", 3, R | F | E, 1, 1, 1, cmd_crdt, "crdt", "OR-Set: 1 if member is in the set"},
+    {"orset.members", 2, R | E, 1, 1, 1, cmd_crdt, "crdt", "OR-Set: every member"},
+    {"orset.rem", -3, W | F | E, 1, 1, 1, cmd_crdt, "crdt", "OR-Set: remove the members as observed here"},
     {"persist", 2, W | F, 1, 1, 1, cmd_persist, "keyspace", "Remove a key's expiry"},
     {"pexpire", -3, W | F, 1, 1, 1, cmd_pexpire, "keyspace",
      "Set a key's time to live in milliseconds"},
@@ -96,6 +116,11 @@ static const struct command table[] = {
     {"shutdown", -1, A, 0, 0, 0, cmd_shutdown, "server", "Commit, sync and stop the node"},
     {"strlen", 2, R | F, 1, 1, 1, cmd_strlen, "string", "Length of a key's value"},
     {"time", 1, F, 0, 0, 0, cmd_time, "server", "The node's time"},
+    {"tpset.add", -3, W | F | E, 1, 1, 1, cmd_crdt, "crdt", "2P-Set: add members (a removed member never returns)"},
+    {"tpset.card", 2, R | F | E, 1, 1, 1, cmd_crdt, "crdt", "2P-Set: number of members"},
+    {"tpset.contains", 3, R | F | E, 1, 1, 1, cmd_crdt, "crdt", "2P-Set: 1 if member is in the set"},
+    {"tpset.members", 2, R | E, 1, 1, 1, cmd_crdt, "crdt", "2P-Set: every member"},
+    {"tpset.rem", -3, W | F | E, 1, 1, 1, cmd_crdt, "crdt", "2P-Set: remove members for good"},
     {"ttl", 2, R | F, 1, 1, 1, cmd_ttl, "keyspace", "A key's time to live in seconds"},
     {"type", 2, R | F, 1, 1, 1, cmd_type, "keyspace", "The type of a key's value"},
     {"unlink", -2, W | F, 1, -1, 1, cmd_del, "keyspace", "Delete keys"},
@@ -106,6 +131,7 @@ static const struct command table[] = {
 #undef F
 #undef NA
 #undef A
+#undef E
 
 #define NCOMMANDS (sizeof(table) / sizeof(table[0]))
 

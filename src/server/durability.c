@@ -18,6 +18,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "engine/eventual/eventual.h"
 #include "engine/strong/strong.h"
 #include "server/route.h"
 #include "server/server.h"
@@ -142,6 +143,17 @@ void durability_end_of_iteration(struct server *srv)
 		}
 		srv->committed_seq = srv->open_seq;
 		srv->open_seq++;
+	}
+	/* The eventual engine's batch: its acknowledgements leave only once
+	 * it is committed, and so do the replies flushed below. */
+	if (srv->eventual) {
+		int rc = eventual_commit(srv->eventual);
+		if (rc) {
+			sp_error("eventual store: commit failed: %s; stopping so that no write "
+				 "is acknowledged that this node does not hold",
+				 sp_strerror(rc));
+			abort();
+		}
 	}
 	struct client *c = srv->pending;
 	srv->pending = NULL;

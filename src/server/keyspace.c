@@ -14,6 +14,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "server/keyspace.h"
+#include "engine/eventual/eventual.h"
 #include "server/server.h"
 
 #define META_PREFIX "ks."
@@ -32,6 +33,11 @@ static int load_one(void *ctx, const char *name, const void *val, size_t len)
 	strcpy(ks->name, name + plen);
 	ks->mode = v[0];
 	ks->read_level = v[1];
+	/* Eventual settings came later: records of two bytes have none. */
+	ks->rf = len >= 3 && v[2] ? v[2] : 3;
+	ks->ev_read = len >= 4 ? v[3] : 0;
+	ks->ev_write = len >= 5 ? v[4] : 0;
+	ks->sloppy = len >= 6 && (v[5] & 1);
 	return 0;
 }
 
@@ -65,6 +71,7 @@ void keyspace_default(const struct server *srv, struct keyspace *out)
 	strcpy(out->name, "default");
 	out->mode = (uint8_t)srv->cfg->default_mode;
 	out->read_level = LEVEL_DEFAULT;
+	out->rf = (uint8_t)srv->cfg->eventual_rf;
 }
 
 void keyspace_of_key(const struct server *srv, const char *key, size_t len, struct keyspace *out)
@@ -93,14 +100,16 @@ bool keyspace_name_valid(const char *name, size_t len)
 	return true;
 }
 
-int keyspace_create(struct server *srv, const char *name, size_t len, uint8_t mode,
-		    uint8_t read_level)
+int keyspace_create(struct server *srv, const struct keyspace *ks)
 {
+	const char *name = ks->name;
+	size_t len = strlen(name);
 	char meta[KEYSPACE_NAME_MAX + 8];
 	memcpy(meta, META_PREFIX, strlen(META_PREFIX));
 	memcpy(meta + strlen(META_PREFIX), name, len);
 	meta[strlen(META_PREFIX) + len] = '\0';
-	uint8_t v[2] = {mode, read_level};
+	uint8_t v[6] = {ks->mode, ks->read_level, ks->rf, ks->ev_read, ks->ev_write,
+			(uint8_t)(ks->sloppy ? 1 : 0)};
 	int rc = store_meta_put(srv->store, meta, v, sizeof(v));
 	if (rc)
 		return rc;
@@ -150,6 +159,27 @@ int level_parse(const char *s, size_t len, uint8_t *out)
 	/* Levels of the other modes are known words: the caller says they do
 	 * not apply, rather than that they do not exist. */
 	static const char *const other[] = {"causal", "local", "one", "quorum", "all"};
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		if (strlen(other[i]) == len && strncasecmp(other[i], s, len) == 0)
+			return SP_ERR_RANGE;
+	return SP_ERR_INVAL;
+}
+
+int ev_level_parse(const char *s, size_t len, uint8_t *out)
+{
+	static const struct {
+		const char *name;
+		uint8_t level;
+	} levels[] = {{"one", EV_LEVEL_ONE},
+		      {"quorum", EV_LEVEL_QUORUM},
+		      {"all", EV_LEVEL_ALL},
+		      {"default", EV_LEVEL_DEFAULT}};
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strlen(levels[i].name) == len && strncasecmp(levels[i].name, s, len) == 0) {
+			*out = levels[i].level;
+			return 0;
+		}
+	static const char *const other[] = {"linearizable", "lease", "stale", "causal", "local"};
 	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
 		if (strlen(other[i]) == len && strncasecmp(other[i], s, len) == 0)
 			return SP_ERR_RANGE;

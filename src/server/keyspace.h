@@ -21,6 +21,10 @@ struct keyspace {
 	char name[KEYSPACE_NAME_MAX];
 	uint8_t mode;	    /* enum sp_mode */
 	uint8_t read_level; /* enum read_level: its default (LEVEL_DEFAULT: linearizable) */
+	/* eventual keyspaces */
+	uint8_t rf;		   /* replication factor, 1..EV_MAX_RF */
+	uint8_t ev_read, ev_write; /* default levels: enum ev_level (0: quorum) */
+	bool sloppy;		   /* hinted writes count toward the write level */
 };
 
 /* keyspace_load rebuilds the table from the store (at start and after a
@@ -39,8 +43,7 @@ void keyspace_default(const struct server *srv, struct keyspace *out);
 bool keyspace_name_valid(const char *name, size_t len);
 /* keyspace_create records a definition in the open batch and the table
  * (apply only). Returns 0 or a store error. */
-int keyspace_create(struct server *srv, const char *name, size_t len, uint8_t mode,
-		    uint8_t read_level);
+int keyspace_create(struct server *srv, const struct keyspace *ks);
 
 const char *mode_name(uint8_t mode);
 const char *level_name(uint8_t level);
@@ -48,5 +51,8 @@ const char *level_name(uint8_t level);
  * for a level of another mode (causal, local, one, quorum, all), or
  * SP_ERR_INVAL for an unknown word. */
 int level_parse(const char *s, size_t len, uint8_t *out);
+/* ev_level_parse reads an eventual level (one, quorum, all, default): 0,
+ * SP_ERR_RANGE for a level of another mode, or SP_ERR_INVAL. */
+int ev_level_parse(const char *s, size_t len, uint8_t *out);
 
 #endif

@@ -12,9 +12,11 @@
 #include "common/endian.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "engine/eventual/eventual.h"
 #include "engine/strong/strong.h"
 #include "net/peer.h"
 #include "server/cluster.h"
+#include "server/cmd.h"
 #include "server/entry.h"
 #include "server/keyspace.h"
 
@@ -187,6 +189,22 @@ static void slots_drain(struct client *c)
 	client_mark_pending(c);
 }
 
+struct reply_slot *route_slot_reserve(struct client *c, void *ev)
+{
+	struct reply_slot *s = slot_push(c);
+	s->ev = ev;
+	return s;
+}
+
+void route_slot_fill(struct client *c, struct reply_slot *s, const void *p, size_t len)
+{
+	sp_buf_append(&s->bytes, p, len);
+	c->slot_bytes += len;
+	s->ready = true;
+	s->ev = NULL;
+	slots_drain(c);
+}
+
 size_t route_capture_begin(struct client *c)
 {
 	return c->out.len;
@@ -210,6 +228,8 @@ void route_client_gone(struct client *c)
 		struct reply_slot *next = s->next;
 		if (s->req)
 			s->req->c = NULL, s->req->slot = NULL;
+		if (s->ev)
+			evcmd_detach(s->ev);
 		sp_buf_free(&s->bytes);
 		free(s);
 		s = next;
@@ -594,8 +614,8 @@ enum req_class route_class(const struct client *c, const struct command *cmd)
 }
 
 /* check_keys answers an error and returns -1 when a key of the command is
- * in a keyspace whose mode is not served; else fills *first with the
- * first key's keyspace. */
+ * in a keyspace whose mode is not served, or the keys span modes; else
+ * fills *first with the first key's keyspace. */
 static int check_keys(struct client *c, const struct command *cmd, struct keyspace *first)
 {
 	keyspace_default(c->srv, first);
@@ -609,12 +629,18 @@ static int check_keys(struct client *c, const struct command *cmd, struct keyspa
 		keyspace_of_key(c->srv, c->argv[i].p, c->argv[i].len, &ks);
 		if (i == (size_t)cmd->first_key)
 			*first = ks;
-		if (ks.mode != SP_MODE_STRONG) {
+		if (ks.mode == SP_MODE_CAUSAL) {
 			reply_errorf(c,
-				     "ERR key '%.*s' is in %s keyspace '%s': %s keyspaces are not "
-				     "served by this version yet (only strong)",
+				     "ERR key '%.*s' is in causal keyspace '%s': causal keyspaces are "
+				     "not served by this version yet",
 				     (int)(c->argv[i].len > 64 ? 64 : c->argv[i].len), c->argv[i].p,
-				     mode_name(ks.mode), ks.name, mode_name(ks.mode));
+				     ks.name);
+			return -1;
+		}
+		if (ks.mode != first->mode) {
+			reply_errorf(c, "ERR the keys of one command must be in keyspaces of one mode "
+					"('%s' is %s, '%s' is %s)",
+				     first->name, mode_name(first->mode), ks.name, mode_name(ks.mode));
 			return -1;
 		}
 	}
@@ -624,7 +650,13 @@ static int check_keys(struct client *c, const struct command *cmd, struct keyspa
 int route_check_keys(struct client *c, const struct command *cmd)
 {
 	struct keyspace ks;
-	return check_keys(c, cmd, &ks);
+	if (check_keys(c, cmd, &ks))
+		return -1;
+	if (ks.mode == SP_MODE_EVENTUAL || (cmd->flags & CMD_EVENTUAL)) {
+		reply_errorf(c, "ERR MULTI/EXEC is for strong keyspaces; '%s' is eventual", ks.name);
+		return -1;
+	}
+	return 0;
 }
 
 static struct request *req_from_client(struct client *c, enum req_class cls, uint8_t level)
@@ -646,6 +678,20 @@ void route_submit(struct client *c, const struct command *cmd)
 	struct keyspace ks;
 	if (check_keys(c, cmd, &ks))
 		return;
+	if (ks.mode == SP_MODE_EVENTUAL) {
+		evcmd_submit(c, cmd, &ks);
+		return;
+	}
+	if (cmd->flags & CMD_EVENTUAL) {
+		cmd_crdt(c);
+		return;
+	}
+	if (c->req_ev_level) {
+		reply_errorf(c, "ERR level %s is for eventual keyspaces; '%s' is strong "
+				"(linearizable, lease, stale)",
+			     ev_level_name(c->req_ev_level), ks.name);
+		return;
+	}
 	uint8_t level = c->req_level ? c->req_level : c->level;
 	if (!level)
 		level = ks.read_level ? ks.read_level : LEVEL_LINEARIZABLE;

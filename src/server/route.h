@@ -90,6 +90,12 @@ void route_recv_forward(struct server *srv, uint64_t from, const uint8_t *p, siz
  * and frees its slots. */
 void route_client_gone(struct client *c);
 
+/* route_slot_reserve takes the next reply slot of c for an eventual op
+ * (ev: its request, detached by evcmd_detach if c goes); route_slot_fill
+ * puts the reply in it and releases what is ready, in order. */
+struct reply_slot *route_slot_reserve(struct client *c, void *ev);
+void route_slot_fill(struct client *c, struct reply_slot *s, const void *p, size_t len);
+
 /* route_capture_begin / route_capture_end bracket a command run for c
  * directly: when c has replies pending, what the command wrote is moved
  * into a slot of its own so it leaves in order. */

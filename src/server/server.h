@@ -26,6 +26,7 @@
 #include "common/config.h"
 #include "common/num.h"
 #include "common/version.h"
+#include "crdt/crdt.h"
 #include "engine/strong/raft/raft.h"
 #include "net/resp.h"
 #include "store/store.h"
@@ -35,6 +36,7 @@ struct client;
 struct request;
 struct strong;
 struct peer_net;
+struct ev_engine;
 
 /* A borrowed byte string: an argument or a key. */
 struct slice {
@@ -50,6 +52,7 @@ enum {
 	CMD_NOAUTH = 1u << 3,	/* allowed before AUTH */
 	CMD_ADMIN = 1u << 4,	/* administrative */
 	CMD_NOSCRIPT = 1u << 5, /* not allowed in scripts (for COMMAND's sake) */
+	CMD_EVENTUAL = 1u << 6, /* CRDT commands: eventual keyspaces only */
 };
 
 typedef void (*command_fn)(struct client *c);
@@ -91,6 +94,7 @@ enum read_level {
 struct reply_slot {
 	struct reply_slot *next;
 	struct request *req; /* the request that fills it; NULL once ready */
+	void *ev;	     /* or the eventual op that fills it (cmd_eventual.c) */
 	bool ready;
 	struct sp_buf bytes;
 };
@@ -133,6 +137,8 @@ struct client {
 	uint32_t nblocked;   /* its reads waiting behind its writes */
 	uint8_t level;	     /* CONSISTENCY: enum read_level */
 	uint8_t req_level;   /* LEVEL prefix: for the command being run */
+	uint8_t ev_read, ev_write; /* CONSISTENCY for eventual keyspaces: enum ev_level */
+	uint8_t req_ev_level;	   /* LEVEL prefix with an eventual level */
 	uint64_t last_write; /* id of its latest write request */
 	struct sp_buf multi; /* MULTI: queued commands, entry-encoded */
 	uint32_t multi_n;
@@ -211,6 +217,9 @@ struct server {
 	uint64_t node_id;
 	struct peer_net *net;
 	struct strong *strong;
+	struct ev_engine *eventual; /* eventual keyspaces' engine (cluster.c) */
+	uv_timer_t ev_timer;
+	struct crdt_limits ev_limits;
 	enum raft_role role;
 	uint64_t leader, term;
 	struct request *requests; /* every live request */
