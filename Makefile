@@ -6,6 +6,7 @@
 #   make bench    spectrad vs redis-server with redis-benchmark, side by side
 #   make bench-raft  spectra's Raft vs libraft 0.15: commits/s, latency, failover
 #   make bench-strong  5-node cluster: writes and linearizable reads, 100/1000 clients
+#   make bench-eventual  5-node eventual keyspace (QUORUM/ONE) vs Redis primary + 4 replicas
 #   make deps     install the Debian packages (scripts/deps.sh)
 
 CC      ?= cc
@@ -39,7 +40,7 @@ ifneq ($(BUILD),build)
 BIN := $(BUILD)/bin
 endif
 
-.PHONY: all test check fuzz bench bench-raft bench-strong deps clean format tests-build
+.PHONY: all test check fuzz bench bench-raft bench-strong bench-eventual deps clean format tests-build
 # Keep the objects of test binaries (make would delete them as intermediate).
 .SECONDARY:
 all: $(BIN)/spectrad $(BIN)/spectra
@@ -66,6 +67,9 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJS) $(BUILD)/libspect
 
 # The chaos tool's pure planner is unit-tested on its own object.
 $(BUILD)/tests/unit/test_chaos_plan: $(BUILD)/tools/chaos_plan.o
+# ... and so are the benchmark tool's histogram, key distributions and RESP driver.
+$(BUILD)/tests/unit/test_bench_hist: $(BUILD)/tools/bench_hist.o $(BUILD)/tools/bench_keys.o \
+                                     $(BUILD)/tools/bench_resp.o
 
 $(BUILD)/tests/cluster/%: $(BUILD)/tests/cluster/%.o $(TESTLIB_OBJS) $(BUILD)/libspectra.a
 	@mkdir -p $(dir $@)
@@ -84,6 +88,8 @@ FUZZ_DEPS_fuzz_raft_msg := src/engine/strong/raft/codec.c src/common/buf.c src/c
                            src/common/err.c
 FUZZ_DEPS_fuzz_frame    := src/net/frame.c src/common/buf.c src/common/alloc.c src/common/err.c
 FUZZ_DEPS_fuzz_entry    := src/server/entry.c src/common/buf.c src/common/alloc.c src/common/err.c
+FUZZ_DEPS_fuzz_ev_msg   := src/engine/eventual/msg.c src/common/buf.c src/common/alloc.c \
+                           src/common/err.c
 # Libraries a target links besides libFuzzer's runtime: FUZZ_LIBS_<target>.
 FUZZ_LIBS_fuzz_frame    := -lz
 fuzz_deps = $(or $(FUZZ_DEPS_$(1)),$(FUZZ_DEPS))
@@ -139,6 +145,11 @@ bench-raft: $(RAFT_NODES)
 # 1000 clients spread over every node (redis-benchmark).
 bench-strong: all
 	bench/strong.sh
+
+# bench-eventual: spectra's eventual keyspace (QUORUM writes, ONE and QUORUM
+# reads) beside Redis with 4 replicas (SET + WAIT 2, SET, GET), spectra bench.
+bench-eventual: all
+	bench/eventual.sh
 
 # sim: the deterministic simulation of the Raft core (tests/sim), SEEDS
 # seeds of SIM_SECONDS simulated seconds each. sim-canaries builds the core

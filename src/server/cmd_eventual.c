@@ -121,10 +121,14 @@ static void put_error(struct server *srv, struct sp_buf *b, const struct ev_resu
 		snprintf(msg, sizeof(msg), "TRYAGAIN %s (nothing was done)", m);
 		break;
 	case SP_ERR_UNKNOWN:
-		snprintf(msg, sizeof(msg),
-			 "UNKNOWN %s: %u of %u replicas acknowledged; the write may or may not "
-			 "take effect",
-			 m, r->acks, r->replicas);
+		if (r->replicas)
+			snprintf(msg, sizeof(msg),
+				 "UNKNOWN %s: %u of %u replicas acknowledged; the write may or may "
+				 "not take effect",
+				 m, r->acks, r->replicas);
+		else
+			snprintf(msg, sizeof(msg),
+				 "UNKNOWN %s; the write may or may not take effect", m);
 		break;
 	default:
 		if (strncmp(m, "WRONGTYPE", 9) == 0)

@@ -432,7 +432,8 @@ static void answer(struct ev_engine *e, struct ev_pending *p, int status, const 
 	    .state = (const uint8_t *)sp_buf_begin(&p->state),
 	    .slen = p->state.len,
 	    .acks = (uint8_t)(p->role == P_READ ? popcount8(p->responded) : popcount8(p->acked)),
-	    .replicas = p->ntargets,
+	    /* A proxy that timed out knows nothing of the replicas. */
+	    .replicas = p->role == P_PROXY && status == SP_ERR_UNKNOWN ? 0 : p->ntargets,
 	};
 	if (status == SP_ERR_AGAIN)
 		e->st.timeouts++;

@@ -167,7 +167,7 @@ int ev_msg_decode(const uint8_t *p, size_t len, struct ev_msg *m)
 		m->leafmask = rd_u64(&r);
 		m->want_reply = rd_u8(&r);
 		m->count = rd_u32(&r);
-		if (r.err)
+		if (r.err || m->want_reply > 1)
 			return SP_ERR_PROTO;
 		m->body = p + r.pos;
 		m->body_len = len - r.pos;
