@@ -407,16 +407,29 @@ static void count_digest(void *ctx, uint8_t rf, uint64_t token, uint64_t root, u
 	(*(size_t *)ctx)++;
 }
 
+/* rf_classes: the replication factors of the eventual keyspaces known. */
+static uint32_t rf_classes(const struct server *srv)
+{
+	uint32_t mask = 0;
+	for (size_t i = 0; i < srv->nkeyspaces; i++)
+		if (srv->keyspaces[i].mode == SP_MODE_EVENTUAL)
+			mask |= 1u << srv->keyspaces[i].rf;
+	if (srv->cfg->default_mode == SP_MODE_EVENTUAL)
+		mask |= 1u << srv->cfg->eventual_rf;
+	return mask;
+}
+
 void cmd_eventual(struct client *c)
 {
 	struct server *srv = c->srv;
 	struct slice sub = c->argv[1];
 	if (arg_equals(sub, "digest") && c->argc == 2) {
 		size_t n = 0;
-		eventual_digest(srv->eventual, count_digest, &n);
+		uint32_t mask = rf_classes(srv);
+		eventual_digest(srv->eventual, mask, count_digest, &n);
 		reply_array(c, n);
 		struct digest_ctx d = {c, 0};
-		eventual_digest(srv->eventual, digest_one, &d);
+		eventual_digest(srv->eventual, mask, digest_one, &d);
 	} else if (arg_equals(sub, "replicas") && c->argc == 3) {
 		struct keyspace ks;
 		keyspace_of_key(srv, c->argv[2].p, c->argv[2].len, &ks);

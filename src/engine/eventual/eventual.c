@@ -288,7 +288,7 @@ int ev_merge_item(struct ev_engine *e, const struct ev_item *it, uint64_t seen_t
 		 * the two is now silently gone. */
 		struct crdt_lww a, b;
 		if (crdt_lww_get(cur, clen, &a) == 0 && crdt_lww_get(it->state.p, it->state.len, &b) == 0 &&
-		    a.ts != b.ts && a.ts > seen_ts - 1)
+		    (a.ts != b.ts || a.node != b.node) && a.ts > seen_ts - 1)
 			e->st.lww_concurrent++;
 	}
 	if (merged.len == clen && memcmp(sp_buf_begin(&merged), cur, clen) == 0) {
@@ -1310,12 +1310,13 @@ void eventual_get_stats(struct ev_engine *e, struct ev_stats *out)
 		out->peers_alive += ev_peer_alive(e, e->peers[i].id);
 }
 
-size_t eventual_digest(struct ev_engine *e, ev_digest_fn fn, void *ctx)
+size_t eventual_digest(struct ev_engine *e, uint32_t rf_mask, ev_digest_fn fn, void *ctx)
 {
 	size_t calls = 0, nr = ring_nranges(e->ring);
 	for (uint8_t rf = 1; rf <= EV_MAX_RF; rf++) {
-		if (!e->trees[rf])
+		if (!e->trees[rf] && !(rf_mask & (1u << rf)))
 			continue;
+		(void)ev_tree(e, rf, 0);
 		for (size_t i = 0; i < nr; i++) {
 			if (!ev_range_has(e, i, rf, e->cfg.self_id))
 				continue;

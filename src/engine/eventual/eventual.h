@@ -212,13 +212,16 @@ int eventual_sync(struct ev_engine *e);
 void eventual_get_stats(struct ev_engine *e, struct ev_stats *out);
 
 /*
- * eventual_digest calls fn for every (rf, range) this node replicates and
- * holds keys of, or is expected to: the range's token and Merkle root.
- * Replicas of one range agree on its root once converged. Returns the
- * number of calls.
+ * eventual_digest calls fn for every (rf, range) this node replicates, for
+ * each rf in rf_mask (bit rf set) and each rf it holds keys of: the
+ * range's token and Merkle root (0 when it holds none). Replicas of one
+ * range agree on its root once converged. The caller names the rf classes
+ * its keyspaces use, so a replica that holds nothing of a class still
+ * lists its (empty) ranges and shows as behind. Returns the number of
+ * calls.
  */
 typedef void (*ev_digest_fn)(void *ctx, uint8_t rf, uint64_t token, uint64_t root, uint64_t keys);
-size_t eventual_digest(struct ev_engine *e, ev_digest_fn fn, void *ctx);
+size_t eventual_digest(struct ev_engine *e, uint32_t rf_mask, ev_digest_fn fn, void *ctx);
 
 /* eventual_replicas writes the preference list (rf nodes) of key to out
  * (room for EV_MAX_RF) and returns how many. */
