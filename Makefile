@@ -88,6 +88,7 @@ FUZZ_DEPS_fuzz_raft_msg := src/engine/strong/raft/codec.c src/common/buf.c src/c
                            src/common/err.c
 FUZZ_DEPS_fuzz_frame    := src/net/frame.c src/common/buf.c src/common/alloc.c src/common/err.c
 FUZZ_DEPS_fuzz_entry    := src/server/entry.c src/common/buf.c src/common/alloc.c src/common/err.c
+FUZZ_DEPS_fuzz_crdt     := $(wildcard src/crdt/*.c) src/common/buf.c src/common/alloc.c src/common/err.c
 FUZZ_DEPS_fuzz_ev_msg   := src/engine/eventual/msg.c src/common/buf.c src/common/alloc.c \
                            src/common/err.c
 # Libraries a target links besides libFuzzer's runtime: FUZZ_LIBS_<target>.

@@ -78,6 +78,11 @@ static void count_error(struct chaos_stats *s, const char *msg, size_t len)
 	s->errors_other++;
 }
 
+void chaos_stats_count_error(struct chaos_stats *s, const char *msg, size_t len)
+{
+	count_error(s, msg, len);
+}
+
 void chaos_stats_add(struct chaos_stats *to, const struct chaos_stats *from)
 {
 	for (int k = 0; k <= LIN_DELETE; k++) {

@@ -51,6 +51,10 @@ struct chaos_stats {
 /* chaos_stats_add adds what `from` counted to `to`. */
 void chaos_stats_add(struct chaos_stats *to, const struct chaos_stats *from);
 
+/* chaos_stats_count_error counts an error reply of len bytes (msg,
+ * borrowed for the call, without its leading '-') under its first word. */
+void chaos_stats_count_error(struct chaos_stats *s, const char *msg, size_t len);
+
 /* chaos_stats_total is the number of operations with `outcome`, all
  * kinds together (0 for every outcome: invoked). */
 uint64_t chaos_stats_total(const struct chaos_stats *s, int outcome);

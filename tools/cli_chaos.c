@@ -12,6 +12,7 @@
 #include "cli_chaos.h"
 
 #include "chaos_client.h"
+#include "chaos_eventual.h"
 #include "chaos_nemesis.h"
 #include "chaos_plan.h"
 #include "cli.h"
@@ -44,6 +45,10 @@
 #define EXPLAIN_MAX	 16    /* ops shown for a violation */
 #define PORT_LOW	 20000 /* free ports are looked for in [PORT_LOW, PORT_HIGH) */
 #define PORT_HIGH	 60000
+#define CONVERGE_POLL_MS 100 /* EVENTUAL DIGEST polls, eventual workloads */
+#define EV_FINAL_TRIES	 20  /* per key and node, reads at ALL */
+#define EV_SHOWN	 10  /* violations shown */
+#define EV_SET_SHOWN	 20  /* members of a set shown when nodes disagree */
 
 /*
  * Flags every node gets before the caller's (which win, being later):
@@ -65,10 +70,16 @@ static const char *const node_defaults[] = {
 static const char *const owned_flags[] = {"dir",     "port",	"bind",		"pidfile",
 					  "logfile", "node-id", "cluster-file", "peer-port"};
 
+/* --workload register: the strong keyspace's linearizability workload. */
+#define WORKLOAD_REGISTER 0
+
 struct chaos_opts {
 	long nodes, duration_s, clients, keys, interval_ms, op_timeout_ms, min_ops;
-	int reads; /* CHAOS_READS_* */
+	int reads;			 /* CHAOS_READS_* */
+	int workload;			 /* WORKLOAD_REGISTER or an enum chaos_ev_kind */
+	enum chaos_ev_level write_level; /* eventual workloads */
 	double check_timeout_s;
+	double converge_timeout_s; /* eventual workloads */
 	unsigned faults;
 	uint64_t seed;
 	long base_port, peer_base_port; /* 0: pick free ones */
@@ -232,7 +243,7 @@ static void print_kind(const char *name, const struct chaos_stats *s, enum lin_k
 	       s->outcome[k][LIN_UNKNOWN]);
 }
 
-static void print_stats(const struct chaos_stats *s, double seconds)
+static void print_stats(const struct chaos_stats *s, double seconds, bool cas)
 {
 	uint64_t ok = chaos_stats_total(s, LIN_OK);
 	printf("ops:       %" PRIu64 " invoked, %" PRIu64 " ok, %" PRIu64 " fail, %" PRIu64
@@ -241,7 +252,8 @@ static void print_stats(const struct chaos_stats *s, double seconds)
 	       chaos_stats_total(s, LIN_UNKNOWN), seconds > 0 ? (double)ok / seconds : 0.0);
 	print_kind("read", s, LIN_READ);
 	print_kind("write", s, LIN_WRITE);
-	print_kind("cas", s, LIN_CAS);
+	if (cas)
+		print_kind("cas", s, LIN_CAS);
 	printf("errors:   ");
 	for (int i = 0; i < CHAOS_ERROR_WORDS && s->errors[i].word[0]; i++)
 		printf(" -%s %" PRIu64 ",", s->errors[i].word, s->errors[i].count);
@@ -286,7 +298,7 @@ static int check_and_report(const struct chaos_opts *o, const struct history *h,
 
 	printf("\n---- spectra chaos: summary (seed %" PRIu64 ") ----\n", o->seed);
 	printf("duration:  %.1f s of workload, %.2f s to check\n", run_s, check_s);
-	print_stats(stats, run_s);
+	print_stats(stats, run_s, true);
 	print_nemesis(nm);
 	printf("history:   %s (%zu ops)\n", history_path, h->n);
 	uint64_t ok = chaos_stats_total(stats, LIN_OK);
@@ -362,12 +374,261 @@ static void stop_cluster(struct local_cluster *lc)
 	}
 }
 
+/* ---- eventual workloads ---------------------------------------------------- */
+
+/* The INFO eventual counters summed over the nodes for the summary. */
+static const char *const ev_info_fields[] = {
+    "ev_hints_queued",	   "ev_hints_delivered", "ev_hints_dropped",
+    "ev_read_repairs",	   "ev_ae_rounds",	 "ev_ae_ranges_differ",
+    "ev_ae_keys_repaired", "ev_unknown",	 "ev_unavailable",
+};
+#define EV_INFO_FIELDS (sizeof(ev_info_fields) / sizeof(ev_info_fields[0]))
+
+/* write_finals writes what every node read for every key (states[node *
+ * keys + key]) to path, one line per node and key. */
+static int write_finals(enum chaos_ev_kind kind, const struct chaos_ev_state *states, size_t nnodes,
+			size_t keys, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	char key[32];
+	for (size_t k = 0; k < keys; k++)
+		for (size_t i = 0; i < nnodes; i++) {
+			chaos_ev_key_name(k, key, sizeof(key));
+			fprintf(f, "node %zu %s ", i + 1, key);
+			chaos_ev_state_print(kind, &states[i * keys + k], SIZE_MAX, f);
+		}
+	int rc = ferror(f) ? -EIO : 0;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+/* agree sets pick[k] to the index in states of the first successful
+ * read of key k (node * keys + k), counts into *unread the reads that
+ * failed, and returns how many keys some node read differently, showing
+ * the first such pair of answers. */
+static size_t agree(enum chaos_ev_kind kind, const struct chaos_ev_state *states, size_t nnodes,
+		    size_t keys, size_t *pick, size_t *unread)
+{
+	size_t disagree = 0;
+	char key[32];
+	*unread = 0;
+	for (size_t k = 0; k < keys; k++) {
+		pick[k] = k;
+		bool differ = false;
+		for (size_t i = 0; i < nnodes; i++) {
+			const struct chaos_ev_state *s = &states[i * keys + k];
+			if (!s->read) {
+				(*unread)++;
+				continue;
+			}
+			if (!states[pick[k]].read)
+				pick[k] = i * keys + k;
+			if (chaos_ev_state_equal(kind, &states[pick[k]], s))
+				continue;
+			if (!differ && disagree == 0) {
+				chaos_ev_key_name(k, key, sizeof(key));
+				printf("  disagreement: %s at ALL through node %zu: ", key,
+				       pick[k] / keys + 1);
+				chaos_ev_state_print(kind, &states[pick[k]], EV_SET_SHOWN, stdout);
+				printf("  disagreement: %s at ALL through node %zu: ", key, i + 1);
+				chaos_ev_state_print(kind, s, EV_SET_SHOWN, stdout);
+			}
+			differ = true;
+		}
+		disagree += differ;
+	}
+	return disagree;
+}
+
+/*
+ * finish_eventual ends an eventual run once its workload is stopped and
+ * every fault healed (at healed_ns): waits for the nodes to converge,
+ * reads every key at ALL from every node, stops the cluster, writes the
+ * history and the final states, checks them and reports. Returns the
+ * exit code.
+ */
+static int finish_eventual(const struct chaos_opts *o, struct local_cluster *lc,
+			   const struct local_node_addr *addrs, struct chaos_nemesis *nm,
+			   struct chaos_ev_workload *wl, uint64_t healed_ns, double run_s,
+			   const char *liveness, const char *history_path)
+{
+	enum chaos_ev_kind kind = (enum chaos_ev_kind)o->workload;
+	size_t nnodes = lc->cf.n, keys = (size_t)o->keys;
+	struct chaos_ev_history h = {0};
+	struct chaos_stats stats = {0};
+	char stale_msg[256], why[512], path[4096], what[256];
+	chaos_ev_workload_collect(wl, &h, &stats);
+	uint64_t stale = chaos_ev_workload_stale(wl, stale_msg, sizeof(stale_msg));
+
+	uint64_t converge_ms = 0;
+	unsigned timeout_ms = (unsigned)(o->converge_timeout_s * 1000);
+	int crc = chaos_ev_wait_converged(addrs, nnodes, healed_ns, timeout_ms, CONVERGE_POLL_MS,
+					  &converge_ms, why, sizeof(why));
+	if (crc == 0)
+		chaos_nemesis_logf(nm, "converged in %" PRIu64 " ms after the last heal",
+				   converge_ms);
+	else
+		chaos_nemesis_logf(nm, "not converged %.1f s after the last heal: %s",
+				   o->converge_timeout_s, why);
+	uint64_t info[EV_INFO_FIELDS] = {0};
+	size_t info_nodes = chaos_ev_info_sum(addrs, nnodes, (unsigned)o->op_timeout_ms,
+					      ev_info_fields, EV_INFO_FIELDS, info);
+
+	struct chaos_ev_state *states = sp_calloc(nnodes * keys, sizeof(*states));
+	size_t *pick = sp_calloc(keys, sizeof(*pick));
+	size_t read = chaos_ev_final_reads(kind, addrs, nnodes, keys, (unsigned)o->op_timeout_ms,
+					   EV_FINAL_TRIES, states);
+	chaos_nemesis_logf(nm, "final reads at ALL: %zu of %zu (every key from every node)", read,
+			   nnodes * keys);
+	stop_cluster(lc);
+
+	int rc = chaos_ev_history_write(&h, kind, history_path);
+	if (rc != 0)
+		cli_error("cannot write %s: %s", history_path, sp_strerror(rc));
+	const char *slash = strrchr(history_path, '/');
+	snprintf(path, sizeof(path), "%.*sfinal.txt", slash ? (int)(slash - history_path + 1) : 0,
+		 history_path);
+	rc = write_finals(kind, states, nnodes, keys, path);
+	if (rc != 0)
+		cli_error("cannot write %s: %s", path, sp_strerror(rc));
+
+	printf("\n---- spectra chaos: summary (seed %" PRIu64 ") ----\n", o->seed);
+	printf("workload:  %s, %ld clients, %ld keys (" CHAOS_EV_KEYSPACE ":0..), rf %d, writes at "
+	       "%s, reads at quorum\n",
+	       chaos_ev_kind_name(kind), o->clients, o->keys, CHAOS_EV_RF,
+	       chaos_ev_level_name(o->write_level));
+	printf("duration:  %.1f s of workload\n", run_s);
+	print_stats(&stats, run_s, false);
+	print_nemesis(nm);
+	if (info_nodes)
+		printf("eventual:  hints queued %" PRIu64 ", delivered %" PRIu64
+		       ", dropped %" PRIu64 "; read repairs %" PRIu64
+		       "; anti-entropy rounds %" PRIu64 ", ranges differing %" PRIu64
+		       ", keys repaired %" PRIu64 "; unknown %" PRIu64 ", unavailable %" PRIu64
+		       " (summed over %zu nodes)\n",
+		       info[0], info[1], info[2], info[3], info[4], info[5], info[6], info[7],
+		       info[8], info_nodes);
+	if (crc == 0)
+		printf("converged in %" PRIu64 " ms after the last heal\n", converge_ms);
+	else
+		printf("NOT converged within %.1f s after the last heal: %s\n",
+		       o->converge_timeout_s, why);
+
+	size_t unread;
+	size_t disagree = agree(kind, states, nnodes, keys, pick, &unread);
+	printf("final:     %zu keys read at ALL from each of %zu nodes: %zu reads failed, %zu keys "
+	       "with answers that differ\n",
+	       keys, nnodes, unread, disagree);
+	/* finals: shallow copies of the agreed states, which states owns. */
+	struct chaos_ev_state *finals = sp_calloc(keys, sizeof(*finals));
+	bool all_read = true;
+	for (size_t k = 0; k < keys; k++) {
+		finals[k] = states[pick[k]];
+		all_read = all_read && finals[k].read;
+	}
+	struct chaos_ev_verdict v = {0};
+	if (all_read && o->self_test_bad) {
+		size_t victim = chaos_ev_corrupt(kind, &h, finals, keys, what, sizeof(what));
+		for (size_t k = 0; k < keys; k++)
+			states[pick[k]] =
+			    finals[k]; /* what corrupt freed or made, back to states */
+		if (victim == SIZE_MAX)
+			cli_error("--self-test-bad: found nothing to corrupt");
+		else
+			printf("self-test: %s\n", what);
+	}
+	if (all_read) {
+		chaos_ev_check(kind, &h, finals, keys, EV_SHOWN, &v, stdout);
+		switch (kind) {
+		case CHAOS_EV_SET:
+			printf("check:     %" PRIu64 " acknowledged adds, %" PRIu64
+			       " lost; %" PRIu64 " unknown adds, %" PRIu64 " present; %" PRIu64
+			       " elements never added, %" PRIu64 " of failed adds\n",
+			       v.acked, v.lost, v.unknown, v.unknown_present, v.phantom,
+			       v.failed_present);
+			break;
+		case CHAOS_EV_COUNTER:
+		case CHAOS_EV_LWW:
+			printf("check:     %" PRIu64 " acknowledged writes, %" PRIu64
+			       " unknown; %" PRIu64 " of %zu keys wrong\n",
+			       v.acked, v.unknown, v.bad_keys, keys);
+			break;
+		}
+	}
+	uint64_t reads = stats.outcome[LIN_READ][LIN_OK];
+	if (o->write_level != CHAOS_EV_ONE)
+		printf("own reads: %" PRIu64 " of %" PRIu64
+		       " ok QUORUM reads missed their client's own acknowledged writes\n",
+		       stale, reads);
+	if (stale)
+		printf("  violation: %s\n", stale_msg);
+	printf("history:   %s (%zu ops), final states in %s\n", history_path, h.n, path);
+
+	int code;
+	uint64_t ok = chaos_stats_total(&stats, LIN_OK);
+	if (crc != 0) {
+		printf("verdict:   VIOLATION: the nodes did not converge within %.1f s of the last "
+		       "heal\n",
+		       o->converge_timeout_s);
+		code = CLI_CHAOS_VIOLATION;
+	} else if (!all_read || unread) {
+		printf("verdict:   VIOLATION: %zu final reads at ALL failed after the cluster "
+		       "converged\n",
+		       unread);
+		code = CLI_CHAOS_VIOLATION;
+	} else if (disagree) {
+		printf(
+		    "verdict:   VIOLATION: the nodes give different answers at ALL for %zu keys\n",
+		    disagree);
+		code = CLI_CHAOS_VIOLATION;
+	} else if (v.violations || stale) {
+		printf("verdict:   VIOLATION: %" PRIu64 " violations of the %s check%s\n",
+		       v.violations, chaos_ev_kind_name(kind),
+		       stale ? ", and reads that missed their own writes" : "");
+		code = CLI_CHAOS_VIOLATION;
+	} else if (liveness) {
+		printf("verdict:   consistent, but %s (see nemesis.log)\n", liveness);
+		code = CLI_CHAOS_VIOLATION;
+	} else if (o->self_test_bad) {
+		printf("verdict:   consistent, yet the final state was corrupted: the check missed "
+		       "it\n");
+		code = CLI_CHAOS_OK;
+	} else if (interrupted) {
+		printf("verdict:   consistent as far as it went, but the run was interrupted\n");
+		code = CLI_CHAOS_UNKNOWN;
+	} else if (ok < (uint64_t)o->min_ops) {
+		printf("verdict:   consistent, but only %" PRIu64
+		       " ops succeeded (--min-ops %ld)\n",
+		       ok, o->min_ops);
+		code = CLI_CHAOS_UNKNOWN;
+	} else {
+		printf("verdict:   consistent: converged, the nodes agree, and the %s check "
+		       "passed\n",
+		       chaos_ev_kind_name(kind));
+		code = CLI_CHAOS_OK;
+	}
+
+	for (size_t i = 0; i < nnodes * keys; i++)
+		chaos_ev_state_free(&states[i]);
+	free(states);
+	free(finals);
+	free(pick);
+	chaos_ev_history_free(&h);
+	return code;
+}
+
 static int run(const struct chaos_opts *o, const char *dir, const char *history_path)
 {
 	int code = CLI_CHAOS_UNKNOWN, rc;
 	const char *liveness = NULL;
 	struct local_cluster lc = {0};
 	struct chaos_workload wl = {0};
+	struct chaos_ev_workload ewl = {0};
+	bool eventual = o->workload != WORKLOAD_REGISTER;
+	uint64_t healed_ns = 0;
 	struct chaos_nemesis nm;
 	bool nemesis_made = false;
 	struct history hist, bad;
@@ -420,6 +681,12 @@ static int run(const struct chaos_opts *o, const char *dir, const char *history_
 	       "nemesis %s every ~%ld ms, seed %" PRIu64 "\n",
 	       o->nodes, base, peer_base, o->clients, o->keys, o->duration_s, faults,
 	       o->interval_ms, o->seed);
+	if (eventual)
+		printf("workload:  %s on keyspace " CHAOS_EV_KEYSPACE
+		       " (eventual, rf %d), writes at "
+		       "%s, reads at quorum\n",
+		       chaos_ev_kind_name((enum chaos_ev_kind)o->workload), CHAOS_EV_RF,
+		       chaos_ev_level_name(o->write_level));
 	printf("directory: %s\n", lc.dir);
 	fflush(stdout);
 
@@ -445,6 +712,15 @@ static int run(const struct chaos_opts *o, const char *dir, const char *history_
 	addrs = sp_calloc(lc.cf.n, sizeof(*addrs));
 	for (size_t i = 0; i < lc.cf.n; i++)
 		(void)local_cluster_addr(&lc, lc.cf.nodes[i].id, &addrs[i]);
+	if (eventual) {
+		char err[256];
+		rc = chaos_ev_create_keyspace(addrs, lc.cf.n, (unsigned)o->op_timeout_ms,
+					      LEADER_WAIT_S, err, sizeof(err));
+		if (rc != 0) {
+			cli_error("cannot create keyspace " CHAOS_EV_KEYSPACE ": %s", err);
+			goto stop_nodes;
+		}
+	}
 
 	uint64_t t0_ns = sp_mono_ns(sp_clock_system());
 	uint64_t seeder = o->seed;
@@ -471,7 +747,16 @@ static int run(const struct chaos_opts *o, const char *dir, const char *history_
 		cli_error("cannot start the nemesis: %s", sp_strerror(rc));
 		goto stop_threads;
 	}
-	rc = chaos_workload_start(&wl, &wcfg);
+	struct chaos_ev_config ecfg = {.kind = (enum chaos_ev_kind)o->workload,
+				       .write_level = o->write_level,
+				       .clients = (size_t)o->clients,
+				       .keys = (size_t)o->keys,
+				       .nodes = addrs,
+				       .nnodes = lc.cf.n,
+				       .op_timeout_ms = (unsigned)o->op_timeout_ms,
+				       .seed = wcfg.seed,
+				       .t0_ns = t0_ns};
+	rc = eventual ? chaos_ev_workload_start(&ewl, &ecfg) : chaos_workload_start(&wl, &wcfg);
 	if (rc != 0) {
 		cli_error("cannot start the clients: %s", sp_strerror(rc));
 		goto stop_threads;
@@ -490,6 +775,7 @@ stop_threads:
 	/* The nemesis first, so no fault outlives the workload's end. */
 	chaos_nemesis_stop(&nm);
 	chaos_workload_stop(&wl);
+	chaos_ev_workload_stop(&ewl);
 	double run_s = (double)(sp_mono_ns(sp_clock_system()) - t0_ns) / 1e9;
 	if (nemesis_made) {
 		chaos_nemesis_logf(&nm, "workload stopped; healing");
@@ -497,6 +783,12 @@ stop_threads:
 		for (size_t i = 0; i < nm.n; i++)
 			if (nm.nodes[i].killed)
 				liveness = "a killed node did not come back";
+		healed_ns = sp_mono_ns(sp_clock_system());
+	}
+	if (eventual && nemesis_made) {
+		code = finish_eventual(o, &lc, addrs, &nm, &ewl, healed_ns, run_s, liveness,
+				       history_path);
+		goto close_log;
 	}
 	uint64_t process = chaos_workload_collect(&wl, &hist, &stats);
 
@@ -544,6 +836,7 @@ close_log:
 	if (nemesis_made)
 		chaos_nemesis_close(&nm);
 	chaos_workload_close(&wl);
+	chaos_ev_workload_close(&ewl);
 	if (nemesis_log)
 		fclose(nemesis_log);
 close_cluster:
@@ -560,7 +853,7 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	const char *nodes = NULL, *duration = NULL, *clients = NULL, *keys = NULL;
 	const char *interval = NULL, *nemesis = NULL, *dir = NULL, *base_port = NULL;
 	const char *peer_base_port = NULL, *history = NULL, *seed = NULL, *op_timeout = NULL;
-	const char *reads = NULL;
+	const char *reads = NULL, *workload = NULL, *level = NULL, *converge_timeout = NULL;
 	const char *check_timeout = NULL, *min_ops = NULL;
 	bool keep = false, self_test_bad = false;
 	const struct cli_flag flags[] = {
@@ -588,6 +881,16 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	     NULL},
 	    {"check-timeout", "SECONDS", "bound on the linearizability check, 0 none (default 60)",
 	     &check_timeout, NULL},
+	    {"workload", "NAME",
+	     "register (strong GET/SET/CAS, linearizability; default), or on an eventual "
+	     "keyspace: set (ORSET.ADD), counter (COUNTER.INCR) or lww (LWW.SET)",
+	     &workload, NULL},
+	    {"level", "LEVEL",
+	     "eventual workloads: write level one, quorum or all (default quorum)", &level, NULL},
+	    {"converge-timeout", "SECONDS",
+	     "eventual workloads: how long the nodes may take to converge after the last heal "
+	     "(default 10)",
+	     &converge_timeout, NULL},
 	    {"min-ops", "N", "successful ops needed to pass (default 1000)", &min_ops, NULL},
 	    {"keep", NULL, "keep the temporary directory even after a clean run", NULL, &keep},
 	    {"self-test-bad", NULL,
@@ -599,7 +902,8 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	    "[--nodes N] [--duration SECONDS] [--clients K] [--keys N] [--interval-ms MS]\n"
 	    "       [--nemesis LIST] [--dir DIR] [--base-port P] [--peer-base-port Q]\n"
 	    "       [--history FILE] [--seed S] [--op-timeout-ms MS] [--reads LEVEL]\n"
-	    "       [--check-timeout SECONDS]\n"
+	    "       [--check-timeout SECONDS] [--workload register|set|counter|lww]\n"
+	    "       [--level one|quorum|all] [--converge-timeout SECONDS]\n"
 	    "       [--min-ops N] [--keep] [-- SPECTRAD-FLAGS...]",
 	    "Start a local cluster, run K clients doing GET (50%), SET (30%) and CAS (20%) on a\n"
 	    "few keys while a nemesis kills (-9), pauses (SIGSTOP) and partitions (DEBUG NET)\n"
@@ -611,7 +915,28 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	    "node's log in DIR/node-<id>/spectrad.log. A temporary DIR is removed after a clean\n"
 	    "run unless --keep is given; on any failure DIR is kept and named.\n"
 	    "\n"
-	    "Exit status: 0 linearizable and at least --min-ops ops succeeded; 1 a violation,\n"
+	    "--workload set, counter or lww runs on an eventual keyspace instead: once there is\n"
+	    "a leader, KEYSPACE CREATE ev MODE eventual RF 3, then each client sends every op to\n"
+	    "a random node on keys ev:0..ev:<N-1>, writes at --level and one op in ten a read at\n"
+	    "quorum: ORSET.ADD of an element unique in the run, COUNTER.INCR by 1..5, or LWW.SET\n"
+	    "of a unique value. -TRYAGAIN or another error is a failure, -UNKNOWN or no reply\n"
+	    "an unknown outcome. After healing, every node's EVENTUAL DIGEST is polled every\n"
+	    "100 ms until all replicas of every range agree (\"converged in N ms after the last\n"
+	    "heal\"; failing after --converge-timeout), every key is read at ALL from every node\n"
+	    "and the nodes must agree; then set: no acknowledged add is missing and every\n"
+	    "element was added by an add that did not fail; counter: the value lies between\n"
+	    "the sum of acknowledged increments and that plus the unknown ones; lww: the value\n"
+	    "was written by a write that did not fail, its timestamp is at least every\n"
+	    "acknowledged write's, and equals what its own write returned if acknowledged.\n"
+	    "With writes at quorum or all, each quorum read must also hold its client's own\n"
+	    "acknowledged writes. The history (eventual JSON lines) and final.txt (what each\n"
+	    "node read at ALL) are kept in DIR. --self-test-bad corrupts the agreed final\n"
+	    "state (drops an acknowledged element, adds 1000 to a counter, replaces an LWW\n"
+	    "value) so that the check must fail.\n"
+	    "\n"
+	    "Exit status: 0 linearizable (eventual: converged and checked) and at least\n"
+	    "--min-ops ops succeeded; 1 a violation (eventual: also no convergence in time,\n"
+	    "nodes that disagree, or a final read at ALL that failed),\n"
 	    "or a cluster that did not recover once healed (a killed node that would not\n"
 	    "restart, no leader); 2 unknown (the check ran out of time, too few ops, the run\n"
 	    "was interrupted, or the cluster could not be run); 64 usage error.",
@@ -631,6 +956,9 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 			       .op_timeout_ms = 1500,
 			       .min_ops = 1000,
 			       .check_timeout_s = 60,
+			       .workload = WORKLOAD_REGISTER,
+			       .write_level = CHAOS_EV_QUORUM,
+			       .converge_timeout_s = 10,
 			       .faults = CHAOS_FAULTS_ALL,
 			       .dir = dir,
 			       .history = history,
@@ -674,6 +1002,38 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 					reads);
 			return CLI_CHAOS_USAGE;
 		}
+	}
+	if (workload && strcmp(workload, "register") != 0) {
+		enum chaos_ev_kind kind;
+		if (chaos_ev_parse_kind(workload, &kind) != 0) {
+			cli_usage_error(path,
+					"--workload: '%s' is not register, set, counter or lww",
+					workload);
+			return CLI_CHAOS_USAGE;
+		}
+		o.workload = (int)kind;
+	}
+	bool eventual = o.workload != WORKLOAD_REGISTER;
+	if (!eventual && (level || converge_timeout)) {
+		cli_usage_error(path,
+				"--%s is for the eventual workloads (--workload set, counter "
+				"or lww)",
+				level ? "level" : "converge-timeout");
+		return CLI_CHAOS_USAGE;
+	}
+	if (eventual && (reads || check_timeout)) {
+		cli_usage_error(path, "--%s is for --workload register",
+				reads ? "reads" : "check-timeout");
+		return CLI_CHAOS_USAGE;
+	}
+	if (level && chaos_ev_parse_level(level, &o.write_level) != 0) {
+		cli_usage_error(path, "--level: '%s' is not one, quorum or all", level);
+		return CLI_CHAOS_USAGE;
+	}
+	if (converge_timeout && !cli_parse_seconds(converge_timeout, &o.converge_timeout_s)) {
+		cli_usage_error(path, "--converge-timeout: '%s' is not a number of seconds",
+				converge_timeout);
+		return CLI_CHAOS_USAGE;
 	}
 	if (check_timeout && !cli_parse_seconds(check_timeout, &o.check_timeout_s)) {
 		cli_usage_error(path, "--check-timeout: '%s' is not a number of seconds",

@@ -6,6 +6,7 @@
  * below. Later groups (cluster, bench, check, chaos) join the same way.
  */
 #include "cli.h"
+#include "cli_bench.h"
 #include "cli_chaos.h"
 #include "cli_check.h"
 #include "cli_cluster.h"
@@ -20,6 +21,7 @@ static const struct cli_command commands[] = {
     {"cluster", "run a cluster of spectrad nodes on this machine", cli_cluster_main},
     {"check", "check that a recorded history is linearizable", cli_check_main},
     {"chaos", "drive a local cluster through faults and check its history", cli_chaos_main},
+    {"bench", "load a RESP server with a mix of ops: throughput and latency", cli_bench_main},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
