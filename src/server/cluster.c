@@ -185,6 +185,8 @@ static int open_eventual(struct server *srv, const struct cluster_file *file)
 	    .ae_interval_ms = (uint32_t)cfg->anti_entropy_ms,
 	    .ae_max_keys = (uint32_t)cfg->anti_entropy_keys,
 	    .max_clock_skew_ms = cfg->max_clock_skew_ms,
+	    .read_repair_percent = (uint32_t)cfg->read_repair_percent,
+	    .seed = srv->node_id ^ sp_mono_ns(srv->clock),
 	    .limits = srv->ev_limits,
 	    .send = ev_send_frame,
 	    .ctx = srv,

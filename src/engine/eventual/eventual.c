@@ -33,6 +33,7 @@ struct ev_pending {
 	ev_done_fn done;
 	void *arg;
 	uint64_t deadline_ms; /* answer by */
+	uint64_t start_ms;
 	struct sp_buf key;
 	uint64_t hash;
 	uint64_t targets[EV_MAX_RF];
@@ -75,6 +76,14 @@ const char *ev_level_name(uint8_t level)
 	default:
 		return "default";
 	}
+}
+
+static uint64_t rnd(struct ev_engine *e)
+{
+	uint64_t z = (e->rng += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
 }
 
 static unsigned popcount8(uint8_t v)
@@ -382,7 +391,8 @@ static struct ev_pending *op_new(struct ev_engine *e, uint8_t role, const struct
 	p->flags = op->flags;
 	p->done = done;
 	p->arg = arg;
-	p->deadline_ms = ev_now_ms(e) + e->cfg.request_timeout_ms;
+	p->start_ms = ev_now_ms(e);
+	p->deadline_ms = p->start_ms + e->cfg.request_timeout_ms;
 	sp_buf_init(&p->key);
 	sp_buf_append(&p->key, op->key, op->klen);
 	sp_buf_init(&p->state);
@@ -877,6 +887,28 @@ static void read_progress(struct ev_engine *e, struct ev_pending *p)
 	}
 }
 
+/* read_ask sends the read to target i. */
+static void read_ask(struct ev_engine *e, struct ev_pending *p, int i)
+{
+	struct sp_buf *m = &e->scratch2;
+	sp_buf_clear(m);
+	ev_msg_read(m, p->id, sp_buf_begin(&p->key), p->key.len);
+	ev_send(e, p->targets[i], m);
+	p->sent |= (uint8_t)(1u << i);
+}
+
+/* read_ask_more asks live targets not asked yet, starting at a random one,
+ * until `want` have been asked (all of them for want >= ntargets). */
+static void read_ask_more(struct ev_engine *e, struct ev_pending *p, unsigned want)
+{
+	unsigned start = (unsigned)(rnd(e) % p->ntargets);
+	for (unsigned k = 0; k < p->ntargets && popcount8(p->sent) < want; k++) {
+		int i = (int)((start + k) % p->ntargets);
+		if (!(p->sent & (1u << i)) && ev_peer_alive(e, p->targets[i]))
+			read_ask(e, p, i);
+	}
+}
+
 static void coord_read(struct ev_engine *e, const struct ev_op *op, ev_done_fn done, void *arg)
 {
 	uint64_t hash = ring_key_hash(op->key, op->klen);
@@ -900,27 +932,23 @@ static void coord_read(struct ev_engine *e, const struct ev_op *op, ev_done_fn d
 	p->ntargets = (uint8_t)nt;
 	p->need = need;
 	memcpy(p->targets, targets, nt * sizeof(*targets));
-	struct sp_buf *m = &e->scratch2;
 	for (size_t i = 0; i < nt; i++) {
-		uint8_t bit = (uint8_t)(1u << i);
-		if (targets[i] == e->cfg.self_id) {
-			uint8_t type;
-			const uint8_t *cur;
-			size_t clen;
-			int rc = local_get(e, hash, op->rf, op->key, op->klen, &type, &cur, &clen);
-			if (rc && rc != SP_ERR_NOTFOUND)
-				continue;
-			p->rtype[i] = type;
-			sp_buf_append(&p->resp[i], cur, clen);
-			p->responded |= bit;
-			p->sent |= bit;
-		} else if (ev_peer_alive(e, targets[i])) {
-			sp_buf_clear(m);
-			ev_msg_read(m, p->id, op->key, op->klen);
-			ev_send(e, targets[i], m);
-			p->sent |= bit;
-		}
+		if (targets[i] != e->cfg.self_id)
+			continue;
+		/* This node's own copy answers first, at once. */
+		uint8_t type;
+		const uint8_t *cur;
+		size_t clen;
+		int rc = local_get(e, hash, op->rf, op->key, op->klen, &type, &cur, &clen);
+		if (rc && rc != SP_ERR_NOTFOUND)
+			break;
+		p->rtype[i] = type;
+		sp_buf_append(&p->resp[i], cur, clen);
+		p->responded |= (uint8_t)(1u << i);
+		p->sent |= (uint8_t)(1u << i);
 	}
+	bool everyone = rnd(e) % 100 < e->cfg.read_repair_percent;
+	read_ask_more(e, p, everyone ? (unsigned)nt : need);
 	read_progress(e, p);
 }
 
@@ -1115,6 +1143,11 @@ static void expire_ops(struct ev_engine *e, uint64_t now)
 	struct ev_pending *p = e->ops;
 	while (p) {
 		struct ev_pending *next = p->next;
+		if (p->role == P_READ && !p->answered && now - p->start_ms >= EV_READ_SPECULATE_MS &&
+		    popcount8(p->sent) < p->ntargets) {
+			/* A replica asked is slow or gone: ask the others. */
+			read_ask_more(e, p, p->ntargets);
+		}
 		if (now < p->deadline_ms) {
 			p = next;
 			continue;
@@ -1256,6 +1289,7 @@ int eventual_open(struct ev_engine **out, const struct eventual_config *cfg, con
 	sp_buf_init(&e->scratch);
 	sp_buf_init(&e->scratch2);
 	hlc_init(&e->hlc);
+	e->rng = cfg->seed ^ (cfg->self_id * 0x9E3779B97F4A7C15ull);
 	e->start_ms = ev_now_ms(e);
 	struct store_options so = {.dir = e->dir, .map_size = cfg->map_size, .wal = 0};
 	int rc = store_open(&e->store, &so);

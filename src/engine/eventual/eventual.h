@@ -15,10 +15,13 @@
  *           sends the whole new state to the other replicas, which merge
  *           it. The client is answered once `level` replicas (ONE, QUORUM,
  *           ALL) hold it, counting the coordinator.
- *   reads   go to every live replica; the answer is the merge of the first
- *           `level` replies. Replies that differ from the merge are
- *           repaired: before answering at QUORUM and ALL, in the background
- *           at ONE (read repair).
+ *   reads   go to as many live replicas as the level needs (this node's own
+ *           copy first when it is one, then replicas in a random order);
+ *           a read short of answers after EV_READ_SPECULATE_MS asks the
+ *           rest. read_repair_percent of reads ask every live replica. The
+ *           answer is the merge of the first `level` replies; replies that
+ *           differ from the merge are repaired: before answering at QUORUM
+ *           and ALL, in the background at ONE (read repair).
  *
  * A replica that does not acknowledge a write in time gets a hint: the
  * coordinator keeps the state durably (a meta record in this engine's
@@ -58,6 +61,9 @@
 #include "common/clock.h"
 #include "crdt/crdt.h"
 #include "engine/eventual/msg.h"
+
+/* A read short of answers this long asks the replicas it did not. */
+#define EV_READ_SPECULATE_MS 50
 
 /* The largest replication factor, and the levels. */
 #define EV_MAX_RF 7
@@ -140,6 +146,9 @@ struct eventual_config {
 	uint32_t ae_interval_ms;     /* one anti-entropy round per interval; 0: off */
 	uint32_t ae_max_keys;	     /* keys sent per round, at most */
 	uint64_t max_clock_skew_ms;  /* LWW timestamps further ahead are flagged */
+	uint32_t read_repair_percent; /* reads that ask every replica, not just
+				       * enough for their level, to repair behind */
+	uint64_t seed;		      /* the engine's PRNG (replica choice, repair) */
 	struct crdt_limits limits;
 	/* send one message (channel EV_CHANNEL) to node `to`. */
 	int (*send)(void *ctx, uint64_t to, const void *p, size_t len);

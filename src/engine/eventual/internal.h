@@ -55,6 +55,7 @@ struct ev_engine {
 	struct sp_buf held;
 	struct sp_buf scratch, scratch2;
 
+	uint64_t rng; /* splitmix64 state, from cfg.seed */
 	uint64_t hint_seq;
 	struct ev_stats st;
 };
