@@ -137,13 +137,13 @@ start_cluster() {
 	done
 }
 
-# key_on A B C: prints a key ev:kN whose replicas are exactly nodes A B C
-# in that order (A is the first).
+# key_on A B C [KEYSPACE]: prints a key KEYSPACE:kN (default ev) whose
+# replicas are exactly nodes A B C in that order (A is the first).
 key_on() {
-	local i
+	local i ks=${4:-ev}
 	for i in $(seq 1 5000); do
-		if [ "$(cli 1 eventual replicas "ev:k$i" | tr '\n' ' ')" = "$1 $2 $3 " ]; then
-			echo "ev:k$i"
+		if [ "$(cli 1 eventual replicas "$ks:k$i" | tr '\n' ' ')" = "$1 $2 $3 " ]; then
+			echo "$ks:k$i"
 			return 0
 		fi
 	done
@@ -161,6 +161,7 @@ expect_prefix "ERR RF must be 1..7" 1 keyspace create bad mode eventual rf 9
 expect_prefix "ERR not an eventual level 'linearizable'" 1 keyspace create bad mode eventual read linearizable
 expect_prefix "ERR unknown option 'sloppy' for a strong" 1 keyspace create bad mode strong sloppy yes
 expect OK 1 keyspace create ev1 mode eventual rf 1 write one sloppy yes
+expect OK 1 keyspace create evs mode eventual rf 3 sloppy yes
 ok "eventual keyspaces are created and described; bad options are refused"
 
 # 2. command families, each written through one node and read through others
@@ -215,6 +216,7 @@ ok "registers, LWW, counters, G-Set, 2P-Set, OR-Set, MV-Register and refusals on
 
 # 3. levels with two of a key's three replicas down
 k=$(key_on 1 2 3) || fail "no key on nodes 1 2 3"
+ks=$(key_on 1 2 3 evs) || fail "no key of evs on nodes 1 2 3"
 expect OK 1 level all set "$k" before
 "$SPECTRA" cluster stop --dir "$dir" --id 2 >/dev/null
 "$SPECTRA" cluster stop --dir "$dir" --id 3 >/dev/null
@@ -225,6 +227,9 @@ expect_prefix "TRYAGAIN" 4 level quorum get "$k"
 expect OK 1 level one set "$k" after
 expect after 1 level one get "$k"
 ok "with 2 of 3 replicas down: QUORUM and ALL refused (TRYAGAIN), ONE served"
+# A sloppy quorum counts the fallback nodes (4 and 5) that take the hints.
+expect OK 1 level quorum set "$ks" sloppy
+ok "with 2 of 3 replicas down a sloppy keyspace takes a QUORUM write on fallback nodes"
 
 # 4. hinted handoff: more writes while nodes 2 and 3 are down, then back
 for i in $(seq 1 200); do echo "LEVEL one SET ev:h$i v$i"; done | redis-cli -p "$(port 1)" >/dev/null
@@ -240,6 +245,8 @@ delivered=$(info_field 1 ev_hints_delivered)
 [ "$delivered" -ge "$queued" ] || fail "node 1 delivered $delivered of $queued hints"
 expect after 2 level one get "$k"
 expect after 3 level one get "$k"
+expect sloppy 2 level one get "$ks"
+expect sloppy 3 level one get "$ks"
 ok "hinted handoff: $queued hints queued at node 1, $delivered delivered; digests agree after $ms ms"
 "$SPECTRA" cluster down --dir "$dir" --timeout 10 >/dev/null
 
