@@ -42,7 +42,7 @@ static void reencode(const struct ev_msg *m, struct sp_buf *out)
 		ev_msg_write_ack(out, m->id, m->status);
 		break;
 	case EVM_READ:
-		ev_msg_read(out, m->id, m->item.key.p, m->item.key.len);
+		ev_msg_read(out, m->id, m->item.rf, m->item.key.p, m->item.key.len);
 		break;
 	case EVM_READ_REPLY:
 		ev_msg_read_reply(out, m->id, m->status, m->item.type, m->item.state.p,

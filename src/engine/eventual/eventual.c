@@ -892,7 +892,7 @@ static void read_ask(struct ev_engine *e, struct ev_pending *p, int i)
 {
 	struct sp_buf *m = &e->scratch2;
 	sp_buf_clear(m);
-	ev_msg_read(m, p->id, sp_buf_begin(&p->key), p->key.len);
+	ev_msg_read(m, p->id, p->rf, sp_buf_begin(&p->key), p->key.len);
 	ev_send(e, p->targets[i], m);
 	p->sent |= (uint8_t)(1u << i);
 }
@@ -1060,18 +1060,13 @@ static void recv_write(struct ev_engine *e, uint64_t from, const struct ev_msg *
 static void recv_read(struct ev_engine *e, uint64_t from, const struct ev_msg *m)
 {
 	e->st.replica_reads++;
-	/* The reader names the key; its keyspace's rf is not in the message,
-	 * so look the key up under every rf class this node holds. */
-	uint64_t hash = ring_key_hash(m->item.key.p, m->item.key.len);
 	uint8_t type = 0;
 	const uint8_t *cur = NULL;
 	size_t clen = 0;
-	int rc = SP_ERR_NOTFOUND;
-	for (uint8_t rf = 1; rf <= EV_MAX_RF && rc == SP_ERR_NOTFOUND; rf++) {
-		if (!e->trees[rf])
-			continue;
-		rc = local_get(e, hash, rf, m->item.key.p, m->item.key.len, &type, &cur, &clen);
-	}
+	int rc = SP_ERR_PROTO;
+	if (m->item.rf >= 1 && m->item.rf <= EV_MAX_RF && m->item.key.len)
+		rc = local_get(e, ring_key_hash(m->item.key.p, m->item.key.len), m->item.rf,
+			       m->item.key.p, m->item.key.len, &type, &cur, &clen);
 	struct sp_buf *b = &e->scratch2;
 	sp_buf_clear(b);
 	ev_msg_read_reply(b, m->id, rc == 0 ? 0 : rc == SP_ERR_NOTFOUND ? 1 : 2, type, cur, clen);
@@ -1198,6 +1193,15 @@ void eventual_tick(struct ev_engine *e)
 int eventual_commit(struct ev_engine *e)
 {
 	int rc = store_commit(e->store);
+	int lost_err = 0;
+	uint64_t lost = store_batches_lost(e->store, &lost_err);
+	if (rc == 0 && lost != e->batches_lost) {
+		/* A write failed earlier in this batch (map full, I/O) and the
+		 * store dropped the whole batch: writes already answered or
+		 * acknowledged are gone, so nothing held may leave. */
+		e->batches_lost = lost;
+		rc = lost_err ? lost_err : SP_ERR_IO;
+	}
 	if (rc) {
 		sp_buf_clear(&e->held);
 		return rc;

@@ -210,8 +210,10 @@ void eventual_recv(struct ev_engine *e, uint64_t from, const uint8_t *p, size_t 
 void eventual_tick(struct ev_engine *e);
 
 /* eventual_commit commits the store batch and then sends the messages
- * that waited for it. Returns 0 or a store error (the batch is lost; the
- * caller stops the node, as for the strong store). */
+ * that waited for it. Returns 0 or a store error: the commit failed, or a
+ * write earlier in the batch failed and the store dropped the batch (so
+ * writes already acknowledged are gone). Nothing held is sent then, and
+ * the caller stops the node, as for the strong store. */
 int eventual_commit(struct ev_engine *e);
 
 /* eventual_sync makes committed batches durable (may run on another

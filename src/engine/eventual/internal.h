@@ -57,6 +57,7 @@ struct ev_engine {
 
 	uint64_t rng; /* splitmix64 state, from cfg.seed */
 	uint64_t hint_seq;
+	uint64_t batches_lost; /* store_batches_lost when last committed */
 	struct ev_stats st;
 };
 

@@ -109,6 +109,7 @@ int ev_msg_decode(const uint8_t *p, size_t len, struct ev_msg *m)
 		break;
 	case EVM_READ:
 		m->id = rd_u64(&r);
+		m->item.rf = rd_u8(&r);
 		m->item.key = rd_bytes(&r);
 		break;
 	case EVM_READ_REPLY:
@@ -251,10 +252,11 @@ void ev_msg_write_ack(struct sp_buf *out, uint64_t id, uint8_t status)
 	put_u8(out, status);
 }
 
-void ev_msg_read(struct sp_buf *out, uint64_t id, const void *key, size_t klen)
+void ev_msg_read(struct sp_buf *out, uint64_t id, uint8_t rf, const void *key, size_t klen)
 {
 	put_u8(out, EVM_READ);
 	put_u64(out, id);
+	put_u8(out, rf);
 	put_bytes(out, key, klen);
 }
 

@@ -11,7 +11,7 @@
  *                  merge item into the store (hint_for 0), or keep it
  *                  durably as a hint for node hint_for (sloppy quorum)
  *   WRITE_ACK      type | id u64 | status u8    (0 done, 1 refused)
- *   READ           type | id u64 | key
+ *   READ           type | id u64 | rf u8 | key
  *   READ_REPLY     type | id u64 | status u8 | item-state
  *                  (status 0 found, 1 not found, 2 failed)
  *   PROXY          type | id u64 | op           a write for a replica to
@@ -97,7 +97,7 @@ struct ev_msg {
 	uint64_t id;
 	uint64_t hint_for, seen_ts;
 	uint8_t status;
-	struct ev_item item; /* WRITE; READ (key); READ_REPLY (type, state) */
+	struct ev_item item; /* WRITE; READ (rf, key); READ_REPLY (type, state) */
 	struct ev_wire_op op;
 	/* PROXY_REPLY */
 	int32_t rstatus;
@@ -132,7 +132,7 @@ void ev_msg_ping(struct sp_buf *out, bool pong);
 void ev_msg_write(struct sp_buf *out, uint64_t id, uint64_t hint_for, uint64_t seen_ts,
 		  const struct ev_item *it);
 void ev_msg_write_ack(struct sp_buf *out, uint64_t id, uint8_t status);
-void ev_msg_read(struct sp_buf *out, uint64_t id, const void *key, size_t klen);
+void ev_msg_read(struct sp_buf *out, uint64_t id, uint8_t rf, const void *key, size_t klen);
 void ev_msg_read_reply(struct sp_buf *out, uint64_t id, uint8_t status, uint8_t type,
 		       const void *state, size_t slen);
 void ev_msg_proxy(struct sp_buf *out, uint64_t id, const struct ev_wire_op *op);
