@@ -179,8 +179,8 @@ static int open_eventual(struct server *srv, const struct cluster_file *file)
 	    .map_size = cfg->map_size,
 	    .clock = srv->clock,
 	    .request_timeout_ms = (uint32_t)cfg->request_timeout_ms,
-	    .hint_max_age_ms = (uint32_t)(cfg->hint_max_age_ms > UINT32_MAX ? UINT32_MAX
-									    : cfg->hint_max_age_ms),
+	    .hint_max_age_ms =
+		(uint32_t)(cfg->hint_max_age_ms > UINT32_MAX ? UINT32_MAX : cfg->hint_max_age_ms),
 	    .hint_max_bytes = cfg->hint_max_bytes,
 	    .ae_interval_ms = (uint32_t)cfg->anti_entropy_ms,
 	    .ae_max_keys = (uint32_t)cfg->anti_entropy_keys,

@@ -416,9 +416,9 @@ void cmd_info(struct client *c)
 		const char *name;
 		void (*fn)(struct server *, struct sp_buf *);
 	} sections[] = {
-	    {"server", info_server},	       {"clients", info_clients},   {"stats", info_stats},
-	    {"persistence", info_persistence}, {"keyspace", info_keyspace},
-	    {"eventual", info_eventual},
+	    {"server", info_server},	 {"clients", info_clients},
+	    {"stats", info_stats},	 {"persistence", info_persistence},
+	    {"keyspace", info_keyspace}, {"eventual", info_eventual},
 	};
 	const size_t nsec = sizeof(sections) / sizeof(sections[0]);
 	struct sp_buf b;

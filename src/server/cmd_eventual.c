@@ -36,15 +36,15 @@
 
 /* How a finished op becomes a reply. */
 enum fmt {
-	FMT_GET = 1,   /* LWW value or nil */
-	FMT_OK,	       /* +OK */
-	FMT_N,	       /* :n */
-	FMT_LWW_GET,   /* [value, ts, node] or nil */
-	FMT_COUNTER,   /* :value of a gcounter/pncounter (0 when absent) */
-	FMT_MEMBERS,   /* set members */
-	FMT_CONTAINS,  /* :1/:0 for the member kept in the request */
-	FMT_CARD,      /* :members */
-	FMT_MVGET,     /* [values...] */
+	FMT_GET = 1,  /* LWW value or nil */
+	FMT_OK,	      /* +OK */
+	FMT_N,	      /* :n */
+	FMT_LWW_GET,  /* [value, ts, node] or nil */
+	FMT_COUNTER,  /* :value of a gcounter/pncounter (0 when absent) */
+	FMT_MEMBERS,  /* set members */
+	FMT_CONTAINS, /* :1/:0 for the member kept in the request */
+	FMT_CARD,     /* :members */
+	FMT_MVGET,    /* [values...] */
 };
 
 struct ev_req {
@@ -311,8 +311,9 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 		return;
 	}
 	if (c->req_level) {
-		reply_errorf(c, "ERR level %s is for strong keyspaces; '%s' is eventual (one, "
-				"quorum, all)",
+		reply_errorf(c,
+			     "ERR level %s is for strong keyspaces; '%s' is eventual (one, "
+			     "quorum, all)",
 			     level_name(c->req_level), ks->name);
 		return;
 	}
@@ -347,7 +348,8 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 			n = -n;
 		}
 		if (ec->kind == EV_OP_GCOUNTER_ADD && n <= 0) {
-			reply_error(c, "ERR a G-Counter only grows: the increment must be positive");
+			reply_error(c,
+				    "ERR a G-Counter only grows: the increment must be positive");
 			return;
 		}
 		op.n = n;
@@ -379,8 +381,9 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 /* A CRDT command reached a key of another mode's keyspace. */
 void cmd_crdt(struct client *c)
 {
-	reply_errorf(c, "ERR '%s' needs a key in an eventual keyspace (KEYSPACE CREATE <name> "
-			"MODE eventual)",
+	reply_errorf(c,
+		     "ERR '%s' needs a key in an eventual keyspace (KEYSPACE CREATE <name> "
+		     "MODE eventual)",
 		     c->cmd ? c->cmd->name : "?");
 }
 
@@ -439,7 +442,8 @@ void cmd_eventual(struct client *c)
 			return;
 		}
 		uint64_t ids[EV_MAX_RF];
-		size_t n = eventual_replicas(srv->eventual, c->argv[2].p, c->argv[2].len, ks.rf, ids);
+		size_t n =
+		    eventual_replicas(srv->eventual, c->argv[2].p, c->argv[2].len, ks.rf, ids);
 		reply_array(c, n);
 		for (size_t i = 0; i < n; i++)
 			reply_integer(c, (int64_t)ids[i]);

@@ -315,7 +315,8 @@ static int keyspace_options(struct client *c, struct keyspace *ks)
 			ks->sloppy = arg_equals(val, "yes");
 		} else {
 			reply_errorf(c, "ERR unknown option '%.*s' for a %s keyspace",
-				     (int)(opt.len > 32 ? 32 : opt.len), opt.p, mode_name(ks->mode));
+				     (int)(opt.len > 32 ? 32 : opt.len), opt.p,
+				     mode_name(ks->mode));
 			return -1;
 		}
 	}

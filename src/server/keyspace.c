@@ -108,8 +108,8 @@ int keyspace_create(struct server *srv, const struct keyspace *ks)
 	memcpy(meta, META_PREFIX, strlen(META_PREFIX));
 	memcpy(meta + strlen(META_PREFIX), name, len);
 	meta[strlen(META_PREFIX) + len] = '\0';
-	uint8_t v[6] = {ks->mode, ks->read_level, ks->rf, ks->ev_read, ks->ev_write,
-			(uint8_t)(ks->sloppy ? 1 : 0)};
+	uint8_t v[6] = {ks->mode,    ks->read_level, ks->rf,
+			ks->ev_read, ks->ev_write,   (uint8_t)(ks->sloppy ? 1 : 0)};
 	int rc = store_meta_put(srv->store, meta, v, sizeof(v));
 	if (rc)
 		return rc;

@@ -630,17 +630,20 @@ static int check_keys(struct client *c, const struct command *cmd, struct keyspa
 		if (i == (size_t)cmd->first_key)
 			*first = ks;
 		if (ks.mode == SP_MODE_CAUSAL) {
-			reply_errorf(c,
-				     "ERR key '%.*s' is in causal keyspace '%s': causal keyspaces are "
-				     "not served by this version yet",
-				     (int)(c->argv[i].len > 64 ? 64 : c->argv[i].len), c->argv[i].p,
-				     ks.name);
+			reply_errorf(
+			    c,
+			    "ERR key '%.*s' is in causal keyspace '%s': causal keyspaces are "
+			    "not served by this version yet",
+			    (int)(c->argv[i].len > 64 ? 64 : c->argv[i].len), c->argv[i].p,
+			    ks.name);
 			return -1;
 		}
 		if (ks.mode != first->mode) {
-			reply_errorf(c, "ERR the keys of one command must be in keyspaces of one mode "
-					"('%s' is %s, '%s' is %s)",
-				     first->name, mode_name(first->mode), ks.name, mode_name(ks.mode));
+			reply_errorf(c,
+				     "ERR the keys of one command must be in keyspaces of one mode "
+				     "('%s' is %s, '%s' is %s)",
+				     first->name, mode_name(first->mode), ks.name,
+				     mode_name(ks.mode));
 			return -1;
 		}
 	}
@@ -653,7 +656,8 @@ int route_check_keys(struct client *c, const struct command *cmd)
 	if (check_keys(c, cmd, &ks))
 		return -1;
 	if (ks.mode == SP_MODE_EVENTUAL || (cmd->flags & CMD_EVENTUAL)) {
-		reply_errorf(c, "ERR MULTI/EXEC is for strong keyspaces; '%s' is eventual", ks.name);
+		reply_errorf(c, "ERR MULTI/EXEC is for strong keyspaces; '%s' is eventual",
+			     ks.name);
 		return -1;
 	}
 	return 0;
@@ -687,8 +691,9 @@ void route_submit(struct client *c, const struct command *cmd)
 		return;
 	}
 	if (c->req_ev_level) {
-		reply_errorf(c, "ERR level %s is for eventual keyspaces; '%s' is strong "
-				"(linearizable, lease, stale)",
+		reply_errorf(c,
+			     "ERR level %s is for eventual keyspaces; '%s' is strong "
+			     "(linearizable, lease, stale)",
 			     ev_level_name(c->req_ev_level), ks.name);
 		return;
 	}

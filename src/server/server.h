@@ -133,14 +133,14 @@ struct client {
 	/* Replies in command order while some are pending (route.c). */
 	struct reply_slot *slot_head, *slot_tail;
 	size_t nslots;
-	size_t slot_bytes;   /* reply bytes waiting in slots */
-	uint32_t nblocked;   /* its reads waiting behind its writes */
-	uint8_t level;	     /* CONSISTENCY: enum read_level */
-	uint8_t req_level;   /* LEVEL prefix: for the command being run */
+	size_t slot_bytes;	   /* reply bytes waiting in slots */
+	uint32_t nblocked;	   /* its reads waiting behind its writes */
+	uint8_t level;		   /* CONSISTENCY: enum read_level */
+	uint8_t req_level;	   /* LEVEL prefix: for the command being run */
 	uint8_t ev_read, ev_write; /* CONSISTENCY for eventual keyspaces: enum ev_level */
 	uint8_t req_ev_level;	   /* LEVEL prefix with an eventual level */
-	uint64_t last_write; /* id of its latest write request */
-	struct sp_buf multi; /* MULTI: queued commands, entry-encoded */
+	uint64_t last_write;	   /* id of its latest write request */
+	struct sp_buf multi;	   /* MULTI: queued commands, entry-encoded */
 	uint32_t multi_n;
 };
 

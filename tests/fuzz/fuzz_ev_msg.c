@@ -68,8 +68,8 @@ static void reencode(const struct ev_msg *m, struct sp_buf *out)
 			sp_buf_clear(out);
 			return;
 		}
-		ev_msg_proxy_reply(out, m->id, m->rstatus, m->n, m->acks, m->replicas,
-				   m->item.type, m->item.state.p, m->item.state.len, text);
+		ev_msg_proxy_reply(out, m->id, m->rstatus, m->n, m->acks, m->replicas, m->item.type,
+				   m->item.state.p, m->item.state.len, text);
 		free(text);
 		break;
 	}

@@ -194,8 +194,8 @@ static void outcome_free(struct outcome *o)
 }
 
 /* run submits one op at node i and pumps; the op may still be pending. */
-static void run(struct sim *s, int i, uint8_t kind, uint8_t level, const char *key,
-		const char *arg, int64_t n, struct outcome *o)
+static void run(struct sim *s, int i, uint8_t kind, uint8_t level, const char *key, const char *arg,
+		int64_t n, struct outcome *o)
 {
 	memset(o, 0, sizeof(*o));
 	struct ev_bytes a = {(const uint8_t *)arg, arg ? strlen(arg) : 0};
@@ -340,7 +340,8 @@ static void test_counters_and_sets_merge(void **state)
 		assert_int_equal(o.type, CRDT_PNCOUNTER);
 		int64_t v;
 		assert_int_equal(
-		    crdt_pncounter_value((const uint8_t *)sp_buf_begin(&o.state), o.state.len, &v), 0);
+		    crdt_pncounter_value((const uint8_t *)sp_buf_begin(&o.state), o.state.len, &v),
+		    0);
 		assert_int_equal(v, sum);
 		outcome_free(&o);
 	}

@@ -296,7 +296,8 @@ int ev_merge_item(struct ev_engine *e, const struct ev_item *it, uint64_t seen_t
 		 * value stamped later was concurrent with its write, and one of
 		 * the two is now silently gone. */
 		struct crdt_lww a, b;
-		if (crdt_lww_get(cur, clen, &a) == 0 && crdt_lww_get(it->state.p, it->state.len, &b) == 0 &&
+		if (crdt_lww_get(cur, clen, &a) == 0 &&
+		    crdt_lww_get(it->state.p, it->state.len, &b) == 0 &&
 		    (a.ts != b.ts || a.node != b.node) && a.ts > seen_ts - 1)
 			e->st.lww_concurrent++;
 	}
@@ -308,8 +309,9 @@ int ev_merge_item(struct ev_engine *e, const struct ev_item *it, uint64_t seen_t
 	struct sp_buf old;
 	sp_buf_init(&old);
 	sp_buf_append(&old, cur, clen);
-	rc = local_put(e, hash, it->rf, it->key.p, it->key.len, type, (const uint8_t *)sp_buf_begin(&old),
-		       old.len, type, (const uint8_t *)sp_buf_begin(&merged), merged.len);
+	rc = local_put(e, hash, it->rf, it->key.p, it->key.len, type,
+		       (const uint8_t *)sp_buf_begin(&old), old.len, type,
+		       (const uint8_t *)sp_buf_begin(&merged), merged.len);
 	sp_buf_free(&old);
 	if (rc == 0) {
 		e->st.merges++;
@@ -359,8 +361,8 @@ int ev_rebuild_trees(struct ev_engine *e)
 		struct sp_buf after;
 		sp_buf_init(&after);
 		sp_buf_append(&after, sp_buf_begin(&ctx.last), ctx.last.len);
-		rc = store_scan(e->store, after.len ? sp_buf_begin(&after) : NULL, after.len, 4096, 0,
-				rebuild_one, &ctx, &more);
+		rc = store_scan(e->store, after.len ? sp_buf_begin(&after) : NULL, after.len, 4096,
+				0, rebuild_one, &ctx, &more);
 		sp_buf_free(&after);
 		if (rc <= 0)
 			break;
@@ -540,12 +542,14 @@ static int apply_op(struct ev_engine *e, const struct ev_op *op, struct ev_pendi
 	case EV_OP_GCOUNTER_ADD:
 		rc = crdt_gcounter_add(cur, clen, self, (uint64_t)op->n, out);
 		if (rc == 0)
-			rc = crdt_gcounter_value((const uint8_t *)sp_buf_begin(out), out->len, &p->n);
+			rc = crdt_gcounter_value((const uint8_t *)sp_buf_begin(out), out->len,
+						 &p->n);
 		return rc;
 	case EV_OP_PNCOUNTER_ADD:
 		rc = crdt_pncounter_add(cur, clen, self, op->n, out);
 		if (rc == 0)
-			rc = crdt_pncounter_value((const uint8_t *)sp_buf_begin(out), out->len, &p->n);
+			rc = crdt_pncounter_value((const uint8_t *)sp_buf_begin(out), out->len,
+						  &p->n);
 		return rc;
 	case EV_OP_MVREG_SET:
 		return crdt_mvreg_set(cur, clen, self, op->args[0].p, op->args[0].len, lim, out);
@@ -721,7 +725,7 @@ static void coord_write(struct ev_engine *e, const struct ev_op *op, ev_done_fn 
 		sp_buf_free(&old);
 	}
 	if (rc) {
-		const char *msg = rc == SP_ERR_TOOBIG	? "a size limit of the value was reached"
+		const char *msg = rc == SP_ERR_TOOBIG  ? "a size limit of the value was reached"
 				  : rc == SP_ERR_RANGE ? "increment or decrement would overflow"
 						       : NULL;
 		p->answered = true;
@@ -773,7 +777,7 @@ static void recv_write_ack(struct ev_engine *e, uint64_t from, const struct ev_m
 	int i = target_index(p, from);
 	if (p->role == P_READ) {
 		if (i >= 0 && (p->repair_wait & (1u << i))) {
-			p->repair_wait &= (uint8_t)~(1u << i);
+			p->repair_wait &= (uint8_t) ~(1u << i);
 			if (!p->repair_wait && !p->answered)
 				answer(e, p, 0, NULL);
 		}
@@ -819,7 +823,8 @@ static void read_merge(struct ev_pending *p)
 		}
 		sp_buf_clear(&tmp);
 		if (crdt_merge(p->type, (const uint8_t *)sp_buf_begin(&p->state), p->state.len,
-			       (const uint8_t *)sp_buf_begin(&p->resp[i]), p->resp[i].len, &tmp) == 0) {
+			       (const uint8_t *)sp_buf_begin(&p->resp[i]), p->resp[i].len,
+			       &tmp) == 0) {
 			sp_buf_clear(&p->state);
 			sp_buf_append(&p->state, sp_buf_begin(&tmp), tmp.len);
 		}
@@ -1138,8 +1143,8 @@ static void expire_ops(struct ev_engine *e, uint64_t now)
 	struct ev_pending *p = e->ops;
 	while (p) {
 		struct ev_pending *next = p->next;
-		if (p->role == P_READ && !p->answered && now - p->start_ms >= EV_READ_SPECULATE_MS &&
-		    popcount8(p->sent) < p->ntargets) {
+		if (p->role == P_READ && !p->answered &&
+		    now - p->start_ms >= EV_READ_SPECULATE_MS && popcount8(p->sent) < p->ntargets) {
 			/* A replica asked is slow or gone: ask the others. */
 			read_ask_more(e, p, p->ntargets);
 		}
@@ -1152,7 +1157,8 @@ static void expire_ops(struct ev_engine *e, uint64_t now)
 			/* Applied here but short of its level: the outcome is
 			 * unknown to the client, and the missing replicas get
 			 * hints. */
-			answer(e, p, SP_ERR_UNKNOWN, "the write reached fewer replicas than its level in time");
+			answer(e, p, SP_ERR_UNKNOWN,
+			       "the write reached fewer replicas than its level in time");
 			hint_missing(e, p);
 			op_free(e, p);
 			break;
@@ -1161,7 +1167,8 @@ static void expire_ops(struct ev_engine *e, uint64_t now)
 			op_free(e, p);
 			break;
 		case P_PROXY:
-			answer(e, p, SP_ERR_UNKNOWN, "the replica coordinating the write did not answer in time");
+			answer(e, p, SP_ERR_UNKNOWN,
+			       "the replica coordinating the write did not answer in time");
 			op_free(e, p);
 			break;
 		}
@@ -1318,7 +1325,8 @@ void eventual_close(struct ev_engine *e)
 		return;
 	while (e->ops) {
 		struct ev_pending *p = e->ops;
-		answer(e, p, p->role == P_READ ? SP_ERR_AGAIN : SP_ERR_UNKNOWN, "the node is stopping");
+		answer(e, p, p->role == P_READ ? SP_ERR_AGAIN : SP_ERR_UNKNOWN,
+		       "the node is stopping");
 		if (p->role == P_WRITE)
 			hint_missing(e, p);
 		op_free(e, p);

@@ -77,8 +77,8 @@ enum ev_level {
 /* Operations. Reads return the merged state; the rest are writes. */
 enum ev_op_kind {
 	EV_OP_READ = 1,
-	EV_OP_LWW_SET,	   /* args[0] = value; n = 0 */
-	EV_OP_LWW_DEL,	   /* a tombstone */
+	EV_OP_LWW_SET,	    /* args[0] = value; n = 0 */
+	EV_OP_LWW_DEL,	    /* a tombstone */
 	EV_OP_GCOUNTER_ADD, /* n > 0 */
 	EV_OP_PNCOUNTER_ADD,
 	EV_OP_GSET_ADD, /* args = members */
@@ -138,14 +138,14 @@ struct eventual_config {
 	const char *dir;   /* the engine's store directory (created) */
 	uint64_t map_size; /* LMDB map size of that store */
 	const struct sp_clock *clock;
-	uint32_t request_timeout_ms; /* an op's deadline */
-	uint32_t ping_ms;	     /* liveness pings to every peer */
-	uint32_t suspect_ms;	     /* a peer silent this long is down */
-	uint32_t hint_max_age_ms;    /* older hints are dropped */
-	uint64_t hint_max_bytes;     /* hints beyond this are dropped */
-	uint32_t ae_interval_ms;     /* one anti-entropy round per interval; 0: off */
-	uint32_t ae_max_keys;	     /* keys sent per round, at most */
-	uint64_t max_clock_skew_ms;  /* LWW timestamps further ahead are flagged */
+	uint32_t request_timeout_ms;  /* an op's deadline */
+	uint32_t ping_ms;	      /* liveness pings to every peer */
+	uint32_t suspect_ms;	      /* a peer silent this long is down */
+	uint32_t hint_max_age_ms;     /* older hints are dropped */
+	uint64_t hint_max_bytes;      /* hints beyond this are dropped */
+	uint32_t ae_interval_ms;      /* one anti-entropy round per interval; 0: off */
+	uint32_t ae_max_keys;	      /* keys sent per round, at most */
+	uint64_t max_clock_skew_ms;   /* LWW timestamps further ahead are flagged */
 	uint32_t read_repair_percent; /* reads that ask every replica, not just
 				       * enough for their level, to repair behind */
 	uint64_t seed;		      /* the engine's PRNG (replica choice, repair) */
@@ -157,17 +157,17 @@ struct eventual_config {
 
 /* Counters (INFO's eventual section). */
 struct ev_stats {
-	uint64_t reads, writes, proxied;	  /* ops coordinated here */
-	uint64_t unavailable, timeouts, unknown;  /* refused / timed out / unknown outcome */
-	uint64_t replica_writes, replica_reads;	  /* served for coordinators */
-	uint64_t merges;			  /* states merged that changed a key */
-	uint64_t read_repairs;			  /* repair writes sent by reads */
-	uint64_t read_repairs_blocking;		  /* ... before answering */
+	uint64_t reads, writes, proxied;	 /* ops coordinated here */
+	uint64_t unavailable, timeouts, unknown; /* refused / timed out / unknown outcome */
+	uint64_t replica_writes, replica_reads;	 /* served for coordinators */
+	uint64_t merges;			 /* states merged that changed a key */
+	uint64_t read_repairs;			 /* repair writes sent by reads */
+	uint64_t read_repairs_blocking;		 /* ... before answering */
 	uint64_t hints_queued, hints_delivered, hints_dropped, hints_pending;
 	uint64_t hint_bytes;
 	uint64_t ae_rounds, ae_ranges_differ, ae_keys_sent, ae_keys_repaired;
-	uint64_t lww_concurrent;   /* LWW writes that overwrote, or lost to, one they had not seen */
-	uint64_t type_conflicts;   /* a key written with two types; the larger type kept */
+	uint64_t lww_concurrent; /* LWW writes that overwrote, or lost to, one they had not seen */
+	uint64_t type_conflicts; /* a key written with two types; the larger type kept */
 	uint64_t clock_skew_flagged; /* LWW timestamps ahead of this clock by > max skew */
 	uint64_t keys;		     /* keys held here */
 	uint64_t peers_alive, peers;

@@ -24,11 +24,11 @@
 #include "common/log.h"
 #include "engine/eventual/internal.h"
 
-#define HINT_PREFIX	  "h/"
-#define HINT_BATCH	  512  /* hints sent per target per replay */
-#define HINT_TICK_MS	  100  /* how often replay runs */
-#define HINT_RESEND_MS	  1000 /* unacknowledged hints are sent again after this */
-#define HINT_NAME_MAX	  40
+#define HINT_PREFIX    "h/"
+#define HINT_BATCH     512  /* hints sent per target per replay */
+#define HINT_TICK_MS   100  /* how often replay runs */
+#define HINT_RESEND_MS 1000 /* unacknowledged hints are sent again after this */
+#define HINT_NAME_MAX  40
 
 static void hint_name(char *out, uint64_t target, uint64_t seq)
 {

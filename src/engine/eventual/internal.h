@@ -15,7 +15,7 @@
 #include "engine/eventual/ring.h"
 #include "store/store.h"
 
-#define EV_PHYS_HDR 9 /* be64(hash) | rf */
+#define EV_PHYS_HDR  9 /* be64(hash) | rf */
 #define EV_MAX_PEERS 64
 
 struct ev_peer {
