@@ -4,8 +4,11 @@
 # through different nodes, a transaction that swaps a model alias and its
 # feature schema together, conditional writes by revision, redis-benchmark
 # spread over every node, the leader killed -9 under load, and a check
-# that every acknowledged write survived. Prints what it did, then stops
-# the cluster.
+# that every acknowledged write survived. Then the eventual half: a feature
+# keyspace (rf 3) with counters, sets and registers written through every
+# node, a replica killed under QUORUM writes and brought back, and the
+# replicas' Merkle digests compared until they agree. Prints what it did,
+# then stops the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -112,6 +115,48 @@ while read -r n; do
 done <"$acked"
 echo "acknowledged writes missing after the kill and restart: $missing"
 [ "$missing" -eq 0 ]
+
+echo
+echo "== an eventual keyspace: a feature store and job counters on rf 3 of the 5 nodes"
+cli "$(port_of 1)" KEYSPACE CREATE feat MODE eventual RF 3 READ one WRITE quorum >/dev/null
+sleep 0.5
+for i in $(seq 1 50); do
+	echo "COUNTER.INCR feat:jobs:completed"
+	echo "ORSET.ADD feat:flags flag-$((i % 7))"
+	echo "SET feat:user:$i:embedding_v v$i"
+done | cli "$(port_of 2)" >/dev/null
+cli "$(port_of 3)" ORSET.REM feat:flags flag-0 >/dev/null
+echo "replicas of feat:jobs:completed: nodes $(cli "$(port_of 1)" EVENTUAL REPLICAS feat:jobs:completed | tr '\n' ' ')"
+echo "COUNTER.GET through each node at ALL: $(for i in 1 2 3 4 5; do cli "$(port_of "$i")" LEVEL all COUNTER.GET feat:jobs:completed; done | tr '\n' ' ')"
+echo "ORSET.MEMBERS feat:flags: $(cli "$(port_of 5)" ORSET.MEMBERS feat:flags | tr '\n' ' ')"
+victim=$(cli "$(port_of 1)" EVENTUAL REPLICAS feat:jobs:completed | head -1)
+echo "killing node $victim (a replica) and writing 1000 features at QUORUM through the others"
+bin/spectra cluster stop --dir "$DIR" --id "$victim" --kill >/dev/null
+sleep 1.2
+others=$(for i in 1 2 3 4 5; do [ "$i" = "$victim" ] || echo "$i"; done)
+for i in $(seq 1 1000); do echo "LEVEL quorum SET feat:item:$i f$i"; done |
+	cli "$(port_of "$(echo "$others" | head -1)")" | sort | uniq -c | sed 's/^/  replies: /'
+hints=0
+for i in $others; do
+	hints=$((hints + $(cli "$(port_of "$i")" INFO eventual | tr -d '\r' | sed -n 's/^ev_hints_pending://p')))
+done
+echo "hints held for node $victim: $hints"
+bin/spectra cluster start --dir "$DIR" --id "$victim" >/dev/null
+t0=$(date +%s%N)
+digests_agree() {
+	for i in 1 2 3 4 5; do
+		cli "$(port_of "$i")" EVENTUAL DIGEST | tr -d '\r'
+	done | awk '{k=$1" "$2; if (k in r && r[k] != $3) bad=1; r[k]=$3} END {exit bad}'
+}
+until digests_agree; do
+	[ $(($(date +%s%N) - t0)) -lt 30000000000 ] || { echo "digests still differ after 30 s"; exit 1; }
+	sleep 0.1
+done
+echo "node $victim is back; every replica's Merkle digests agree after $((($(date +%s%N) - t0) / 1000000)) ms"
+echo "node $victim reads its own copy of feat:jobs:completed at ONE: $(cli "$(port_of "$victim")" LEVEL one COUNTER.GET feat:jobs:completed)"
+echo "node 1's eventual counters:"
+cli "$(port_of 1)" INFO eventual | tr -d '\r' |
+	grep -E '^ev_(writes|reads|proxied|hints_queued|hints_delivered|read_repairs|ae_rounds|ae_keys_repaired):' | sed 's/^/  /'
 
 echo
 bin/spectra cluster status --dir "$DIR"
