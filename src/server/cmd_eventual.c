@@ -461,6 +461,7 @@ void evcmd_info(struct server *srv, struct sp_buf *b)
 	    "# Eventual\r\n"
 	    "ev_keys:%" PRIu64 "\r\nev_peers:%" PRIu64 "\r\nev_peers_alive:%" PRIu64 "\r\n"
 	    "ev_reads:%" PRIu64 "\r\nev_writes:%" PRIu64 "\r\nev_proxied:%" PRIu64 "\r\n"
+	    "ev_proxies_expired:%" PRIu64 "\r\n"
 	    "ev_unavailable:%" PRIu64 "\r\nev_timeouts:%" PRIu64 "\r\nev_unknown:%" PRIu64 "\r\n"
 	    "ev_replica_writes:%" PRIu64 "\r\nev_replica_reads:%" PRIu64 "\r\n"
 	    "ev_merges:%" PRIu64 "\r\n"
@@ -472,9 +473,10 @@ void evcmd_info(struct server *srv, struct sp_buf *b)
 	    "\r\nev_ae_keys_sent:%" PRIu64 "\r\nev_ae_keys_repaired:%" PRIu64 "\r\n"
 	    "ev_lww_concurrent_overwrites:%" PRIu64 "\r\nev_type_conflicts:%" PRIu64
 	    "\r\nev_clock_skew_flagged:%" PRIu64 "\r\n",
-	    s.keys, s.peers, s.peers_alive, s.reads, s.writes, s.proxied, s.unavailable, s.timeouts,
-	    s.unknown, s.replica_writes, s.replica_reads, s.merges, s.read_repairs,
-	    s.read_repairs_blocking, s.hints_queued, s.hints_delivered, s.hints_dropped,
-	    s.hints_pending, s.hint_bytes, s.ae_rounds, s.ae_ranges_differ, s.ae_keys_sent,
-	    s.ae_keys_repaired, s.lww_concurrent, s.type_conflicts, s.clock_skew_flagged);
+	    s.keys, s.peers, s.peers_alive, s.reads, s.writes, s.proxied, s.proxies_expired,
+	    s.unavailable, s.timeouts, s.unknown, s.replica_writes, s.replica_reads, s.merges,
+	    s.read_repairs, s.read_repairs_blocking, s.hints_queued, s.hints_delivered,
+	    s.hints_dropped, s.hints_pending, s.hint_bytes, s.ae_rounds, s.ae_ranges_differ,
+	    s.ae_keys_sent, s.ae_keys_repaired, s.lww_concurrent, s.type_conflicts,
+	    s.clock_skew_flagged);
 }

@@ -652,6 +652,10 @@ static void proxy_write(struct ev_engine *e, const struct ev_op *op, uint64_t ha
 	    .rf = op->rf,
 	    .flags = (uint8_t)(op->flags | EV_OP_PROXIED),
 	    .n = op->n,
+	    /* The origin answers UNKNOWN at its deadline; a write held up in
+	     * the transport (its target down, the frame queued) must not run
+	     * after that with a fresh timestamp. */
+	    .expires_ms = sp_wall_ms(e->cfg.clock) + e->cfg.request_timeout_ms,
 	    .key = {op->key, op->klen},
 	    .nargs = op->nargs,
 	    .args = {(const uint8_t *)sp_buf_begin(&args), args.len},
@@ -1004,6 +1008,15 @@ static void recv_proxy(struct ev_engine *e, uint64_t from, const struct ev_msg *
 	if (w->kind <= EV_OP_READ || w->kind >= EV_OP__MAX || w->rf < 1 || w->rf > EV_MAX_RF ||
 	    w->level < EV_LEVEL_ONE || w->level > EV_LEVEL_ALL || w->key.len == 0) {
 		answer_now(proxy_done, o, SP_ERR_PROTO, "malformed proxied write", 0);
+		return;
+	}
+	if (sp_wall_ms(e->cfg.clock) > w->expires_ms) {
+		/* Its origin has given up on it (and said UNKNOWN): running it
+		 * now would land a write nobody waits for, stamped later than
+		 * writes acknowledged since. Clocks apart by s ms shift this
+		 * cut-off by s. */
+		e->st.proxies_expired++;
+		answer_now(proxy_done, o, SP_ERR_AGAIN, "the proxied write expired in transit", 0);
 		return;
 	}
 	struct ev_bytes *args = sp_calloc(w->nargs ? w->nargs : 1, sizeof(*args));

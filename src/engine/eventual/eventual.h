@@ -158,6 +158,7 @@ struct eventual_config {
 /* Counters (INFO's eventual section). */
 struct ev_stats {
 	uint64_t reads, writes, proxied;	 /* ops coordinated here */
+	uint64_t proxies_expired;		 /* proxied writes that arrived too late to run */
 	uint64_t unavailable, timeouts, unknown; /* refused / timed out / unknown outcome */
 	uint64_t replica_writes, replica_reads;	 /* served for coordinators */
 	uint64_t merges;			 /* states merged that changed a key */

@@ -125,6 +125,7 @@ int ev_msg_decode(const uint8_t *p, size_t len, struct ev_msg *m)
 		m->op.rf = rd_u8(&r);
 		m->op.flags = rd_u8(&r);
 		m->op.n = (int64_t)rd_u64(&r);
+		m->op.expires_ms = rd_u64(&r);
 		m->op.key = rd_bytes(&r);
 		m->op.nargs = rd_u32(&r);
 		if (r.err || m->op.nargs > EV_MSG_MAX_ARGS)
@@ -279,6 +280,7 @@ void ev_msg_proxy(struct sp_buf *out, uint64_t id, const struct ev_wire_op *op)
 	put_u8(out, op->rf);
 	put_u8(out, op->flags);
 	put_u64(out, (uint64_t)op->n);
+	put_u64(out, op->expires_ms);
 	put_bytes(out, op->key.p, op->key.len);
 	put_u32(out, op->nargs);
 	if (op->args.len)

@@ -25,8 +25,8 @@
  *
  *   item  = key | rf u8 | type u8 | state  (a key's whole CRDT state, and
  *           the replication factor of its keyspace, which places it)
- *   op    = kind u8 | level u8 | rf u8 | flags u8 | n i64 | key |
- *           nargs u32 | arg*
+ *   op    = kind u8 | level u8 | rf u8 | flags u8 | n i64 |
+ *           expires_ms u64 | key | nargs u32 | arg*
  *
  * Decoding never reads past the payload, and returns SP_ERR_PROTO for
  * anything malformed, so a bad peer costs one dropped message.
@@ -81,6 +81,7 @@ struct ev_item {
 struct ev_wire_op {
 	uint8_t kind, level, rf, flags;
 	int64_t n;
+	uint64_t expires_ms; /* wall-clock ms after which it must not run */
 	struct ev_bytes key;
 	uint32_t nargs;
 	struct ev_bytes args;
