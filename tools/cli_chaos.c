@@ -6,8 +6,11 @@
  * run the workload and the nemesis for --duration seconds; stop both,
  * heal everything and wait for a leader again; read every key once more
  * through the leader; stop the cluster; write the history; check it; and
- * report. The directory is removed only after a clean run in a directory
- * this command made itself.
+ * report. An eventual workload creates its keyspace once there is a
+ * leader, and after healing waits for the nodes' digests to converge and
+ * reads every key at ALL from every node instead (finish_eventual). The
+ * directory is removed only after a clean run in a directory this command
+ * made itself.
  */
 #include "cli_chaos.h"
 
@@ -46,9 +49,13 @@
 #define PORT_LOW	 20000 /* free ports are looked for in [PORT_LOW, PORT_HIGH) */
 #define PORT_HIGH	 60000
 #define CONVERGE_POLL_MS 100 /* EVENTUAL DIGEST polls, eventual workloads */
-#define EV_FINAL_TRIES	 20  /* per key and node, reads at ALL */
-#define EV_SHOWN	 10  /* violations shown */
-#define EV_SET_SHOWN	 20  /* members of a set shown when nodes disagree */
+/* How long converged digests must stay the same: longer than spectrad's
+ * longest peer redial backoff (1 s), so that what a node's peers queued
+ * for it while it was down has reached it. */
+#define CONVERGE_SETTLE_MS 1500
+#define EV_FINAL_TRIES	   20 /* per key and node, reads at ALL */
+#define EV_SHOWN	   10 /* violations shown */
+#define EV_SET_SHOWN	   20 /* members of a set shown when nodes disagree */
 
 /*
  * Flags every node gets before the caller's (which win, being later):
@@ -463,13 +470,13 @@ static int finish_eventual(const struct chaos_opts *o, struct local_cluster *lc,
 	chaos_ev_workload_collect(wl, &h, &stats);
 	uint64_t stale = chaos_ev_workload_stale(wl, stale_msg, sizeof(stale_msg));
 
-	uint64_t converge_ms = 0;
+	struct chaos_ev_convergence cv;
 	unsigned timeout_ms = (unsigned)(o->converge_timeout_s * 1000);
 	int crc = chaos_ev_wait_converged(addrs, nnodes, healed_ns, timeout_ms, CONVERGE_POLL_MS,
-					  &converge_ms, why, sizeof(why));
+					  CONVERGE_SETTLE_MS, &cv, why, sizeof(why));
 	if (crc == 0)
 		chaos_nemesis_logf(nm, "converged in %" PRIu64 " ms after the last heal",
-				   converge_ms);
+				   cv.elapsed_ms);
 	else
 		chaos_nemesis_logf(nm, "not converged %.1f s after the last heal: %s",
 				   o->converge_timeout_s, why);
@@ -512,10 +519,16 @@ static int finish_eventual(const struct chaos_opts *o, struct local_cluster *lc,
 		       info[0], info[1], info[2], info[3], info[4], info[5], info[6], info[7],
 		       info[8], info_nodes);
 	if (crc == 0)
-		printf("converged in %" PRIu64 " ms after the last heal\n", converge_ms);
+		printf("converged in %" PRIu64 " ms after the last heal (digests then unchanged "
+		       "for %d ms; %" PRIu64 " polls)\n",
+		       cv.elapsed_ms, CONVERGE_SETTLE_MS, cv.polls);
 	else
 		printf("NOT converged within %.1f s after the last heal: %s\n",
 		       o->converge_timeout_s, why);
+	if (cv.unsettled)
+		printf("  note:    the digests first agreed %" PRIu64 " ms after the heal, then "
+		       "changed %" PRIu64 " time(s): data arrived after the nodes had agreed\n",
+		       cv.first_ms, cv.unsettled);
 
 	size_t unread;
 	size_t disagree = agree(kind, states, nnodes, keys, pick, &unread);
@@ -585,7 +598,7 @@ static int finish_eventual(const struct chaos_opts *o, struct local_cluster *lc,
 		    disagree);
 		code = CLI_CHAOS_VIOLATION;
 	} else if (v.violations || stale) {
-		printf("verdict:   VIOLATION: %" PRIu64 " violations of the %s check%s\n",
+		printf("verdict:   VIOLATION: %" PRIu64 " violation(s) of the %s check%s\n",
 		       v.violations, chaos_ev_kind_name(kind),
 		       stale ? ", and reads that missed their own writes" : "");
 		code = CLI_CHAOS_VIOLATION;
@@ -882,20 +895,19 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	    {"check-timeout", "SECONDS", "bound on the linearizability check, 0 none (default 60)",
 	     &check_timeout, NULL},
 	    {"workload", "NAME",
-	     "register (strong GET/SET/CAS, linearizability; default), or on an eventual "
-	     "keyspace: set (ORSET.ADD), counter (COUNTER.INCR) or lww (LWW.SET)",
-	     &workload, NULL},
-	    {"level", "LEVEL",
-	     "eventual workloads: write level one, quorum or all (default quorum)", &level, NULL},
+	     "register (strong keyspace; default), or eventual: set, counter or lww", &workload,
+	     NULL},
+	    {"level", "LEVEL", "eventual: write level one, quorum or all (default quorum)", &level,
+	     NULL},
 	    {"converge-timeout", "SECONDS",
-	     "eventual workloads: how long the nodes may take to converge after the last heal "
-	     "(default 10)",
+	     "eventual: the longest convergence after the last heal (default 10)",
 	     &converge_timeout, NULL},
 	    {"min-ops", "N", "successful ops needed to pass (default 1000)", &min_ops, NULL},
 	    {"keep", NULL, "keep the temporary directory even after a clean run", NULL, &keep},
 	    {"self-test-bad", NULL,
-	     "(testing) corrupt one successful read before the check: must exit 1", NULL,
-	     &self_test_bad},
+	     "(testing) corrupt one successful read (eventual: the final state) before the "
+	     "check: must exit 1",
+	     NULL, &self_test_bad},
 	};
 	const struct cli_spec spec = {
 	    path,
@@ -916,30 +928,31 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	    "run unless --keep is given; on any failure DIR is kept and named.\n"
 	    "\n"
 	    "--workload set, counter or lww runs on an eventual keyspace instead: once there is\n"
-	    "a leader, KEYSPACE CREATE ev MODE eventual RF 3, then each client sends every op to\n"
-	    "a random node on keys ev:0..ev:<N-1>, writes at --level and one op in ten a read at\n"
-	    "quorum: ORSET.ADD of an element unique in the run, COUNTER.INCR by 1..5, or LWW.SET\n"
-	    "of a unique value. -TRYAGAIN or another error is a failure, -UNKNOWN or no reply\n"
-	    "an unknown outcome. After healing, every node's EVENTUAL DIGEST is polled every\n"
-	    "100 ms until all replicas of every range agree (\"converged in N ms after the last\n"
-	    "heal\"; failing after --converge-timeout), every key is read at ALL from every node\n"
-	    "and the nodes must agree; then set: no acknowledged add is missing and every\n"
-	    "element was added by an add that did not fail; counter: the value lies between\n"
-	    "the sum of acknowledged increments and that plus the unknown ones; lww: the value\n"
-	    "was written by a write that did not fail, its timestamp is at least every\n"
-	    "acknowledged write's, and equals what its own write returned if acknowledged.\n"
-	    "With writes at quorum or all, each quorum read must also hold its client's own\n"
-	    "acknowledged writes. The history (eventual JSON lines) and final.txt (what each\n"
-	    "node read at ALL) are kept in DIR. --self-test-bad corrupts the agreed final\n"
-	    "state (drops an acknowledged element, adds 1000 to a counter, replaces an LWW\n"
-	    "value) so that the check must fail.\n"
+	    "a leader, KEYSPACE CREATE ev MODE eventual RF 3, then each client sends every op\n"
+	    "to a random node on keys ev:0..ev:<N-1>, writes at --level and one op in ten a\n"
+	    "read at quorum: ORSET.ADD of an element unique in the run, COUNTER.INCR by 1..5,\n"
+	    "or LWW.SET of a unique value. -TRYAGAIN or another error is a failure, -UNKNOWN or\n"
+	    "no reply an unknown outcome. After healing, every node's EVENTUAL DIGEST is polled\n"
+	    "every 100 ms until all replicas of every range agree and the digests then stay the\n"
+	    "same for 1.5 s (\"converged in N ms after the last heal\", N counted to the first of\n"
+	    "those polls; failing if none comes within --converge-timeout); every key is read\n"
+	    "at ALL from every node and the nodes must agree; then set: no acknowledged add is\n"
+	    "missing and every element was added by an add that did not fail; counter: the\n"
+	    "value lies between the sum of acknowledged increments and that plus the unknown\n"
+	    "ones; lww: the value was written by a write that did not fail, its timestamp is at\n"
+	    "least every acknowledged write's, and equals what its own write returned if\n"
+	    "acknowledged. With writes at quorum or all, each quorum read must also hold its\n"
+	    "client's own acknowledged writes. The history (eventual JSON lines) and final.txt\n"
+	    "(what each node read at ALL) are kept in DIR. --self-test-bad corrupts the agreed\n"
+	    "final state (drops an acknowledged element, adds 1000 to a counter, replaces an\n"
+	    "LWW value) so that the check must fail.\n"
 	    "\n"
 	    "Exit status: 0 linearizable (eventual: converged and checked) and at least\n"
-	    "--min-ops ops succeeded; 1 a violation (eventual: also no convergence in time,\n"
-	    "nodes that disagree, or a final read at ALL that failed),\n"
-	    "or a cluster that did not recover once healed (a killed node that would not\n"
-	    "restart, no leader); 2 unknown (the check ran out of time, too few ops, the run\n"
-	    "was interrupted, or the cluster could not be run); 64 usage error.",
+	    "--min-ops ops succeeded; 1 a violation, or a cluster that did not recover once\n"
+	    "healed (a killed node that would not restart, no leader; eventual: no\n"
+	    "convergence in time, a final read at ALL that failed, nodes that disagree);\n"
+	    "2 unknown (the check ran out of time, too few ops, the run was interrupted, or\n"
+	    "the cluster could not be run); 64 usage error.",
 	    flags,
 	    sizeof(flags) / sizeof(flags[0]),
 	    "flags passed to every spectrad",
