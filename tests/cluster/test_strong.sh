@@ -413,11 +413,13 @@ r=$(cli 2 KEYSPACE CREATE f MODE causal)
 ! cli 2 KEYSPACE LIST | grep -qx f || fail "a refused KEYSPACE CREATE f was created"
 [ "$(cli 4 KEYSPACE CREATE feat MODE strong READ lease)" = OK ] || fail "KEYSPACE CREATE feat MODE strong READ lease"
 cli 4 KEYSPACE DESCRIBE feat | grep -qx lease || fail "KEYSPACE DESCRIBE feat: '$(cli 4 KEYSPACE DESCRIBE feat | tr '\n' ' ')'"
-r=$(cli 1 CONSISTENCY quorum)
-[[ "$r" == ERR* ]] || fail "CONSISTENCY quorum: '$r'"
+r=$(cli 1 LEVEL quorum GET model:x)
+[[ "$r" == ERR*eventual* ]] || fail "LEVEL quorum GET on a strong key: '$r'"
+r=$(cli 1 CONSISTENCY causal)
+[[ "$r" == ERR* ]] || fail "CONSISTENCY causal: '$r'"
 r=$(cli 1 CONSISTENCY bogus)
 [[ "$r" == ERR* ]] || fail "CONSISTENCY bogus: '$r'"
-ok "create twice, MODE causal, CONSISTENCY quorum and bogus are errors ('$r')"
+ok "create twice, MODE causal, an eventual level on a strong key, CONSISTENCY causal and bogus are errors ('$r')"
 
 echo "== 6. leadership transfer"
 leader=$(wait_leader 10)

@@ -719,6 +719,16 @@ static void test_format_round_trip(void **state)
 	    {"snapshot-interval-ms", "0"},
 	    {"admin-commands", "yes"},
 	    {"default-mode", "eventual"},
+	    {"eventual-rf", "5"},
+	    {"hint-max-age-ms", "0"},
+	    {"hint-max-bytes", "10mb"},
+	    {"anti-entropy-ms", "0"},
+	    {"anti-entropy-keys", "7"},
+	    {"max-clock-skew-ms", "0"},
+	    {"max-set-members", "12"},
+	    {"max-member-bytes", "1kb"},
+	    {"max-siblings", "3"},
+	    {"read-repair-percent", "100"},
 	};
 	size_t n = sizeof(changed) / sizeof(changed[0]);
 	assert_int_equal(n, sp_config_count());
@@ -774,6 +784,16 @@ static void test_iteration(void **state)
 	    "snapshot-interval-ms",
 	    "admin-commands",
 	    "default-mode",
+	    "eventual-rf",
+	    "hint-max-age-ms",
+	    "hint-max-bytes",
+	    "anti-entropy-ms",
+	    "anti-entropy-keys",
+	    "max-clock-skew-ms",
+	    "max-set-members",
+	    "max-member-bytes",
+	    "max-siblings",
+	    "read-repair-percent",
 	};
 	size_t n = sizeof(expected) / sizeof(expected[0]);
 	assert_int_equal(sp_config_count(), n);
