@@ -54,13 +54,8 @@ cli() {
 	shift
 	timeout 10 redis-cli -p "$(port "$id")" "$@" 2>&1 | tr -d '\r' || true
 }
-info_field() { cli "$1" info eventual | sed -n "s/^$2://p"; }
-converged() {
-	local id
-	for id in "$@"; do
-		cli "$id" eventual digest | awk -v n="$id" '{print $1, $2, $3, n}'
-	done | awk '{k=$1" "$2; if (k in r && r[k] != $3) bad=1; r[k]=$3} END {exit bad}'
-}
+# shellcheck source=tests/lib/eventual.sh
+source "$root/tests/lib/eventual.sh"
 
 base=$(free_base 5)
 pbase=$(free_base 5)
@@ -105,12 +100,7 @@ for i in 1 2 4 5; do pending=$((pending + $(info_field "$i" ev_hints_pending)));
 echo "node 3 down ${seconds} s: $acked keys and $incs increments acknowledged, $pending hints held"
 
 "$SPECTRA" cluster start --dir "$dir" --id 3 >/dev/null
-t0=$(date +%s%N)
-while ! converged 1 2 3 4 5; do
-	[ $(($(date +%s%N) - t0)) -lt 30000000000 ] || fail "digests still differ 30 s after node 3 returned"
-	sleep 0.1
-done
-ms=$((($(date +%s%N) - t0) / 1000000))
+ms=$(wait_converged 30 1 2 3 4 5) || fail "digests still differ 30 s after node 3 returned"
 
 # Node 3's own copies of the keys it replicates.
 cut -d' ' -f1 "$work/acked" | sed 's/^/EVENTUAL REPLICAS /' | redis-cli -p "$(port 1)" |
