@@ -9,6 +9,9 @@
 #define SP_COMMON_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "common/endian.h"
 
 struct sp_buf {
 	char *data;   /* owned; data[start .. start+len) are the live bytes */
@@ -46,6 +49,31 @@ static inline char *sp_buf_end(const struct sp_buf *b)
 static inline void sp_buf_commit(struct sp_buf *b, size_t n)
 {
 	b->len += n;
+}
+
+/* Fixed-width integers appended little-endian, as every spectra wire and
+ * disk format lays them out; sp_buf_patch_le32 overwrites 4 bytes written
+ * earlier at offset off from the first live byte (offsets survive the
+ * buffer's growth). */
+static inline void sp_buf_put_u8(struct sp_buf *b, uint8_t v)
+{
+	sp_buf_append(b, &v, 1);
+}
+static inline void sp_buf_put_le32(struct sp_buf *b, uint32_t v)
+{
+	uint8_t x[4];
+	sp_put_le32(x, v);
+	sp_buf_append(b, x, 4);
+}
+static inline void sp_buf_put_le64(struct sp_buf *b, uint64_t v)
+{
+	uint8_t x[8];
+	sp_put_le64(x, v);
+	sp_buf_append(b, x, 8);
+}
+static inline void sp_buf_patch_le32(struct sp_buf *b, size_t off, uint32_t v)
+{
+	sp_put_le32((uint8_t *)sp_buf_begin(b) + off, v);
 }
 
 #endif

@@ -203,7 +203,7 @@ void crdt__vv_put_merge(const struct crdt__vv *a, const struct crdt__vv *b, stru
 {
 	size_t count_at = out->len;
 	uint32_t i = 0, j = 0, n = 0;
-	crdt__put_u32(out, 0);
+	sp_buf_put_le32(out, 0);
 	while (i < a->n || j < b->n) {
 		const uint8_t *ea = i < a->n ? a->p + (size_t)i * CRDT__VV_ENTRY : NULL;
 		const uint8_t *eb = j < b->n ? b->p + (size_t)j * CRDT__VV_ENTRY : NULL;
@@ -222,7 +222,7 @@ void crdt__vv_put_merge(const struct crdt__vv *a, const struct crdt__vv *b, stru
 		}
 		n++;
 	}
-	crdt__patch_u32(out, count_at, n);
+	sp_buf_patch_le32(out, count_at, n);
 }
 
 void crdt__vv_put_bump(const struct crdt__vv *vv, uint64_t actor, uint64_t counter,
@@ -232,10 +232,10 @@ void crdt__vv_put_bump(const struct crdt__vv *vv, uint64_t actor, uint64_t count
 	while (i < vv->n && sp_get_le64(vv->p + (size_t)i * CRDT__VV_ENTRY) < actor)
 		i++;
 	bool present = i < vv->n && sp_get_le64(vv->p + (size_t)i * CRDT__VV_ENTRY) == actor;
-	crdt__put_u32(out, vv->n + (present ? 0 : 1));
+	sp_buf_put_le32(out, vv->n + (present ? 0 : 1));
 	sp_buf_append(out, vv->p, (size_t)i * CRDT__VV_ENTRY);
-	crdt__put_u64(out, actor);
-	crdt__put_u64(out, counter);
+	sp_buf_put_le64(out, actor);
+	sp_buf_put_le64(out, counter);
 	uint32_t rest = i + (present ? 1 : 0);
 	sp_buf_append(out, vv->p + (size_t)rest * CRDT__VV_ENTRY,
 		      (size_t)(vv->n - rest) * CRDT__VV_ENTRY);

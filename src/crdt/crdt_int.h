@@ -134,32 +134,6 @@ static inline int crdt__cmp_u64(uint64_t a, uint64_t b)
 	return a < b ? -1 : a > b;
 }
 
-static inline void crdt__put_u8(struct sp_buf *out, uint8_t v)
-{
-	sp_buf_append(out, &v, 1);
-}
-
-static inline void crdt__put_u32(struct sp_buf *out, uint32_t v)
-{
-	uint8_t b[4];
-	sp_put_le32(b, v);
-	sp_buf_append(out, b, 4);
-}
-
-static inline void crdt__put_u64(struct sp_buf *out, uint64_t v)
-{
-	uint8_t b[8];
-	sp_put_le64(b, v);
-	sp_buf_append(out, b, 8);
-}
-
-/* crdt__patch_u32 overwrites 4 bytes written earlier at offset off from
- * the buffer's first live byte (offsets survive reallocation). */
-static inline void crdt__patch_u32(struct sp_buf *out, size_t off, uint32_t v)
-{
-	sp_put_le32((uint8_t *)sp_buf_begin(out) + off, v);
-}
-
 /* crdt__len_ok says whether a member or value of mlen bytes is within the
  * encoding (u32) and lim->max_member_len. */
 static inline bool crdt__len_ok(const struct crdt_limits *lim, size_t mlen)

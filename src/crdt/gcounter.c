@@ -92,8 +92,8 @@ int crdt_gcounter_add(const uint8_t *s, size_t len, uint64_t actor, uint64_t n, 
 	}
 	uint64_t count = (present ? sp_get_le64(s + off + 8) : 0) + n;
 	sp_buf_append(out, s, off);
-	crdt__put_u64(out, actor);
-	crdt__put_u64(out, count);
+	sp_buf_put_le64(out, actor);
+	sp_buf_put_le64(out, count);
 	size_t rest = off + (present ? ENTRY : 0);
 	sp_buf_append(out, s + rest, len - rest);
 	return 0;

@@ -113,7 +113,7 @@ int crdt_gset_add(const uint8_t *s, size_t len, const void *m, size_t mlen,
 		return SP_ERR_TOOBIG;
 	sp_buf_append(out, s, off);
 	if (!found) {
-		crdt__put_u32(out, (uint32_t)mlen);
+		sp_buf_put_le32(out, (uint32_t)mlen);
 		sp_buf_append(out, m, mlen);
 	}
 	sp_buf_append(out, s + off, len - off);

@@ -146,9 +146,9 @@ int crdt_mvreg_set(const uint8_t *s, size_t len, uint64_t actor, const void *v, 
 	if (counter == UINT64_MAX)
 		return SP_ERR_RANGE;
 	crdt__vv_put_bump(&view.vv, actor, counter + 1, out);
-	crdt__put_u64(out, actor);
-	crdt__put_u64(out, counter + 1);
-	crdt__put_u32(out, (uint32_t)vlen);
+	sp_buf_put_le64(out, actor);
+	sp_buf_put_le64(out, counter + 1);
+	sp_buf_put_le32(out, (uint32_t)vlen);
 	sp_buf_append(out, v, vlen);
 	return 0;
 }

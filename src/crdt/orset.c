@@ -165,7 +165,7 @@ struct group_writer {
 static void gw_close(struct group_writer *w)
 {
 	if (w->open)
-		crdt__patch_u32(w->out, w->ndots_at, w->ndots);
+		sp_buf_patch_le32(w->out, w->ndots_at, w->ndots);
 	w->open = false;
 }
 
@@ -174,17 +174,17 @@ static void gw_dot(struct group_writer *w, const uint8_t *m, uint32_t mlen, uint
 {
 	if (!w->open || crdt__cmp_bytes(w->m, w->mlen, m, mlen) != 0) {
 		gw_close(w);
-		crdt__put_u32(w->out, mlen);
+		sp_buf_put_le32(w->out, mlen);
 		sp_buf_append(w->out, m, mlen);
 		w->ndots_at = w->out->len;
-		crdt__put_u32(w->out, 0);
+		sp_buf_put_le32(w->out, 0);
 		w->m = m;
 		w->mlen = mlen;
 		w->ndots = 0;
 		w->open = true;
 	}
-	crdt__put_u64(w->out, actor);
-	crdt__put_u64(w->out, counter);
+	sp_buf_put_le64(w->out, actor);
+	sp_buf_put_le64(w->out, counter);
 	w->ndots++;
 }
 
@@ -261,11 +261,11 @@ int crdt_orset_add(const uint8_t *s, size_t len, uint64_t actor, const void *m, 
 		return SP_ERR_TOOBIG;
 	crdt__vv_put_bump(&v.vv, actor, counter + 1, out);
 	sp_buf_append(out, v.ent, g.off);
-	crdt__put_u32(out, (uint32_t)mlen);
+	sp_buf_put_le32(out, (uint32_t)mlen);
 	sp_buf_append(out, m, mlen);
-	crdt__put_u32(out, 1);
-	crdt__put_u64(out, actor);
-	crdt__put_u64(out, counter + 1);
+	sp_buf_put_le32(out, 1);
+	sp_buf_put_le64(out, actor);
+	sp_buf_put_le64(out, counter + 1);
 	sp_buf_append(out, v.ent + g.end, v.ent_len - g.end);
 	if (added)
 		*added = !found;

@@ -66,10 +66,11 @@ int crdt__pncounter_merge(const uint8_t *a, size_t alen, const uint8_t *b, size_
 			sp_buf_append(out, b + j, ENTRY);
 			j += ENTRY;
 		} else {
-			crdt__put_u64(out, sp_get_le64(a + i));
-			crdt__put_u64(out, max_u64(sp_get_le64(a + i + 8), sp_get_le64(b + j + 8)));
-			crdt__put_u64(out,
-				      max_u64(sp_get_le64(a + i + 16), sp_get_le64(b + j + 16)));
+			sp_buf_put_le64(out, sp_get_le64(a + i));
+			sp_buf_put_le64(out,
+					max_u64(sp_get_le64(a + i + 8), sp_get_le64(b + j + 8)));
+			sp_buf_put_le64(out,
+					max_u64(sp_get_le64(a + i + 16), sp_get_le64(b + j + 16)));
 			i += ENTRY;
 			j += ENTRY;
 		}
@@ -109,9 +110,9 @@ int crdt_pncounter_add(const uint8_t *s, size_t len, uint64_t actor, int64_t del
 	}
 	halves[at == 8 ? 0 : 1] += n;
 	sp_buf_append(out, s, off);
-	crdt__put_u64(out, actor);
-	crdt__put_u64(out, halves[0]);
-	crdt__put_u64(out, halves[1]);
+	sp_buf_put_le64(out, actor);
+	sp_buf_put_le64(out, halves[0]);
+	sp_buf_put_le64(out, halves[1]);
 	size_t rest = off + (present ? ENTRY : 0);
 	sp_buf_append(out, s + rest, len - rest);
 	return 0;

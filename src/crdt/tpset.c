@@ -138,15 +138,15 @@ static int update(const uint8_t *s, size_t len, const uint8_t *m, size_t mlen, u
 	int c = 0;
 	if (!found) {
 		sp_buf_append(out, s, e.off);
-		crdt__put_u8(out, status);
-		crdt__put_u32(out, (uint32_t)mlen);
+		sp_buf_put_u8(out, status);
+		sp_buf_put_le32(out, (uint32_t)mlen);
 		sp_buf_append(out, m, mlen);
 		sp_buf_append(out, s + e.off, len - e.off);
 		c = status == LIVE;
 	} else if (e.status < status) {
 		/* live -> removed: only the status byte changes. */
 		sp_buf_append(out, s, e.off);
-		crdt__put_u8(out, status);
+		sp_buf_put_u8(out, status);
 		sp_buf_append(out, s + e.off + 1, len - e.off - 1);
 		c = 1;
 	} else {

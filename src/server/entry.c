@@ -9,35 +9,21 @@
 #include "common/endian.h"
 #include "common/err.h"
 
-static void put_u32(struct sp_buf *out, uint32_t v)
-{
-	uint8_t b[4];
-	sp_put_le32(b, v);
-	sp_buf_append(out, b, 4);
-}
-
-static void put_u64(struct sp_buf *out, uint64_t v)
-{
-	uint8_t b[8];
-	sp_put_le64(b, v);
-	sp_buf_append(out, b, 8);
-}
-
 void entry_put_hdr(struct sp_buf *out, const struct entry_hdr *h)
 {
 	uint8_t b[2] = {h->type, h->proto};
 	sp_buf_append(out, b, 2);
-	put_u64(out, h->origin);
-	put_u64(out, h->req_id);
-	put_u64(out, h->time_ms);
-	put_u32(out, h->ncmds);
+	sp_buf_put_le64(out, h->origin);
+	sp_buf_put_le64(out, h->req_id);
+	sp_buf_put_le64(out, h->time_ms);
+	sp_buf_put_le32(out, h->ncmds);
 }
 
 void entry_put_cmd(struct sp_buf *out, const struct entry_arg *argv, size_t argc)
 {
-	put_u32(out, (uint32_t)argc);
+	sp_buf_put_le32(out, (uint32_t)argc);
 	for (size_t i = 0; i < argc; i++) {
-		put_u32(out, (uint32_t)argv[i].len);
+		sp_buf_put_le32(out, (uint32_t)argv[i].len);
 		sp_buf_append(out, argv[i].p, argv[i].len);
 	}
 }

@@ -104,25 +104,6 @@ static void replace(struct sp_buf *state, struct sp_buf *next)
 	sp_buf_init(next);
 }
 
-static void put64(struct sp_buf *b, uint64_t v)
-{
-	uint8_t x[8];
-	sp_put_le64(x, v);
-	sp_buf_append(b, x, 8);
-}
-
-static void put32(struct sp_buf *b, uint32_t v)
-{
-	uint8_t x[4];
-	sp_put_le32(x, v);
-	sp_buf_append(b, x, 4);
-}
-
-static void put8(struct sp_buf *b, uint8_t v)
-{
-	sp_buf_append(b, &v, 1);
-}
-
 /* merge_new returns merge(a, b) in a new buffer, asserting success. */
 static struct sp_buf merge_new(uint8_t type, const struct sp_buf *a, const struct sp_buf *b)
 {
@@ -797,9 +778,9 @@ static void test_orset_add_wins(void **st)
 	orset_remove(&x, "x");
 	struct sp_buf want;
 	sp_buf_init(&want);
-	put32(&want, 1);
-	put64(&want, 5);
-	put64(&want, 1);
+	sp_buf_put_le32(&want, 1);
+	sp_buf_put_le64(&want, 5);
+	sp_buf_put_le64(&want, 1);
 	assert_true(buf_eq(&x, &want));
 
 	/* Concurrent adds of the same member by two actors keep both dots;
@@ -1289,9 +1270,9 @@ static void test_dot_overflow(void **st)
 	struct sp_buf s, out;
 	sp_buf_init(&s);
 	sp_buf_init(&out);
-	put32(&s, 1);
-	put64(&s, 1);
-	put64(&s, UINT64_MAX);
+	sp_buf_put_le32(&s, 1);
+	sp_buf_put_le64(&s, 1);
+	sp_buf_put_le64(&s, UINT64_MAX);
 	assert_int_equal(crdt_validate(CRDT_ORSET, B(&s), s.len), 0);
 	assert_int_equal(crdt_validate(CRDT_MVREG, B(&s), s.len), 0);
 	assert_int_equal(crdt_orset_add(B(&s), s.len, 1, "a", 1, NULL, &out, NULL), SP_ERR_RANGE);
@@ -1370,7 +1351,7 @@ static void test_validate_examples(void **st)
 		sp_buf_clear(&b);                                                                  \
 		uint64_t v_[] = {__VA_ARGS__};                                                     \
 		for (size_t i_ = 0; i_ < sizeof(v_) / sizeof(v_[0]); i_++)                         \
-			put64(&b, v_[i_]);                                                         \
+			sp_buf_put_le64(&b, v_[i_]);                                               \
 	} while (0)
 	GC(1, 5, 2, 3);
 	assert_int_equal(validate_exact(CRDT_GCOUNTER, B(&b), b.len), 0);
@@ -1385,7 +1366,7 @@ static void test_validate_examples(void **st)
 	GC(1, (uint64_t)INT64_MAX + 1);
 	expect_corrupt(CRDT_GCOUNTER, &b, "count past INT64_MAX");
 	GC(1, 5);
-	put8(&b, 0);
+	sp_buf_put_u8(&b, 0);
 	expect_corrupt(CRDT_GCOUNTER, &b, "trailing byte");
 
 	/* PN-Counter. */
@@ -1403,84 +1384,84 @@ static void test_validate_examples(void **st)
 
 	/* G-Set. */
 	sp_buf_clear(&b);
-	put32(&b, 1);
+	sp_buf_put_le32(&b, 1);
 	sp_buf_append(&b, "b", 1);
-	put32(&b, 1);
+	sp_buf_put_le32(&b, 1);
 	sp_buf_append(&b, "a", 1);
 	expect_corrupt(CRDT_GSET, &b, "permuted");
 	sp_buf_clear(&b);
-	put32(&b, 1);
+	sp_buf_put_le32(&b, 1);
 	sp_buf_append(&b, "a", 1);
-	put32(&b, 1);
+	sp_buf_put_le32(&b, 1);
 	sp_buf_append(&b, "a", 1);
 	expect_corrupt(CRDT_GSET, &b, "duplicated");
 	sp_buf_clear(&b);
-	put32(&b, 2);
+	sp_buf_put_le32(&b, 2);
 	sp_buf_append(&b, "a", 1);
 	expect_corrupt(CRDT_GSET, &b, "length past the end");
 	sp_buf_clear(&b);
-	put32(&b, UINT32_MAX);
+	sp_buf_put_le32(&b, UINT32_MAX);
 	expect_corrupt(CRDT_GSET, &b, "huge length");
 
 	/* 2P-Set. */
 	for (int status = 0; status < 4; status++) {
 		sp_buf_clear(&b);
-		put8(&b, (uint8_t)status);
-		put32(&b, 1);
+		sp_buf_put_u8(&b, (uint8_t)status);
+		sp_buf_put_le32(&b, 1);
 		sp_buf_append(&b, "a", 1);
 		int rc = validate_exact(CRDT_2PSET, B(&b), b.len);
 		assert_int_equal(rc, status == 1 || status == 2 ? 0 : SP_ERR_CORRUPT);
 	}
 	sp_buf_clear(&b);
-	put8(&b, 1);
-	put32(&b, 1);
+	sp_buf_put_u8(&b, 1);
+	sp_buf_put_le32(&b, 1);
 	sp_buf_append(&b, "a", 1);
-	put8(&b, 2);
-	put32(&b, 1);
+	sp_buf_put_u8(&b, 2);
+	sp_buf_put_le32(&b, 1);
 	sp_buf_append(&b, "a", 1);
 	expect_corrupt(CRDT_2PSET, &b, "member twice with two statuses");
 
 	/* OR-Set: VV then groups. */
 	sp_buf_clear(&b);
-	put32(&b, 0);
+	sp_buf_put_le32(&b, 0);
 	expect_corrupt(CRDT_ORSET, &b, "empty VV spelled out");
 	expect_corrupt(CRDT_MVREG, &b, "empty VV spelled out");
 	sp_buf_clear(&b);
-	put32(&b, 2);
-	put64(&b, 2);
-	put64(&b, 1);
-	put64(&b, 1);
-	put64(&b, 1);
+	sp_buf_put_le32(&b, 2);
+	sp_buf_put_le64(&b, 2);
+	sp_buf_put_le64(&b, 1);
+	sp_buf_put_le64(&b, 1);
+	sp_buf_put_le64(&b, 1);
 	expect_corrupt(CRDT_ORSET, &b, "VV permuted");
 	sp_buf_clear(&b);
-	put32(&b, 1);
-	put64(&b, 1);
-	put64(&b, 0);
+	sp_buf_put_le32(&b, 1);
+	sp_buf_put_le64(&b, 1);
+	sp_buf_put_le64(&b, 0);
 	expect_corrupt(CRDT_ORSET, &b, "VV zero counter");
 	sp_buf_clear(&b);
-	put32(&b, 3);
-	put64(&b, 1);
-	put64(&b, 1);
+	sp_buf_put_le32(&b, 3);
+	sp_buf_put_le64(&b, 1);
+	sp_buf_put_le64(&b, 1);
 	expect_corrupt(CRDT_ORSET, &b, "VV count past the end");
 
 	/* A base OR-Set state: VV {1:2, 2:1}, then groups appended below. */
 #define ORSET_BASE()                                                                               \
 	do {                                                                                       \
 		sp_buf_clear(&b);                                                                  \
-		put32(&b, 2);                                                                      \
-		put64(&b, 1);                                                                      \
-		put64(&b, 2);                                                                      \
-		put64(&b, 2);                                                                      \
-		put64(&b, 1);                                                                      \
+		sp_buf_put_le32(&b, 2);                                                            \
+		sp_buf_put_le64(&b, 1);                                                            \
+		sp_buf_put_le64(&b, 2);                                                            \
+		sp_buf_put_le64(&b, 2);                                                            \
+		sp_buf_put_le64(&b, 1);                                                            \
 	} while (0)
 #define GROUP(m, ...)                                                                              \
 	do {                                                                                       \
 		uint64_t d_[] = {__VA_ARGS__};                                                     \
-		put32(&b, (uint32_t)strlen(m));                                                    \
+		sp_buf_put_le32(&b, (uint32_t)strlen(m));                                          \
 		sp_buf_append(&b, m, strlen(m));                                                   \
-		put32(&b, (uint32_t)(sizeof(d_) / sizeof(d_[0]) / 2));                             \
+		sp_buf_put_le32(&b, (uint32_t)(sizeof(d_) / sizeof(d_[0]) / 2));                   \
 		for (size_t i_ = 0; i_ < sizeof(d_) / sizeof(d_[0]); i_++)                         \
-			put64(&b, d_[i_]);                                                         \
+			sp_buf_put_le64(&b, d_[i_]);                                               \
 	} while (0)
 	ORSET_BASE();
 	GROUP("a", 1, 2, 2, 1);
@@ -1512,16 +1493,16 @@ static void test_validate_examples(void **st)
 	GROUP("a", 1, 0);
 	expect_corrupt(CRDT_ORSET, &b, "dot counter 0");
 	ORSET_BASE();
-	put32(&b, 1);
+	sp_buf_put_le32(&b, 1);
 	sp_buf_append(&b, "a", 1);
-	put32(&b, 0);
+	sp_buf_put_le32(&b, 0);
 	expect_corrupt(CRDT_ORSET, &b, "member without dots");
 	ORSET_BASE();
-	put32(&b, 1);
+	sp_buf_put_le32(&b, 1);
 	sp_buf_append(&b, "a", 1);
-	put32(&b, UINT32_MAX);
-	put64(&b, 1);
-	put64(&b, 1);
+	sp_buf_put_le32(&b, UINT32_MAX);
+	sp_buf_put_le64(&b, 1);
+	sp_buf_put_le64(&b, 1);
 	expect_corrupt(CRDT_ORSET, &b, "dot count past the end");
 #undef GROUP
 
@@ -1543,9 +1524,9 @@ static void test_validate_examples(void **st)
 	/* MV-Register. */
 #define SIB(a, c, v)                                                                               \
 	do {                                                                                       \
-		put64(&b, a);                                                                      \
-		put64(&b, c);                                                                      \
-		put32(&b, (uint32_t)strlen(v));                                                    \
+		sp_buf_put_le64(&b, a);                                                            \
+		sp_buf_put_le64(&b, c);                                                            \
+		sp_buf_put_le32(&b, (uint32_t)strlen(v));                                          \
 		sp_buf_append(&b, v, strlen(v));                                                   \
 	} while (0)
 	ORSET_BASE();
@@ -1571,7 +1552,7 @@ static void test_validate_examples(void **st)
 	expect_corrupt(CRDT_MVREG, &b, "sibling not covered");
 	ORSET_BASE();
 	SIB(1, 2, "x");
-	put8(&b, 0);
+	sp_buf_put_u8(&b, 0);
 	expect_corrupt(CRDT_MVREG, &b, "trailing byte");
 #undef SIB
 #undef ORSET_BASE

@@ -192,28 +192,9 @@ int ev_msg_decode(const uint8_t *p, size_t len, struct ev_msg *m)
 
 /* ---- writing ---- */
 
-static void put_u8(struct sp_buf *b, uint8_t v)
-{
-	sp_buf_append(b, &v, 1);
-}
-
-static void put_u32(struct sp_buf *b, uint32_t v)
-{
-	uint8_t x[4];
-	sp_put_le32(x, v);
-	sp_buf_append(b, x, 4);
-}
-
-static void put_u64(struct sp_buf *b, uint64_t v)
-{
-	uint8_t x[8];
-	sp_put_le64(x, v);
-	sp_buf_append(b, x, 8);
-}
-
 static void put_bytes(struct sp_buf *b, const void *p, size_t len)
 {
-	put_u32(b, (uint32_t)len);
+	sp_buf_put_le32(b, (uint32_t)len);
 	if (len)
 		sp_buf_append(b, p, len);
 }
@@ -221,8 +202,8 @@ static void put_bytes(struct sp_buf *b, const void *p, size_t len)
 void ev_msg_put_item(struct sp_buf *out, const struct ev_item *it)
 {
 	put_bytes(out, it->key.p, it->key.len);
-	put_u8(out, it->rf);
-	put_u8(out, it->type);
+	sp_buf_put_u8(out, it->rf);
+	sp_buf_put_u8(out, it->type);
 	put_bytes(out, it->state.p, it->state.len);
 }
 
@@ -233,56 +214,56 @@ void ev_op_put_arg(struct sp_buf *out, const void *p, size_t len)
 
 void ev_msg_ping(struct sp_buf *out, bool pong)
 {
-	put_u8(out, pong ? EVM_PONG : EVM_PING);
+	sp_buf_put_u8(out, pong ? EVM_PONG : EVM_PING);
 }
 
 void ev_msg_write(struct sp_buf *out, uint64_t id, uint64_t hint_for, uint64_t seen_ts,
 		  const struct ev_item *it)
 {
-	put_u8(out, EVM_WRITE);
-	put_u64(out, id);
-	put_u64(out, hint_for);
-	put_u64(out, seen_ts);
+	sp_buf_put_u8(out, EVM_WRITE);
+	sp_buf_put_le64(out, id);
+	sp_buf_put_le64(out, hint_for);
+	sp_buf_put_le64(out, seen_ts);
 	ev_msg_put_item(out, it);
 }
 
 void ev_msg_write_ack(struct sp_buf *out, uint64_t id, uint8_t status)
 {
-	put_u8(out, EVM_WRITE_ACK);
-	put_u64(out, id);
-	put_u8(out, status);
+	sp_buf_put_u8(out, EVM_WRITE_ACK);
+	sp_buf_put_le64(out, id);
+	sp_buf_put_u8(out, status);
 }
 
 void ev_msg_read(struct sp_buf *out, uint64_t id, uint8_t rf, const void *key, size_t klen)
 {
-	put_u8(out, EVM_READ);
-	put_u64(out, id);
-	put_u8(out, rf);
+	sp_buf_put_u8(out, EVM_READ);
+	sp_buf_put_le64(out, id);
+	sp_buf_put_u8(out, rf);
 	put_bytes(out, key, klen);
 }
 
 void ev_msg_read_reply(struct sp_buf *out, uint64_t id, uint8_t status, uint8_t type,
 		       const void *state, size_t slen)
 {
-	put_u8(out, EVM_READ_REPLY);
-	put_u64(out, id);
-	put_u8(out, status);
-	put_u8(out, type);
+	sp_buf_put_u8(out, EVM_READ_REPLY);
+	sp_buf_put_le64(out, id);
+	sp_buf_put_u8(out, status);
+	sp_buf_put_u8(out, type);
 	put_bytes(out, state, slen);
 }
 
 void ev_msg_proxy(struct sp_buf *out, uint64_t id, const struct ev_wire_op *op)
 {
-	put_u8(out, EVM_PROXY);
-	put_u64(out, id);
-	put_u8(out, op->kind);
-	put_u8(out, op->level);
-	put_u8(out, op->rf);
-	put_u8(out, op->flags);
-	put_u64(out, (uint64_t)op->n);
-	put_u64(out, op->expires_ms);
+	sp_buf_put_u8(out, EVM_PROXY);
+	sp_buf_put_le64(out, id);
+	sp_buf_put_u8(out, op->kind);
+	sp_buf_put_u8(out, op->level);
+	sp_buf_put_u8(out, op->rf);
+	sp_buf_put_u8(out, op->flags);
+	sp_buf_put_le64(out, (uint64_t)op->n);
+	sp_buf_put_le64(out, op->expires_ms);
 	put_bytes(out, op->key.p, op->key.len);
-	put_u32(out, op->nargs);
+	sp_buf_put_le32(out, op->nargs);
 	if (op->args.len)
 		sp_buf_append(out, op->args.p, op->args.len);
 }
@@ -291,40 +272,40 @@ void ev_msg_proxy_reply(struct sp_buf *out, uint64_t id, int32_t status, int64_t
 			uint8_t replicas, uint8_t type, const void *state, size_t slen,
 			const char *text)
 {
-	put_u8(out, EVM_PROXY_REPLY);
-	put_u64(out, id);
-	put_u32(out, (uint32_t)status);
-	put_u64(out, (uint64_t)n);
-	put_u8(out, acks);
-	put_u8(out, replicas);
-	put_u8(out, type);
+	sp_buf_put_u8(out, EVM_PROXY_REPLY);
+	sp_buf_put_le64(out, id);
+	sp_buf_put_le32(out, (uint32_t)status);
+	sp_buf_put_le64(out, (uint64_t)n);
+	sp_buf_put_u8(out, acks);
+	sp_buf_put_u8(out, replicas);
+	sp_buf_put_u8(out, type);
 	put_bytes(out, state, slen);
 	put_bytes(out, text, text ? strlen(text) : 0);
 }
 
 size_t ev_msg_ae_begin(struct sp_buf *out, uint8_t type, uint8_t rf)
 {
-	put_u8(out, type);
-	put_u8(out, rf);
+	sp_buf_put_u8(out, type);
+	sp_buf_put_u8(out, rf);
 	size_t at = out->len;
-	put_u32(out, 0);
+	sp_buf_put_le32(out, 0);
 	return at;
 }
 
 void ev_msg_set_count(struct sp_buf *out, size_t at, uint32_t count)
 {
-	sp_put_le32((uint8_t *)sp_buf_begin(out) + at, count);
+	sp_buf_patch_le32(out, at, count);
 }
 
 size_t ev_msg_ae_items_begin(struct sp_buf *out, uint8_t rf, uint64_t token, uint64_t leafmask,
 			     bool want_reply)
 {
-	put_u8(out, EVM_AE_ITEMS);
-	put_u8(out, rf);
-	put_u64(out, token);
-	put_u64(out, leafmask);
-	put_u8(out, want_reply ? 1 : 0);
+	sp_buf_put_u8(out, EVM_AE_ITEMS);
+	sp_buf_put_u8(out, rf);
+	sp_buf_put_le64(out, token);
+	sp_buf_put_le64(out, leafmask);
+	sp_buf_put_u8(out, want_reply ? 1 : 0);
 	size_t at = out->len;
-	put_u32(out, 0);
+	sp_buf_put_le32(out, 0);
 	return at;
 }
