@@ -22,7 +22,7 @@ HIREDIS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 CMOCKA  := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 LIB_SRCS  := $(sort $(wildcard src/common/*.c src/net/*.c src/store/*.c src/crdt/*.c \
-               src/engine/strong/*.c src/engine/strong/raft/*.c src/engine/eventual/*.c src/check/*.c \
+               src/engine/strong/*.c src/engine/strong/raft/*.c src/engine/eventual/*.c src/engine/causal/*.c src/check/*.c \
                src/obs/*.c $(filter-out src/server/main.c,$(wildcard src/server/*.c))))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
@@ -91,6 +91,7 @@ FUZZ_DEPS_fuzz_entry    := src/server/entry.c src/common/buf.c src/common/alloc.
 FUZZ_DEPS_fuzz_crdt     := $(wildcard src/crdt/*.c) src/common/buf.c src/common/alloc.c src/common/err.c
 FUZZ_DEPS_fuzz_ev_msg   := src/engine/eventual/msg.c src/common/buf.c src/common/alloc.c \
                            src/common/err.c
+FUZZ_DEPS_fuzz_vclock   := src/engine/causal/vclock.c src/common/buf.c src/common/alloc.c src/common/err.c
 # Libraries a target links besides libFuzzer's runtime: FUZZ_LIBS_<target>.
 FUZZ_LIBS_fuzz_frame    := -lz
 fuzz_deps = $(or $(FUZZ_DEPS_$(1)),$(FUZZ_DEPS))
