@@ -980,7 +980,7 @@ bool chaos_ev_state_equal(enum chaos_ev_kind kind, const struct chaos_ev_state *
 }
 
 /* hlc_text writes the wall-clock time of an HLC timestamp (milliseconds
- * in its top 48 bits, a counter in the low 16: src/engine/eventual/hlc.h)
+ * in its top 48 bits, a counter in the low 16: src/common/hlc.h)
  * as local "HH:MM:SS.mmm+counter", to match the nodes' logs. */
 static const char *hlc_text(int64_t ts, char *out, size_t outlen)
 {

@@ -8,7 +8,7 @@
  * as "pt > l ? (pt, 0) : last + 1", and makes the receive rule's
  * comparison of (l, c) pairs an integer max.
  */
-#include "engine/eventual/hlc.h"
+#include "common/hlc.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*
  * hlc: the hybrid logical clock (Kulkarni, Demirbas et al., "Logical
- * Physical Clocks", 2014) that stamps the eventual engine's writes, so
+ * Physical Clocks", 2014) that stamps the eventual and causal engines' writes, so
  * that last-write-wins picks the later write as a person would see it
  * while never contradicting causality.
  *
@@ -17,8 +17,8 @@
  * passed in, so tests can step it back or skew it. It must not read the
  * clock or keep any global state; one struct hlc per node.
  */
-#ifndef SP_ENGINE_EVENTUAL_HLC_H
-#define SP_ENGINE_EVENTUAL_HLC_H
+#ifndef SP_COMMON_HLC_H
+#define SP_COMMON_HLC_H
 
 #include <stddef.h>
 #include <stdint.h>

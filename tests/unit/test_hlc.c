@@ -16,7 +16,7 @@
 
 #include "../lib/testutil.h"
 #include "common/err.h"
-#include "engine/eventual/hlc.h"
+#include "common/hlc.h"
 
 static uint64_t base_seed;
 

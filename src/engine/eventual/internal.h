@@ -9,7 +9,7 @@
 
 #include "common/buf.h"
 #include "engine/eventual/eventual.h"
-#include "engine/eventual/hlc.h"
+#include "common/hlc.h"
 #include "engine/eventual/merkle.h"
 #include "engine/eventual/msg.h"
 #include "engine/eventual/ring.h"
