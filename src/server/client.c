@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "server/route.h"
+#include "server/cmd.h"
 #include "server/server.h"
 
 static const char max_clients_msg[] = "-ERR max number of clients reached\r\n";
@@ -31,6 +32,7 @@ static void on_close(uv_handle_t *h)
 	free(c->name);
 	free(c->lib_name);
 	free(c->lib_ver);
+	causal_client_gone(c);
 	free(c);
 }
 

@@ -3,6 +3,7 @@
  * commands. See cluster.h.
  */
 #include "server/cluster.h"
+#include "server/cmd.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "common/cluster_file.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "engine/causal/causal.h"
 #include "engine/eventual/eventual.h"
 #include "engine/strong/strong.h"
 #include "net/peer.h"
@@ -64,6 +66,8 @@ static void ring_update(struct server *srv)
 	int rc = eventual_set_nodes(srv->eventual, ids, n);
 	if (rc)
 		sp_warn("eventual: cannot rebuild the ring for %zu nodes: %s", n, sp_strerror(rc));
+	if (srv->causal && (rc = causal_set_nodes(srv->causal, ids, n)))
+		sp_warn("causal: cannot take %zu nodes: %s", n, sp_strerror(rc));
 }
 
 static void learn_node(struct server *srv, const struct cluster_node *n)
@@ -147,6 +151,53 @@ static void on_frame(void *ctx, uint64_t from, uint8_t channel, const uint8_t *p
 		route_recv_forward(srv, from, p, len);
 	else if (channel == EV_CHANNEL && srv->eventual)
 		eventual_recv(srv->eventual, from, p, len);
+	else if (channel == CAUSAL_CHANNEL && srv->causal)
+		causal_recv(srv->causal, from, p, len);
+}
+
+static int causal_send_frame(void *ctx, uint64_t to, const void *p, size_t len)
+{
+	struct server *srv = ctx;
+	return peer_net_send(srv->net, to, CAUSAL_CHANNEL, p, len);
+}
+
+static void on_causal_applied(void *ctx)
+{
+	causal_applied_changed(ctx);
+}
+
+static void on_causal_timer(uv_timer_t *t)
+{
+	causal_timer_tick(t->data);
+}
+
+/* open_causal starts the causal engine on <dir>/causal. */
+static int open_causal(struct server *srv, const struct cluster_file *file)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/causal", srv->cfg->dir);
+	struct causal_config cc = {
+	    .self_id = srv->node_id,
+	    .dir = dir,
+	    .map_size = srv->cfg->map_size,
+	    .clock = srv->clock,
+	    .send = causal_send_frame,
+	    .applied_cb = on_causal_applied,
+	    .ctx = srv,
+	};
+	uint64_t ids[CLUSTER_FILE_MAX_NODES];
+	size_t n = 0;
+	for (size_t i = 0; i < file->n; i++)
+		ids[n++] = file->nodes[i].id;
+	int rc = causal_open(&srv->causal, &cc, ids, n);
+	if (rc) {
+		sp_error("cannot open the causal engine in %s: %s", dir, sp_strerror(rc));
+		return rc;
+	}
+	uv_timer_init(srv->loop, &srv->causal_timer);
+	srv->causal_timer.data = srv;
+	uv_timer_start(&srv->causal_timer, on_causal_timer, 10, 10);
+	return 0;
 }
 
 static int ev_send_frame(void *ctx, uint64_t to, const void *p, size_t len)
@@ -237,6 +288,8 @@ int cluster_init(struct server *srv)
 		goto free_file;
 	}
 	rc = open_eventual(srv, file);
+	if (rc == 0)
+		rc = open_causal(srv, file);
 	if (rc) {
 		peer_net_close(srv->net);
 		srv->net = NULL;
@@ -305,6 +358,11 @@ void cluster_close(struct server *srv)
 		uv_close((uv_handle_t *)&srv->ev_timer, NULL);
 		eventual_close(srv->eventual);
 		srv->eventual = NULL;
+	}
+	if (srv->causal) {
+		uv_close((uv_handle_t *)&srv->causal_timer, NULL);
+		causal_close(srv->causal);
+		srv->causal = NULL;
 	}
 	if (srv->net)
 		peer_net_close(srv->net);

@@ -92,6 +92,17 @@ void evcmd_detach(void *ev);
 void evcmd_info(struct server *srv, struct sp_buf *b);
 void cmd_crdt(struct client *c);
 void cmd_eventual(struct client *c);
+
+/* cmd_causal.c */
+/* causal_submit serves c's command on a key of causal keyspace ks. */
+void causal_submit(struct client *c, const struct command *cmd, const struct keyspace *ks);
+/* causal_applied_changed / causal_timer_tick run waiting commands that are
+ * ready (and the engine's tick, for the timer). */
+void causal_applied_changed(struct server *srv);
+void causal_timer_tick(struct server *srv);
+void causal_info(struct server *srv, struct sp_buf *b);
+void causal_client_gone(struct client *c);
+void cmd_session(struct client *c);
 int route_check_keys(struct client *c, const struct command *cmd);
 
 #endif

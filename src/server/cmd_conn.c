@@ -410,6 +410,14 @@ static void info_eventual(struct server *srv, struct sp_buf *b)
 	sp_buf_append_str(b, "\r\n");
 }
 
+static void info_causal(struct server *srv, struct sp_buf *b)
+{
+	if (!srv->causal)
+		return;
+	causal_info(srv, b);
+	sp_buf_append_str(b, "\r\n");
+}
+
 void cmd_info(struct client *c)
 {
 	static const struct {
@@ -419,6 +427,7 @@ void cmd_info(struct client *c)
 	    {"server", info_server},	 {"clients", info_clients},
 	    {"stats", info_stats},	 {"persistence", info_persistence},
 	    {"keyspace", info_keyspace}, {"eventual", info_eventual},
+	    {"causal", info_causal},
 	};
 	const size_t nsec = sizeof(sections) / sizeof(sections[0]);
 	struct sp_buf b;

@@ -310,6 +310,13 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 			     cmd->name, ks->name);
 		return;
 	}
+	if (c->req_causal_level) {
+		reply_errorf(c,
+			     "ERR level %s is for causal keyspaces; '%s' is eventual (one, "
+			     "quorum, all)",
+			     causal_level_name(c->req_causal_level), ks->name);
+		return;
+	}
 	if (c->req_level) {
 		reply_errorf(c,
 			     "ERR level %s is for strong keyspaces; '%s' is eventual (one, "
@@ -374,7 +381,7 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 	q->mlen = mlen;
 	if (mlen)
 		memcpy(q->member, c->argv[2].p, mlen);
-	q->slot = route_slot_reserve(c, q);
+	q->slot = route_slot_reserve(c, q, evcmd_detach);
 	eventual_submit(srv->eventual, &op, on_done, q);
 }
 

@@ -50,12 +50,18 @@ static int parse_ev_level_arg(struct client *c, struct slice a, uint8_t *level)
 
 /* any_level reads a level of either mode: *strong or *eventual is set
  * (the other left 0); 0, or -1 after replying. */
-static int any_level(struct client *c, struct slice a, uint8_t *strong, uint8_t *eventual)
+static int any_level(struct client *c, struct slice a, uint8_t *strong, uint8_t *eventual,
+		     uint8_t *causal)
 {
-	*strong = *eventual = 0;
-	if (ev_level_parse(a.p, a.len, eventual) == 0 && !arg_equals(a, "default"))
+	*strong = *eventual = *causal = 0;
+	if (arg_equals(a, "default"))
+		return parse_level_arg(c, a, strong);
+	if (ev_level_parse(a.p, a.len, eventual) == 0)
 		return 0;
 	*eventual = 0;
+	if (causal_level_parse(a.p, a.len, causal) == 0)
+		return 0;
+	*causal = 0;
 	return parse_level_arg(c, a, strong);
 }
 
@@ -65,6 +71,8 @@ static int any_level(struct client *c, struct slice a, uint8_t *strong, uint8_t 
  * CONSISTENCY <one|quorum|all>     eventual reads and writes
  * CONSISTENCY READ|WRITE <level>   eventual reads or writes only
  * CONSISTENCY EVENTUAL             [read level, write level]
+ * CONSISTENCY <causal|local>       causal keyspaces
+ * CONSISTENCY CAUSAL               the causal level
  */
 void cmd_consistency(struct client *c)
 {
@@ -76,6 +84,10 @@ void cmd_consistency(struct client *c)
 		reply_array(c, 2);
 		reply_bulk_str(c, ev_level_name(c->ev_read));
 		reply_bulk_str(c, ev_level_name(c->ev_write));
+		return;
+	}
+	if (c->argc == 2 && arg_equals(c->argv[1], "causal") && c->causal_level) {
+		reply_bulk_str(c, causal_level_name(c->causal_level));
 		return;
 	}
 	if (c->argc == 3 && (arg_equals(c->argv[1], "read") || arg_equals(c->argv[1], "write"))) {
@@ -93,11 +105,13 @@ void cmd_consistency(struct client *c)
 		reply_arity_error(c);
 		return;
 	}
-	uint8_t level, ev;
-	if (any_level(c, c->argv[1], &level, &ev))
+	uint8_t level, ev, causal;
+	if (any_level(c, c->argv[1], &level, &ev, &causal))
 		return;
 	if (ev)
 		c->ev_read = c->ev_write = ev;
+	else if (causal)
+		c->causal_level = causal;
 	else
 		c->level = level;
 	reply_ok(c);
@@ -106,15 +120,16 @@ void cmd_consistency(struct client *c)
 /* LEVEL <level> <command> [args...]: one command at another level. */
 void cmd_level(struct client *c)
 {
-	uint8_t level, ev;
-	if (any_level(c, c->argv[1], &level, &ev))
+	uint8_t level, ev, causal;
+	if (any_level(c, c->argv[1], &level, &ev, &causal))
 		return;
-	if (c->req_level || c->req_ev_level) {
+	if (c->req_level || c->req_ev_level || c->req_causal_level) {
 		reply_error(c, "ERR LEVEL cannot be nested");
 		return;
 	}
-	c->req_level = ev ? 0 : level ? level : LEVEL_DEFAULT;
+	c->req_level = ev || causal ? 0 : level ? level : LEVEL_DEFAULT;
 	c->req_ev_level = ev;
+	c->req_causal_level = causal;
 	struct slice *argv = c->argv;
 	size_t argc = c->argc;
 	c->argv += 2;
@@ -124,6 +139,7 @@ void cmd_level(struct client *c)
 	c->argc = argc;
 	c->req_level = 0;
 	c->req_ev_level = 0;
+	c->req_causal_level = 0;
 }
 
 /* GETREV key: [value, revision] or nil. */
@@ -261,6 +277,11 @@ static void keyspace_describe_one(struct client *c, const struct keyspace *ks)
 	reply_bulk_str(c, ks->name);
 	reply_bulk_str(c, "mode");
 	reply_bulk_str(c, mode_name(ks->mode));
+	if (ks->mode == SP_MODE_CAUSAL) {
+		reply_bulk_str(c, "read-level");
+		reply_bulk_str(c, "causal");
+		return;
+	}
 	if (!ev) {
 		reply_bulk_str(c, "read-level");
 		reply_bulk_str(c, level_name(ks->read_level ? ks->read_level : LEVEL_LINEARIZABLE));
@@ -281,6 +302,11 @@ static void keyspace_describe_one(struct client *c, const struct keyspace *ks)
 static int keyspace_options(struct client *c, struct keyspace *ks)
 {
 	bool ev = ks->mode == SP_MODE_EVENTUAL;
+	if (ks->mode == SP_MODE_CAUSAL && c->argc > 5) {
+		reply_error(
+		    c, "ERR causal keyspaces take no options (levels: CONSISTENCY causal|local)");
+		return -1;
+	}
 	for (size_t i = 5; i < c->argc; i += 2) {
 		if (i + 1 >= c->argc) {
 			reply_syntax_error(c);
@@ -347,9 +373,7 @@ static void keyspace_create_cmd(struct client *c)
 	} else if (arg_equals(c->argv[4], "eventual")) {
 		ks.mode = SP_MODE_EVENTUAL;
 	} else if (arg_equals(c->argv[4], "causal")) {
-		reply_error(c, "ERR mode causal is not available in this version yet; strong and "
-			       "eventual keyspaces can be created");
-		return;
+		ks.mode = SP_MODE_CAUSAL;
 	} else {
 		reply_error(c, "ERR mode must be strong, causal or eventual");
 		return;

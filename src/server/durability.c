@@ -18,6 +18,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "engine/causal/causal.h"
 #include "engine/eventual/eventual.h"
 #include "engine/strong/strong.h"
 #include "server/route.h"
@@ -151,6 +152,15 @@ void durability_end_of_iteration(struct server *srv)
 		if (rc) {
 			sp_error("eventual store: commit failed: %s; stopping so that no write "
 				 "is acknowledged that this node does not hold",
+				 sp_strerror(rc));
+			abort();
+		}
+	}
+	if (srv->causal) {
+		int rc = causal_commit(srv->causal);
+		if (rc) {
+			sp_error("causal store: commit failed: %s; stopping so that no write is "
+				 "acknowledged that this node does not hold",
 				 sp_strerror(rc));
 			abort();
 		}

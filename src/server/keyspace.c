@@ -165,6 +165,32 @@ int level_parse(const char *s, size_t len, uint8_t *out)
 	return SP_ERR_INVAL;
 }
 
+int causal_level_parse(const char *s, size_t len, uint8_t *out)
+{
+	static const struct {
+		const char *name;
+		uint8_t level;
+	} levels[] = {{"causal", CAUSAL_LEVEL_CAUSAL},
+		      {"local", CAUSAL_LEVEL_LOCAL},
+		      {"default", CAUSAL_LEVEL_DEFAULT}};
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strlen(levels[i].name) == len && strncasecmp(levels[i].name, s, len) == 0) {
+			*out = levels[i].level;
+			return 0;
+		}
+	static const char *const other[] = {"linearizable", "lease",  "stale",
+					    "one",	    "quorum", "all"};
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		if (strlen(other[i]) == len && strncasecmp(other[i], s, len) == 0)
+			return SP_ERR_RANGE;
+	return SP_ERR_INVAL;
+}
+
+const char *causal_level_name(uint8_t level)
+{
+	return level == CAUSAL_LEVEL_LOCAL ? "local" : "causal";
+}
+
 int ev_level_parse(const char *s, size_t len, uint8_t *out)
 {
 	static const struct {

@@ -51,6 +51,17 @@ const char *level_name(uint8_t level);
  * for a level of another mode (causal, local, one, quorum, all), or
  * SP_ERR_INVAL for an unknown word. */
 int level_parse(const char *s, size_t len, uint8_t *out);
+/* Levels of causal keyspaces. */
+enum causal_level {
+	CAUSAL_LEVEL_DEFAULT = 0, /* causal */
+	CAUSAL_LEVEL_CAUSAL,
+	CAUSAL_LEVEL_LOCAL,
+};
+/* causal_level_parse reads causal, local or default: 0, SP_ERR_RANGE for a
+ * level of another mode, or SP_ERR_INVAL. */
+int causal_level_parse(const char *s, size_t len, uint8_t *out);
+const char *causal_level_name(uint8_t level);
+
 /* ev_level_parse reads an eventual level (one, quorum, all, default): 0,
  * SP_ERR_RANGE for a level of another mode, or SP_ERR_INVAL. */
 int ev_level_parse(const char *s, size_t len, uint8_t *out);

@@ -189,10 +189,11 @@ static void slots_drain(struct client *c)
 	client_mark_pending(c);
 }
 
-struct reply_slot *route_slot_reserve(struct client *c, void *ev)
+struct reply_slot *route_slot_reserve(struct client *c, void *ev, void (*detach)(void *ev))
 {
 	struct reply_slot *s = slot_push(c);
 	s->ev = ev;
+	s->detach = detach;
 	return s;
 }
 
@@ -228,8 +229,8 @@ void route_client_gone(struct client *c)
 		struct reply_slot *next = s->next;
 		if (s->req)
 			s->req->c = NULL, s->req->slot = NULL;
-		if (s->ev)
-			evcmd_detach(s->ev);
+		if (s->ev && s->detach)
+			s->detach(s->ev);
 		sp_buf_free(&s->bytes);
 		free(s);
 		s = next;
@@ -629,15 +630,6 @@ static int check_keys(struct client *c, const struct command *cmd, struct keyspa
 		keyspace_of_key(c->srv, c->argv[i].p, c->argv[i].len, &ks);
 		if (i == (size_t)cmd->first_key)
 			*first = ks;
-		if (ks.mode == SP_MODE_CAUSAL) {
-			reply_errorf(
-			    c,
-			    "ERR key '%.*s' is in causal keyspace '%s': causal keyspaces are "
-			    "not served by this version yet",
-			    (int)(c->argv[i].len > 64 ? 64 : c->argv[i].len), c->argv[i].p,
-			    ks.name);
-			return -1;
-		}
 		if (ks.mode != first->mode) {
 			reply_errorf(c,
 				     "ERR the keys of one command must be in keyspaces of one mode "
@@ -655,9 +647,9 @@ int route_check_keys(struct client *c, const struct command *cmd)
 	struct keyspace ks;
 	if (check_keys(c, cmd, &ks))
 		return -1;
-	if (ks.mode == SP_MODE_EVENTUAL || (cmd->flags & CMD_EVENTUAL)) {
-		reply_errorf(c, "ERR MULTI/EXEC is for strong keyspaces; '%s' is eventual",
-			     ks.name);
+	if (ks.mode != SP_MODE_STRONG || (cmd->flags & CMD_EVENTUAL)) {
+		reply_errorf(c, "ERR MULTI/EXEC is for strong keyspaces; '%s' is %s", ks.name,
+			     mode_name(ks.mode));
 		return -1;
 	}
 	return 0;
@@ -688,6 +680,15 @@ void route_submit(struct client *c, const struct command *cmd)
 	}
 	if (cmd->flags & CMD_EVENTUAL) {
 		cmd_crdt(c);
+		return;
+	}
+	if (ks.mode == SP_MODE_CAUSAL) {
+		causal_submit(c, cmd, &ks);
+		return;
+	}
+	if (c->req_causal_level) {
+		reply_errorf(c, "ERR level %s is for causal keyspaces; '%s' is strong",
+			     causal_level_name(c->req_causal_level), ks.name);
 		return;
 	}
 	if (c->req_ev_level) {

@@ -90,10 +90,11 @@ void route_recv_forward(struct server *srv, uint64_t from, const uint8_t *p, siz
  * and frees its slots. */
 void route_client_gone(struct client *c);
 
-/* route_slot_reserve takes the next reply slot of c for an eventual op
- * (ev: its request, detached by evcmd_detach if c goes); route_slot_fill
- * puts the reply in it and releases what is ready, in order. */
-struct reply_slot *route_slot_reserve(struct client *c, void *ev);
+/* route_slot_reserve takes the next reply slot of c for an eventual or
+ * causal op (ev: its request; detach(ev) is called if c goes first);
+ * route_slot_fill puts the reply in it and releases what is ready, in
+ * order. */
+struct reply_slot *route_slot_reserve(struct client *c, void *ev, void (*detach)(void *ev));
 void route_slot_fill(struct client *c, struct reply_slot *s, const void *p, size_t len);
 
 /* route_capture_begin / route_capture_end bracket a command run for c

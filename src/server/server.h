@@ -37,6 +37,9 @@ struct request;
 struct strong;
 struct peer_net;
 struct ev_engine;
+struct causal_engine;
+struct causal_wait;
+struct vclock;
 
 /* A borrowed byte string: an argument or a key. */
 struct slice {
@@ -93,8 +96,9 @@ enum read_level {
  * order the commands came. */
 struct reply_slot {
 	struct reply_slot *next;
-	struct request *req; /* the request that fills it; NULL once ready */
-	void *ev;	     /* or the eventual op that fills it (cmd_eventual.c) */
+	struct request *req;	  /* the request that fills it; NULL once ready */
+	void *ev;		  /* or the eventual/causal op that fills it, and ... */
+	void (*detach)(void *ev); /* ... what tells that op its client is gone */
 	bool ready;
 	struct sp_buf bytes;
 };
@@ -139,6 +143,10 @@ struct client {
 	uint8_t req_level;	   /* LEVEL prefix: for the command being run */
 	uint8_t ev_read, ev_write; /* CONSISTENCY for eventual keyspaces: enum ev_level */
 	uint8_t req_ev_level;	   /* LEVEL prefix with an eventual level */
+	uint8_t causal_level;	   /* CONSISTENCY causal|local */
+	uint8_t req_causal_level;  /* LEVEL prefix with a causal level */
+	struct vclock *session;	   /* causal context (cmd_causal.c); NULL until used */
+	uint32_t causal_waiting;   /* its causal commands waiting */
 	uint64_t last_write;	   /* id of its latest write request */
 	struct sp_buf multi;	   /* MULTI: queued commands, entry-encoded */
 	uint32_t multi_n;
@@ -217,7 +225,10 @@ struct server {
 	uint64_t node_id;
 	struct peer_net *net;
 	struct strong *strong;
-	struct ev_engine *eventual; /* eventual keyspaces' engine (cluster.c) */
+	struct ev_engine *eventual;   /* eventual keyspaces' engine (cluster.c) */
+	struct causal_engine *causal; /* causal keyspaces' engine (cluster.c) */
+	uv_timer_t causal_timer;
+	struct causal_wait *causal_waiters; /* cmd_causal.c */
 	uv_timer_t ev_timer;
 	struct crdt_limits ev_limits;
 	enum raft_role role;

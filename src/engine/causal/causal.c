@@ -1,0 +1,675 @@
+/*
+ * causal: causal delivery of every node's writes to every node. See
+ * causal.h.
+ *
+ * Stored (the engine's own LMDB environment):
+ *   keys            key -> ts u64 | origin u64 | seq u64 | flags u8 | value
+ *   meta "applied"  the applied vector (vclock encoding)
+ *   meta "l/<seq>"  this origin's update seq (16 hex digits), until every
+ *                   peer holds it
+ * An update on the wire and in the log:
+ *   seq u64 | ts u64 | flags u8 | deps (vclock) | key (u32 len) | value (u32 len)
+ * Messages (channel CAUSAL_CHANNEL):
+ *   UPDATES  1 | count u32 | update*      from their origin only
+ *   ACK      2 | applied (vclock)         every ack_ms, to every peer
+ */
+#include "engine/causal/causal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/endian.h"
+#include "common/err.h"
+#include "common/hlc.h"
+#include "common/log.h"
+#include "store/store.h"
+
+#define CM_UPDATES   1
+#define CM_ACK	     2
+#define REC_HDR	     25 /* ts, origin, seq, flags */
+#define FLAG_DEL     1u
+#define MAX_PEERS    64
+#define SENT_UNKNOWN UINT64_MAX /* until the peer's first ACK */
+#define LOG_GC_STEP  1000	/* log entries removed per tick, at most */
+
+struct peer {
+	uint64_t id;
+	uint64_t sent;	/* last seq of ours sent (SENT_UNKNOWN: not yet known) */
+	uint64_t acked; /* its applied[self] */
+	uint64_t progress_ms;
+};
+
+/* An update waiting for its dependencies: its origin and encoding. */
+struct pending {
+	uint64_t origin, seq;
+	uint8_t *p;
+	size_t len;
+};
+
+struct causal_engine {
+	struct causal_config cfg;
+	char *dir;
+	struct store *store;
+	struct vclock applied;
+	bool applied_dirty;
+	struct hlc hlc;
+	struct peer peers[MAX_PEERS];
+	size_t npeers;
+	struct sp_buf outbox; /* encoded updates of ours since the last commit */
+	uint64_t outbox_first, outbox_n;
+	struct sp_buf held; /* (to u64 | len u32 | bytes)*: after the commit */
+	struct pending *pending;
+	size_t npending, cap_pending;
+	uint64_t log_floor; /* log entries <= this are gone */
+	uint64_t last_ack_ms;
+	uint64_t batches_lost;
+	struct causal_stats st;
+};
+
+static uint64_t now_ms(const struct causal_engine *e)
+{
+	return sp_mono_ns(e->cfg.clock) / 1000000;
+}
+
+static void hold(struct causal_engine *e, uint64_t to, const void *p, size_t len)
+{
+	uint8_t h[12];
+	sp_put_le64(h, to);
+	sp_put_le32(h + 8, (uint32_t)len);
+	sp_buf_append(&e->held, h, sizeof(h));
+	sp_buf_append(&e->held, p, len);
+}
+
+/* ---- the update codec ---- */
+
+struct update {
+	uint64_t seq, ts;
+	uint8_t flags;
+	struct vclock deps;
+	const uint8_t *key, *v;
+	size_t klen, vlen;
+};
+
+static void put_update(struct sp_buf *b, uint64_t seq, uint64_t ts, uint8_t flags,
+		       const struct vclock *deps, const void *key, size_t klen, const void *v,
+		       size_t vlen)
+{
+	sp_buf_put_le64(b, seq);
+	sp_buf_put_le64(b, ts);
+	sp_buf_put_u8(b, flags);
+	vclock_encode(deps, b);
+	sp_buf_put_le32(b, (uint32_t)klen);
+	sp_buf_append(b, key, klen);
+	sp_buf_put_le32(b, (uint32_t)vlen);
+	if (vlen)
+		sp_buf_append(b, v, vlen);
+}
+
+/* get_update decodes the update at p (len bytes available); sets *used. */
+static int get_update(const uint8_t *p, size_t len, struct update *u, size_t *used)
+{
+	if (len < 17)
+		return SP_ERR_PROTO;
+	u->seq = sp_get_le64(p);
+	u->ts = sp_get_le64(p + 8);
+	u->flags = p[16];
+	size_t pos = 17, n;
+	if (u->flags & ~FLAG_DEL || vclock_decode(p + pos, len - pos, &u->deps, &n))
+		return SP_ERR_PROTO;
+	pos += n;
+	if (len - pos < 4)
+		return SP_ERR_PROTO;
+	u->klen = sp_get_le32(p + pos);
+	pos += 4;
+	if (len - pos < u->klen || u->klen == 0)
+		return SP_ERR_PROTO;
+	u->key = p + pos;
+	pos += u->klen;
+	if (len - pos < 4)
+		return SP_ERR_PROTO;
+	u->vlen = sp_get_le32(p + pos);
+	pos += 4;
+	if (len - pos < u->vlen)
+		return SP_ERR_PROTO;
+	u->v = p + pos;
+	pos += u->vlen;
+	*used = pos;
+	return u->seq ? 0 : SP_ERR_PROTO;
+}
+
+/* ---- applying ---- */
+
+/* store_rec writes key's record. */
+static int store_rec(struct causal_engine *e, const void *key, size_t klen, uint64_t ts,
+		     uint64_t origin, uint64_t seq, uint8_t flags, const void *v, size_t vlen)
+{
+	struct sp_buf rec;
+	sp_buf_init(&rec);
+	sp_buf_put_le64(&rec, ts);
+	sp_buf_put_le64(&rec, origin);
+	sp_buf_put_le64(&rec, seq);
+	sp_buf_put_u8(&rec, flags);
+	sp_buf_append(&rec, v, vlen);
+	struct store_value sv = {.type = 1, .data = sp_buf_begin(&rec), .len = rec.len};
+	int rc = store_put(e->store, key, klen, &sv);
+	sp_buf_free(&rec);
+	return rc;
+}
+
+/* apply_remote applies update u of origin (its dependencies are held).
+ * Last writer wins by (ts, origin); a write that replaces a value it did
+ * not depend on was concurrent with it. */
+static int apply_remote(struct causal_engine *e, uint64_t origin, const struct update *u)
+{
+	(void)hlc_observe(&e->hlc, u->ts, sp_wall_ms(e->cfg.clock), 0);
+	struct store_value cur;
+	int rc = store_get(e->store, u->key, u->klen, 0, &cur);
+	bool write = true;
+	if (rc == 0 && cur.len >= REC_HDR) {
+		const uint8_t *r = cur.data;
+		uint64_t ets = sp_get_le64(r), eorigin = sp_get_le64(r + 8),
+			 eseq = sp_get_le64(r + 16);
+		if (vclock_get(&u->deps, eorigin) < eseq)
+			e->st.concurrent_writes++;
+		write = u->ts > ets || (u->ts == ets && origin > eorigin);
+	} else if (rc == SP_ERR_NOTFOUND) {
+		e->st.keys++;
+	} else if (rc) {
+		return rc;
+	}
+	if (write) {
+		rc = store_rec(e, u->key, u->klen, u->ts, origin, u->seq, u->flags, u->v, u->vlen);
+		if (rc)
+			return rc;
+	}
+	rc = vclock_set(&e->applied, origin, u->seq);
+	if (rc)
+		return rc;
+	e->applied_dirty = true;
+	e->st.updates_applied++;
+	return 0;
+}
+
+static bool deliverable(const struct causal_engine *e, uint64_t origin, const struct update *u)
+{
+	if (u->seq != vclock_get(&e->applied, origin) + 1)
+		return false;
+	/* The origin's own entry in deps is seq - 1, held by the test above. */
+	for (uint32_t i = 0; i < u->deps.n; i++) {
+		const struct vclock_entry *d = &u->deps.e[i];
+		if (d->node != origin && vclock_get(&e->applied, d->node) < d->count)
+			return false;
+	}
+	return true;
+}
+
+/* drain_pending applies buffered updates until none is deliverable. */
+static void drain_pending(struct causal_engine *e)
+{
+	bool progress = true;
+	while (progress && e->npending) {
+		progress = false;
+		for (size_t i = 0; i < e->npending;) {
+			struct pending *q = &e->pending[i];
+			struct update u;
+			size_t used;
+			if (q->seq <= vclock_get(&e->applied, q->origin) ||
+			    get_update(q->p, q->len, &u, &used)) {
+				free(q->p);
+				e->pending[i] = e->pending[--e->npending];
+				continue;
+			}
+			if (!deliverable(e, q->origin, &u)) {
+				i++;
+				continue;
+			}
+			if (apply_remote(e, q->origin, &u)) {
+				i++;
+				continue;
+			}
+			free(q->p);
+			e->pending[i] = e->pending[--e->npending];
+			progress = true;
+		}
+	}
+	e->st.pending = e->npending;
+}
+
+static void buffer_update(struct causal_engine *e, uint64_t origin, const uint8_t *p, size_t len,
+			  uint64_t seq)
+{
+	for (size_t i = 0; i < e->npending; i++)
+		if (e->pending[i].origin == origin && e->pending[i].seq == seq)
+			return;
+	if (e->npending >= e->cfg.max_pending) {
+		/* The origin resends from what this node acknowledged. */
+		e->st.pending_dropped++;
+		return;
+	}
+	if (e->npending == e->cap_pending) {
+		e->cap_pending = e->cap_pending ? e->cap_pending * 2 : 64;
+		e->pending = sp_realloc(e->pending, e->cap_pending * sizeof(*e->pending));
+	}
+	struct pending *q = &e->pending[e->npending++];
+	q->origin = origin;
+	q->seq = seq;
+	q->p = sp_malloc(len);
+	memcpy(q->p, p, len);
+	q->len = len;
+}
+
+static void recv_updates(struct causal_engine *e, uint64_t from, const uint8_t *p, size_t len)
+{
+	if (len < 5)
+		return;
+	uint32_t count = sp_get_le32(p + 1);
+	size_t pos = 5;
+	bool applied = false;
+	for (uint32_t i = 0; i < count; i++) {
+		struct update u;
+		size_t used;
+		if (get_update(p + pos, len - pos, &u, &used))
+			break;
+		e->st.updates_received++;
+		if (u.seq <= vclock_get(&e->applied, from)) {
+			e->st.updates_duplicate++;
+		} else if (deliverable(e, from, &u)) {
+			if (apply_remote(e, from, &u) == 0)
+				applied = true;
+		} else {
+			buffer_update(e, from, p + pos, used, u.seq);
+		}
+		pos += used;
+	}
+	if (applied || e->npending)
+		drain_pending(e);
+	if (applied && e->cfg.applied_cb)
+		e->cfg.applied_cb(e->cfg.ctx);
+}
+
+static struct peer *peer_find(struct causal_engine *e, uint64_t id)
+{
+	for (size_t i = 0; i < e->npeers; i++)
+		if (e->peers[i].id == id)
+			return &e->peers[i];
+	return NULL;
+}
+
+static void recv_ack(struct causal_engine *e, struct peer *pe, const uint8_t *p, size_t len)
+{
+	struct vclock v;
+	size_t used;
+	if (vclock_decode(p + 1, len - 1, &v, &used))
+		return;
+	uint64_t a = vclock_get(&v, e->cfg.self_id);
+	uint64_t mine = vclock_get(&e->applied, e->cfg.self_id);
+	if (a > mine)
+		a = mine; /* it cannot hold more of ours than we made */
+	if (pe->sent == SENT_UNKNOWN) {
+		pe->sent = a;
+		pe->acked = a;
+		pe->progress_ms = now_ms(e);
+		return;
+	}
+	if (a > pe->acked || a == pe->sent)
+		pe->progress_ms = now_ms(e);
+	if (a > pe->acked)
+		pe->acked = a;
+	if (pe->sent < pe->acked)
+		pe->sent = pe->acked;
+}
+
+void causal_recv(struct causal_engine *e, uint64_t from, const uint8_t *p, size_t len)
+{
+	struct peer *pe = peer_find(e, from);
+	if (!pe || len < 1)
+		return;
+	if (p[0] == CM_UPDATES)
+		recv_updates(e, from, p, len);
+	else if (p[0] == CM_ACK)
+		recv_ack(e, pe, p, len);
+}
+
+/* ---- writing here ---- */
+
+static void log_name(char *out, size_t cap, uint64_t seq)
+{
+	snprintf(out, cap, "l/%016" PRIx64, seq);
+}
+
+int causal_write(struct causal_engine *e, const void *key, size_t klen, const void *v, size_t vlen,
+		 bool del)
+{
+	if (klen == 0 || klen > store_max_key_len(e->store))
+		return SP_ERR_KEYLEN;
+	if (vlen > UINT32_MAX - REC_HDR)
+		return SP_ERR_TOOBIG;
+	uint64_t seq = vclock_get(&e->applied, e->cfg.self_id) + 1;
+	uint64_t ts = hlc_now(&e->hlc, sp_wall_ms(e->cfg.clock));
+	uint8_t flags = del ? FLAG_DEL : 0;
+	struct store_value cur;
+	int rc = store_get(e->store, key, klen, 0, &cur);
+	if (rc == SP_ERR_NOTFOUND)
+		e->st.keys++;
+	else if (rc)
+		return rc;
+	rc = store_rec(e, key, klen, ts, e->cfg.self_id, seq, flags, v, del ? 0 : vlen);
+	if (rc)
+		return rc;
+	struct sp_buf u;
+	sp_buf_init(&u);
+	put_update(&u, seq, ts, flags, &e->applied, key, klen, v, del ? 0 : vlen);
+	char name[32];
+	log_name(name, sizeof(name), seq);
+	rc = store_meta_put(e->store, name, sp_buf_begin(&u), u.len);
+	if (rc == 0)
+		rc = vclock_set(&e->applied, e->cfg.self_id, seq);
+	if (rc == 0) {
+		e->applied_dirty = true;
+		if (!e->outbox_n)
+			e->outbox_first = seq;
+		e->outbox_n++;
+		sp_buf_append(&e->outbox, sp_buf_begin(&u), u.len);
+		e->st.writes++;
+		e->st.log_entries++;
+	}
+	sp_buf_free(&u);
+	return rc;
+}
+
+int causal_read(struct causal_engine *e, const void *key, size_t klen, struct causal_value *out)
+{
+	struct store_value cur;
+	int rc = store_get(e->store, key, klen, 0, &cur);
+	if (rc)
+		return rc;
+	e->st.reads++;
+	const uint8_t *r = cur.data;
+	if (cur.len < REC_HDR || (r[24] & FLAG_DEL))
+		return SP_ERR_NOTFOUND;
+	out->ts = sp_get_le64(r);
+	out->origin = sp_get_le64(r + 8);
+	out->seq = sp_get_le64(r + 16);
+	out->v = r + REC_HDR;
+	out->vlen = cur.len - REC_HDR;
+	return 0;
+}
+
+const struct vclock *causal_applied(const struct causal_engine *e)
+{
+	return &e->applied;
+}
+
+bool causal_ready(const struct causal_engine *e, const struct vclock *ctx)
+{
+	return vclock_covers(&e->applied, ctx);
+}
+
+/* ---- shipping ---- */
+
+/* send_updates sends `n` encoded updates (bytes p) to peer. */
+static void send_updates(struct causal_engine *e, struct peer *pe, const uint8_t *p, size_t len,
+			 uint32_t n)
+{
+	struct sp_buf m;
+	sp_buf_init(&m);
+	sp_buf_put_u8(&m, CM_UPDATES);
+	sp_buf_put_le32(&m, n);
+	sp_buf_append(&m, p, len);
+	hold(e, pe->id, sp_buf_begin(&m), m.len);
+	e->st.updates_sent += n;
+	sp_buf_free(&m);
+}
+
+/* catch_up sends a lagging peer the next updates from the log. */
+static void catch_up(struct causal_engine *e, struct peer *pe)
+{
+	uint64_t mine = vclock_get(&e->applied, e->cfg.self_id);
+	if (pe->sent == SENT_UNKNOWN || pe->sent >= mine)
+		return;
+	if (e->outbox_n && pe->sent + 1 >= e->outbox_first)
+		return; /* the outbox will carry the rest at the commit */
+	struct sp_buf batch;
+	sp_buf_init(&batch);
+	uint32_t n = 0;
+	uint64_t seq = pe->sent + 1;
+	for (; seq <= mine && batch.len < e->cfg.batch_bytes; seq++) {
+		if (e->outbox_n && seq >= e->outbox_first)
+			break;
+		char name[32];
+		log_name(name, sizeof(name), seq);
+		const void *val;
+		size_t len;
+		if (store_meta_get(e->store, name, &val, &len))
+			break; /* collected: every peer had it, this one must too */
+		sp_buf_append(&batch, val, len);
+		n++;
+	}
+	if (n) {
+		send_updates(e, pe, (const uint8_t *)sp_buf_begin(&batch), batch.len, n);
+		pe->sent += n;
+	}
+	sp_buf_free(&batch);
+}
+
+/* gc_log drops log entries every peer holds. */
+static void gc_log(struct causal_engine *e)
+{
+	uint64_t floor = vclock_get(&e->applied, e->cfg.self_id);
+	for (size_t i = 0; i < e->npeers; i++) {
+		if (e->peers[i].sent == SENT_UNKNOWN)
+			return;
+		if (e->peers[i].acked < floor)
+			floor = e->peers[i].acked;
+	}
+	for (int k = 0; k < LOG_GC_STEP && e->log_floor < floor; k++) {
+		char name[32];
+		log_name(name, sizeof(name), ++e->log_floor);
+		if (store_meta_del(e->store, name) == 1 && e->st.log_entries)
+			e->st.log_entries--;
+	}
+}
+
+void causal_tick(struct causal_engine *e)
+{
+	uint64_t now = now_ms(e);
+	if (now - e->last_ack_ms >= e->cfg.ack_ms) {
+		e->last_ack_ms = now;
+		struct sp_buf m;
+		sp_buf_init(&m);
+		sp_buf_put_u8(&m, CM_ACK);
+		vclock_encode(&e->applied, &m);
+		for (size_t i = 0; i < e->npeers; i++)
+			hold(e, e->peers[i].id, sp_buf_begin(&m), m.len);
+		sp_buf_free(&m);
+	}
+	for (size_t i = 0; i < e->npeers; i++) {
+		struct peer *pe = &e->peers[i];
+		if (pe->sent != SENT_UNKNOWN && pe->acked < pe->sent &&
+		    now - pe->progress_ms >= e->cfg.resend_ms) {
+			/* Sent but not taken (lost with a connection, or dropped
+			 * from a full buffer): start again where it stands. */
+			pe->sent = pe->acked;
+			pe->progress_ms = now;
+			e->st.resends++;
+		}
+		catch_up(e, pe);
+	}
+	gc_log(e);
+}
+
+/* flush_applied puts the applied vector into the open batch, so it
+ * commits with the writes it counts. */
+static int flush_applied(struct causal_engine *e)
+{
+	if (!e->applied_dirty)
+		return 0;
+	struct sp_buf v;
+	sp_buf_init(&v);
+	vclock_encode(&e->applied, &v);
+	int rc = store_meta_put(e->store, "applied", sp_buf_begin(&v), v.len);
+	sp_buf_free(&v);
+	if (rc == 0)
+		e->applied_dirty = false;
+	return rc;
+}
+
+int causal_commit(struct causal_engine *e)
+{
+	int rc = flush_applied(e);
+	if (rc)
+		return rc;
+	rc = store_commit(e->store);
+	int lost_err = 0;
+	uint64_t lost = store_batches_lost(e->store, &lost_err);
+	if (rc == 0 && lost != e->batches_lost) {
+		e->batches_lost = lost;
+		rc = lost_err ? lost_err : SP_ERR_IO;
+	}
+	if (rc) {
+		sp_buf_clear(&e->held);
+		return rc;
+	}
+	/* Peers in step get this commit's writes now; the rest catch up. */
+	if (e->outbox_n) {
+		for (size_t i = 0; i < e->npeers; i++) {
+			struct peer *pe = &e->peers[i];
+			if (pe->sent + 1 != e->outbox_first)
+				continue;
+			send_updates(e, pe, (const uint8_t *)sp_buf_begin(&e->outbox),
+				     e->outbox.len, (uint32_t)e->outbox_n);
+			pe->sent += e->outbox_n;
+		}
+		sp_buf_clear(&e->outbox);
+		e->outbox_n = 0;
+	}
+	const uint8_t *p = (const uint8_t *)sp_buf_begin(&e->held);
+	size_t len = e->held.len, pos = 0;
+	while (pos + 12 <= len) {
+		uint64_t to = sp_get_le64(p + pos);
+		uint32_t n = sp_get_le32(p + pos + 8);
+		(void)e->cfg.send(e->cfg.ctx, to, p + pos + 12, n);
+		pos += 12 + n;
+	}
+	sp_buf_clear(&e->held);
+	return 0;
+}
+
+/* ---- lifetime ---- */
+
+int causal_set_nodes(struct causal_engine *e, const uint64_t *nodes, size_t n)
+{
+	if (n > MAX_PEERS)
+		return SP_ERR_INVAL;
+	struct peer old[MAX_PEERS];
+	size_t nold = e->npeers;
+	memcpy(old, e->peers, nold * sizeof(*old));
+	e->npeers = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (nodes[i] == e->cfg.self_id)
+			continue;
+		struct peer *pe = &e->peers[e->npeers++];
+		*pe = (struct peer){.id = nodes[i], .sent = SENT_UNKNOWN};
+		for (size_t j = 0; j < nold; j++)
+			if (old[j].id == nodes[i])
+				*pe = old[j];
+	}
+	return 0;
+}
+
+static int first_log(void *ctx, const char *name, const void *val, size_t len)
+{
+	uint64_t *first = ctx;
+	(void)val, (void)len;
+	*first = strtoull(name + 2, NULL, 16);
+	return 1;
+}
+
+static int count_log(void *ctx, const char *name, const void *val, size_t len)
+{
+	(void)name, (void)val, (void)len;
+	(*(uint64_t *)ctx)++;
+	return 0;
+}
+
+int causal_open(struct causal_engine **out, const struct causal_config *cfg, const uint64_t *nodes,
+		size_t n)
+{
+	*out = NULL;
+	if (!cfg->self_id || !cfg->dir || !cfg->send || !cfg->clock)
+		return SP_ERR_INVAL;
+	struct causal_engine *e = sp_calloc(1, sizeof(*e));
+	e->cfg = *cfg;
+	e->dir = strdup(cfg->dir);
+	e->cfg.dir = e->dir;
+	if (!e->cfg.ack_ms)
+		e->cfg.ack_ms = 50;
+	if (!e->cfg.resend_ms)
+		e->cfg.resend_ms = 500;
+	if (!e->cfg.batch_bytes)
+		e->cfg.batch_bytes = 256 << 10;
+	if (!e->cfg.max_pending)
+		e->cfg.max_pending = 100000;
+	vclock_init(&e->applied);
+	hlc_init(&e->hlc);
+	sp_buf_init(&e->outbox);
+	sp_buf_init(&e->held);
+	struct store_options so = {.dir = e->dir, .map_size = cfg->map_size, .wal = 0};
+	int rc = store_open(&e->store, &so);
+	if (rc)
+		goto fail;
+	const void *val;
+	size_t len, used;
+	rc = store_meta_get(e->store, "applied", &val, &len);
+	if (rc == 0)
+		rc = vclock_decode(val, len, &e->applied, &used) ? SP_ERR_CORRUPT : 0;
+	else if (rc == SP_ERR_NOTFOUND)
+		rc = 0;
+	if (rc)
+		goto fail;
+	uint64_t first = 0;
+	if (store_meta_scan(e->store, "l/", first_log, &first) > 0)
+		e->log_floor = first - 1;
+	else
+		e->log_floor = vclock_get(&e->applied, cfg->self_id);
+	(void)store_meta_scan(e->store, "l/", count_log, &e->st.log_entries);
+	struct store_stats ss;
+	store_get_stats(e->store, &ss);
+	e->st.keys = ss.keys;
+	rc = causal_set_nodes(e, nodes, n);
+	if (rc)
+		goto fail;
+	*out = e;
+	return 0;
+fail:
+	causal_close(e);
+	return rc;
+}
+
+void causal_close(struct causal_engine *e)
+{
+	if (!e)
+		return;
+	if (e->store) {
+		/* Nothing is sent at close: peers catch up from the log. */
+		if (flush_applied(e) == 0)
+			(void)store_commit(e->store);
+		store_close(e->store);
+	}
+	for (size_t i = 0; i < e->npending; i++)
+		free(e->pending[i].p);
+	free(e->pending);
+	sp_buf_free(&e->outbox);
+	sp_buf_free(&e->held);
+	free(e->dir);
+	free(e);
+}
+
+void causal_get_stats(const struct causal_engine *e, struct causal_stats *out)
+{
+	*out = e->st;
+}

@@ -1,0 +1,113 @@
+/*
+ * causal: the engine of causal keyspaces.
+ *
+ * Every node holds every key of a causal keyspace and accepts writes to it
+ * at any time, partitions included. Each node numbers its own writes
+ * (its origin sequence) and keeps a vector clock `applied` of how many
+ * updates of each origin it has applied. A write here:
+ *
+ *   - is applied to this node's store at once, stamped with the next
+ *     sequence of this origin, an HLC timestamp, and as dependencies the
+ *     whole `applied` vector at that moment (everything this node had
+ *     seen: potential causality);
+ *   - is logged, and shipped in batches to every peer; a peer applies an
+ *     update of origin o only when it is o's next (seq = applied[o] + 1)
+ *     and its dependencies are covered (applied >= deps), buffering it
+ *     until then (causal delivery, as in vector-clock causal broadcast).
+ *
+ * Peers report their `applied` vectors every ack_ms; an origin resends
+ * from what a peer has acknowledged when the peer stops progressing, and
+ * drops log entries every peer holds. Concurrent writes to one key resolve
+ * the same way everywhere: the larger (HLC timestamp, origin) wins; a
+ * write that replaced a value it did not depend on is counted.
+ *
+ * Sessions are the caller's: a session's context is a vector clock, and
+ * causal_ready says whether this node has applied all of it, which a
+ * causal read or write waits for (the server bounds the wait).
+ *
+ * The engine owns its LMDB store (cfg->dir): keys, the applied vector
+ * and this origin's log commit together. Messages leave after the commit
+ * (causal_commit). It must not block the loop, read the system clock
+ * (cfg->clock), or call the server; I/O goes through cfg->send.
+ */
+#ifndef SP_ENGINE_CAUSAL_CAUSAL_H
+#define SP_ENGINE_CAUSAL_CAUSAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/clock.h"
+#include "engine/causal/vclock.h"
+
+/* The peer-transport channel of the causal engine. */
+#define CAUSAL_CHANNEL 4
+
+struct causal_config {
+	uint64_t self_id;
+	const char *dir;   /* the engine's store directory (created) */
+	uint64_t map_size; /* its LMDB map size */
+	const struct sp_clock *clock;
+	uint32_t ack_ms;      /* applied vectors sent to peers this often (50) */
+	uint32_t resend_ms;   /* a peer silent on progress this long is resent to (500) */
+	uint32_t batch_bytes; /* most bytes of updates in one message (256 KB) */
+	uint64_t max_pending; /* updates buffered for their dependencies, at most */
+	int (*send)(void *ctx, uint64_t to, const void *p, size_t len);
+	void *ctx;
+	/* applied_cb: called after remote updates were applied (so waiting
+	 * sessions may now be ready); may be NULL. */
+	void (*applied_cb)(void *ctx);
+};
+
+/* A value read: borrowed from the store until its next call. */
+struct causal_value {
+	const uint8_t *v;
+	size_t vlen;
+	uint64_t ts, origin, seq;
+};
+
+struct causal_stats {
+	uint64_t writes, reads;
+	uint64_t updates_sent, updates_received, updates_applied, updates_duplicate;
+	uint64_t pending;	    /* buffered for dependencies now */
+	uint64_t pending_dropped;   /* beyond max_pending: resent later */
+	uint64_t concurrent_writes; /* an update replaced a value it did not depend on */
+	uint64_t resends;	    /* rewinds to a peer's acknowledged point */
+	uint64_t log_entries;	    /* this origin's updates not yet held by every peer */
+	uint64_t keys;
+};
+
+struct causal_engine;
+
+/* causal_open opens the store and state in cfg->dir for the given nodes
+ * (self included). Returns 0, SP_ERR_INVAL or a store error. */
+int causal_open(struct causal_engine **out, const struct causal_config *cfg, const uint64_t *nodes,
+		size_t n);
+void causal_close(struct causal_engine *e); /* NULL accepted */
+int causal_set_nodes(struct causal_engine *e, const uint64_t *nodes, size_t n);
+
+/* causal_applied: this node's applied vector (borrowed). */
+const struct vclock *causal_applied(const struct causal_engine *e);
+/* causal_ready: has this node applied everything in ctx? */
+bool causal_ready(const struct causal_engine *e, const struct vclock *ctx);
+
+/*
+ * causal_write applies a write (del: a tombstone) here and queues it for
+ * every peer. Returns 0, SP_ERR_KEYLEN, SP_ERR_TOOBIG, or a store error.
+ * key and value are borrowed for the call.
+ */
+int causal_write(struct causal_engine *e, const void *key, size_t klen, const void *v, size_t vlen,
+		 bool del);
+
+/* causal_read looks key up here: 0 (out filled), SP_ERR_NOTFOUND (absent
+ * or deleted), or a store error. */
+int causal_read(struct causal_engine *e, const void *key, size_t klen, struct causal_value *out);
+
+void causal_recv(struct causal_engine *e, uint64_t from, const uint8_t *p, size_t len);
+void causal_tick(struct causal_engine *e);
+/* causal_commit commits the batch, then sends what waited for it. Returns 0
+ * or a store error (the caller stops the node). */
+int causal_commit(struct causal_engine *e);
+void causal_get_stats(const struct causal_engine *e, struct causal_stats *out);
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * cmd_causal: commands on causal keyspaces, and sessions.
+ *
+ * A connection is a session with a causal context (a vector clock of the
+ * updates it has seen or made). GET, SET and DEL on a key of a causal
+ * keyspace run on this node's copy (src/engine/causal):
+ *
+ *   causal (the default)  waits until this node has applied everything in
+ *                         the session's context, up to request-timeout-ms,
+ *                         then -TRYAGAIN (nothing done); writes wait too,
+ *                         so no node applies a session's write before what
+ *                         it saw
+ *   local                 reads this node's copy at once
+ *
+ * After each, the context takes in everything this node has applied, so a
+ * later read anywhere sees it (read-your-writes, monotonic reads and
+ * writes, writes-follow-reads). SESSION TOKEN gives the context as text;
+ * SESSION RESUME <token> on any connection, on any node, continues it.
+ * A client's causal commands run in order: one that waits holds back the
+ * ones after it, and replies keep command order through reply slots.
+ *
+ * It must not: send a causal command through Raft, or run one before the
+ * session's context is applied here (unless its level is local).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "engine/causal/causal.h"
+#include "server/cmd.h"
+#include "server/keyspace.h"
+#include "server/route.h"
+
+enum causal_op { CAUSAL_GET = 1, CAUSAL_SET, CAUSAL_DEL };
+
+/* A command waiting for its session's context to be applied here. */
+struct causal_wait {
+	struct causal_wait *next;
+	struct server *srv;
+	struct client *c; /* NULL once the client is gone */
+	struct reply_slot *slot;
+	uint8_t op, proto;
+	uint64_t deadline_ms;
+	size_t klen, vlen;
+	char data[]; /* key then value */
+};
+
+static uint64_t mono_ms(const struct server *srv)
+{
+	return sp_mono_ns(srv->clock) / 1000000;
+}
+
+static struct vclock *session_of(struct client *c)
+{
+	if (!c->session) {
+		c->session = sp_malloc(sizeof(*c->session));
+		vclock_init(c->session);
+	}
+	return c->session;
+}
+
+/* run_op runs one causal command here, now, and writes its reply. */
+static void run_op(struct server *srv, struct vclock *session, uint8_t op, int proto,
+		   const char *key, size_t klen, const char *val, size_t vlen, struct sp_buf *out)
+{
+	int rc;
+	if (op == CAUSAL_GET) {
+		struct causal_value v;
+		rc = causal_read(srv->causal, key, klen, &v);
+		if (rc == 0) {
+			srv->stats.hits++;
+			resp_write_bulk(out, v.v, v.vlen);
+		} else if (rc == SP_ERR_NOTFOUND) {
+			srv->stats.misses++;
+			resp_write_null(out, proto);
+		}
+	} else {
+		bool existed = false;
+		if (op == CAUSAL_DEL) {
+			struct causal_value v;
+			existed = causal_read(srv->causal, key, klen, &v) == 0;
+		}
+		rc = causal_write(srv->causal, key, klen, val, vlen, op == CAUSAL_DEL);
+		if (rc == 0) {
+			if (op == CAUSAL_SET)
+				resp_write_simple(out, "OK");
+			else
+				resp_write_integer(out, existed);
+		}
+	}
+	if (rc && rc != SP_ERR_NOTFOUND) {
+		srv->stats.errors++;
+		resp_write_errorf(out, "ERR %s", sp_strerror(rc));
+		return;
+	}
+	if (session && vclock_merge(session, causal_applied(srv->causal)))
+		srv->stats.errors += 0; /* a context over VCLOCK_MAX nodes: cannot happen */
+}
+
+static void wait_detach(void *ev)
+{
+	struct causal_wait *w = ev;
+	w->c = NULL;
+	w->slot = NULL;
+}
+
+/* finish answers a waiting command (run it, or refuse it) and frees it. */
+static void finish(struct causal_wait *w, bool run)
+{
+	struct server *srv = w->srv;
+	struct sp_buf out;
+	sp_buf_init(&out);
+	if (run) {
+		run_op(srv, w->c ? w->c->session : NULL, w->op, w->proto, w->data, w->klen,
+		       w->data + w->klen, w->vlen, &out);
+	} else {
+		srv->stats.errors++;
+		resp_write_error(&out,
+				 "TRYAGAIN this node has not yet applied everything the "
+				 "session has seen (nothing was done); retry, or read at level "
+				 "local");
+	}
+	if (w->c) {
+		w->c->causal_waiting--;
+		route_slot_fill(w->c, w->slot, sp_buf_begin(&out), out.len);
+	}
+	sp_buf_free(&out);
+	free(w);
+}
+
+/* causal_wake runs, in arrival order, every waiting command whose session
+ * is now covered here; a client's later commands stay behind its first
+ * one that still waits. Expired ones are refused. */
+static void causal_wake(struct server *srv)
+{
+	uint64_t now = mono_ms(srv);
+	struct causal_wait **pp = &srv->causal_waiters;
+	/* Clients with an earlier command still waiting in this pass. */
+	struct client *held[64];
+	size_t nheld = 0;
+	while (*pp) {
+		struct causal_wait *w = *pp;
+		bool behind = false;
+		for (size_t i = 0; i < nheld && w->c; i++)
+			behind |= held[i] == w->c;
+		if (!w->c) {
+			/* Its client is gone: nobody waits for it, so it is not run. */
+			*pp = w->next;
+			free(w);
+			continue;
+		}
+		bool ready = !w->c->session || causal_ready(srv->causal, w->c->session);
+		if (!behind && (ready || now >= w->deadline_ms)) {
+			*pp = w->next;
+			finish(w, ready);
+			continue;
+		}
+		if (w->c && !behind && nheld < 64)
+			held[nheld++] = w->c;
+		pp = &w->next;
+	}
+}
+
+void causal_applied_changed(struct server *srv)
+{
+	if (srv->causal_waiters)
+		causal_wake(srv);
+}
+
+void causal_timer_tick(struct server *srv)
+{
+	causal_tick(srv->causal);
+	if (srv->causal_waiters)
+		causal_wake(srv);
+}
+
+static uint8_t pick_level(const struct client *c)
+{
+	if (c->req_causal_level)
+		return c->req_causal_level;
+	return c->causal_level ? c->causal_level : CAUSAL_LEVEL_CAUSAL;
+}
+
+void causal_submit(struct client *c, const struct command *cmd, const struct keyspace *ks)
+{
+	struct server *srv = c->srv;
+	uint8_t op = 0;
+	if (strcmp(cmd->name, "get") == 0 && c->argc == 2)
+		op = CAUSAL_GET;
+	else if (strcmp(cmd->name, "set") == 0 && c->argc == 3)
+		op = CAUSAL_SET;
+	else if ((strcmp(cmd->name, "del") == 0 || strcmp(cmd->name, "unlink") == 0) &&
+		 c->argc == 2)
+		op = CAUSAL_DEL;
+	if (!op) {
+		reply_errorf(c,
+			     "ERR causal keyspace '%s' takes GET key, SET key value and DEL key "
+			     "(one key, no SET options)",
+			     ks->name);
+		return;
+	}
+	if (c->req_level || c->req_ev_level) {
+		reply_errorf(c,
+			     "ERR that level is not for causal keyspaces; '%s' offers causal "
+			     "and local",
+			     ks->name);
+		return;
+	}
+	uint8_t level = pick_level(c);
+	struct vclock *session = session_of(c);
+	bool now = !c->causal_waiting && ((level == CAUSAL_LEVEL_LOCAL && op == CAUSAL_GET) ||
+					  causal_ready(srv->causal, session));
+	const char *key = c->argv[1].p;
+	size_t klen = c->argv[1].len;
+	const char *val = op == CAUSAL_SET ? c->argv[2].p : NULL;
+	size_t vlen = op == CAUSAL_SET ? c->argv[2].len : 0;
+	if (now) {
+		struct sp_buf out;
+		sp_buf_init(&out);
+		run_op(srv, session, op, c->proto, key, klen, val, vlen, &out);
+		sp_buf_append(&c->out, sp_buf_begin(&out), out.len);
+		sp_buf_free(&out);
+		return;
+	}
+	struct causal_wait *w = sp_calloc(1, sizeof(*w) + klen + vlen);
+	w->srv = srv;
+	w->c = c;
+	w->op = op;
+	w->proto = (uint8_t)c->proto;
+	w->deadline_ms = mono_ms(srv) + srv->cfg->request_timeout_ms;
+	w->klen = klen;
+	w->vlen = vlen;
+	memcpy(w->data, key, klen);
+	if (vlen)
+		memcpy(w->data + klen, val, vlen);
+	w->slot = route_slot_reserve(c, w, wait_detach);
+	c->causal_waiting++;
+	struct causal_wait **pp = &srv->causal_waiters;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = w;
+}
+
+/* SESSION TOKEN | SESSION RESUME token | SESSION RESET | SESSION (show) */
+void cmd_session(struct client *c)
+{
+	struct vclock *s = session_of(c);
+	struct sp_buf b;
+	sp_buf_init(&b);
+	if (c->argc == 1) {
+		vclock_format(s, &b);
+		reply_bulk(c, sp_buf_begin(&b), b.len);
+	} else if (c->argc == 2 && arg_equals(c->argv[1], "token")) {
+		vclock_to_token(s, &b);
+		reply_bulk(c, sp_buf_begin(&b), b.len);
+	} else if (c->argc == 3 && arg_equals(c->argv[1], "resume")) {
+		struct vclock t;
+		if (vclock_from_token(c->argv[2].p, c->argv[2].len, &t)) {
+			reply_error(c, "ERR not a session token (SESSION TOKEN gives one)");
+		} else if (vclock_merge(s, &t)) {
+			reply_error(c, "ERR the token names more nodes than a session can hold");
+		} else {
+			reply_ok(c);
+		}
+	} else if (c->argc == 2 && arg_equals(c->argv[1], "reset")) {
+		vclock_init(s);
+		reply_ok(c);
+	} else {
+		reply_error(c, "ERR usage: SESSION [TOKEN | RESUME <token> | RESET]");
+	}
+	sp_buf_free(&b);
+}
+
+void causal_info(struct server *srv, struct sp_buf *b)
+{
+	struct causal_stats s;
+	causal_get_stats(srv->causal, &s);
+	struct sp_buf v;
+	sp_buf_init(&v);
+	vclock_format(causal_applied(srv->causal), &v);
+	sp_buf_appendf(
+	    b,
+	    "# Causal\r\n"
+	    "causal_applied:%.*s\r\n"
+	    "causal_keys:%" PRIu64 "\r\ncausal_writes:%" PRIu64 "\r\ncausal_reads:%" PRIu64 "\r\n"
+	    "causal_updates_sent:%" PRIu64 "\r\ncausal_updates_received:%" PRIu64
+	    "\r\ncausal_updates_applied:%" PRIu64 "\r\ncausal_updates_duplicate:%" PRIu64 "\r\n"
+	    "causal_pending:%" PRIu64 "\r\ncausal_pending_dropped:%" PRIu64
+	    "\r\ncausal_concurrent_writes:%" PRIu64 "\r\ncausal_resends:%" PRIu64
+	    "\r\ncausal_log_entries:%" PRIu64 "\r\n",
+	    (int)v.len, sp_buf_begin(&v), s.keys, s.writes, s.reads, s.updates_sent,
+	    s.updates_received, s.updates_applied, s.updates_duplicate, s.pending,
+	    s.pending_dropped, s.concurrent_writes, s.resends, s.log_entries);
+	sp_buf_free(&v);
+}
+
+void causal_client_gone(struct client *c)
+{
+	free(c->session);
+	c->session = NULL;
+}
