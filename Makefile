@@ -6,6 +6,7 @@
 #   make bench    spectrad vs redis-server with redis-benchmark, side by side
 #   make bench-raft  spectra's Raft vs libraft 0.15: commits/s, latency, failover
 #   make bench-strong  5-node cluster: writes and linearizable reads, 100/1000 clients
+#   make bench-causal  5-node causal keyspace beside eventual ONE, 100/1000 clients
 #   make bench-eventual  5-node eventual keyspace (QUORUM/ONE) vs Redis primary + 4 replicas
 #   make deps     install the Debian packages (scripts/deps.sh)
 
@@ -40,7 +41,7 @@ ifneq ($(BUILD),build)
 BIN := $(BUILD)/bin
 endif
 
-.PHONY: all test check fuzz bench bench-raft bench-strong bench-eventual deps clean format tests-build
+.PHONY: all test check fuzz bench bench-raft bench-strong bench-eventual bench-causal deps clean format tests-build
 # Keep the objects of test binaries (make would delete them as intermediate).
 .SECONDARY:
 all: $(BIN)/spectrad $(BIN)/spectra
@@ -152,6 +153,10 @@ bench-strong: all
 # reads) beside Redis with 4 replicas (SET + WAIT 2, SET, GET), spectra bench.
 bench-eventual: all
 	bench/eventual.sh
+
+# bench-causal: causal keyspace writes and reads beside eventual ONE, spectra bench.
+bench-causal: all
+	bench/causal.sh
 
 # sim: the deterministic simulation of the Raft core (tests/sim), SEEDS
 # seeds of SIM_SECONDS simulated seconds each. sim-canaries builds the core
