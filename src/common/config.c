@@ -174,6 +174,8 @@ static const struct setting settings[] = {
      "largest set member or eventual register value"},
     {"max-siblings", TYPE_UINT, FIELD(max_siblings), 1, 65535, "64", NULL,
      "most concurrent values an MV-Register keeps before MVREG.SET must resolve them"},
+    {"trace-file", TYPE_STRING, FIELD(trace_file), 0, STRING_MAX, "", NULL,
+     "causal trace log, JSON lines for spectra trace merge/graph; relative to dir (empty: off)"},
     {"read-repair-percent", TYPE_UINT, FIELD(read_repair_percent), 0, 100, "10", NULL,
      "eventual reads that ask every replica (and repair behind) rather than just enough for "
      "their level"},

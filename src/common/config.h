@@ -67,6 +67,7 @@ struct sp_config {
 	uint64_t max_member_bytes;    /* one set member or register value */
 	uint64_t max_siblings;	      /* concurrent values of one MV-Register */
 	uint64_t read_repair_percent; /* eventual reads that ask every replica */
+	char *trace_file;	      /* causal trace log ("" = off) */
 };
 
 enum sp_mode { SP_MODE_STRONG, SP_MODE_CAUSAL, SP_MODE_EVENTUAL };

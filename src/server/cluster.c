@@ -18,6 +18,7 @@
 #include "engine/eventual/eventual.h"
 #include "engine/strong/strong.h"
 #include "net/peer.h"
+#include "obs/trace.h"
 #include "server/keyspace.h"
 #include "server/route.h"
 
@@ -166,6 +167,24 @@ static void on_causal_applied(void *ctx)
 	causal_applied_changed(ctx);
 }
 
+static void on_causal_apply(void *ctx, uint64_t origin, uint64_t seq, const void *key, size_t klen)
+{
+	struct server *srv = ctx;
+	if (!srv->trace)
+		return;
+	struct trace_event ev = {
+	    .node = srv->node_id,
+	    .ms = sp_wall_ms(srv->clock),
+	    .ev = "apply",
+	    .key = key,
+	    .klen = klen,
+	    .origin = origin,
+	    .seq = seq,
+	    .vc = causal_applied(srv->causal),
+	};
+	trace_event(srv->trace, &ev);
+}
+
 static void on_causal_timer(uv_timer_t *t)
 {
 	causal_timer_tick(t->data);
@@ -183,6 +202,7 @@ static int open_causal(struct server *srv, const struct cluster_file *file)
 	    .clock = srv->clock,
 	    .send = causal_send_frame,
 	    .applied_cb = on_causal_applied,
+	    .apply_cb = on_causal_apply,
 	    .ctx = srv,
 	};
 	uint64_t ids[CLUSTER_FILE_MAX_NODES];
@@ -193,6 +213,22 @@ static int open_causal(struct server *srv, const struct cluster_file *file)
 	if (rc) {
 		sp_error("cannot open the causal engine in %s: %s", dir, sp_strerror(rc));
 		return rc;
+	}
+	if (srv->cfg->trace_file[0]) {
+		/* A relative path is in the node's data directory. */
+		char path[4096];
+		if (srv->cfg->trace_file[0] == '/')
+			snprintf(path, sizeof(path), "%s", srv->cfg->trace_file);
+		else
+			snprintf(path, sizeof(path), "%s/%s", srv->cfg->dir, srv->cfg->trace_file);
+		rc = trace_open(&srv->trace, path);
+		if (rc) {
+			sp_error("cannot open the trace file %s: %s", srv->cfg->trace_file,
+				 sp_strerror(rc));
+			causal_close(srv->causal);
+			srv->causal = NULL;
+			return rc;
+		}
 	}
 	uv_timer_init(srv->loop, &srv->causal_timer);
 	srv->causal_timer.data = srv;
@@ -364,6 +400,8 @@ void cluster_close(struct server *srv)
 		causal_close(srv->causal);
 		srv->causal = NULL;
 	}
+	trace_close(srv->trace);
+	srv->trace = NULL;
 	if (srv->net)
 		peer_net_close(srv->net);
 	srv->net = NULL;

@@ -32,6 +32,7 @@
 #include "engine/causal/causal.h"
 #include "server/cmd.h"
 #include "server/keyspace.h"
+#include "obs/trace.h"
 #include "server/route.h"
 
 enum causal_op { CAUSAL_GET = 1, CAUSAL_SET, CAUSAL_DEL };
@@ -53,28 +54,65 @@ static uint64_t mono_ms(const struct server *srv)
 	return sp_mono_ns(srv->clock) / 1000000;
 }
 
+static uint64_t mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
 static struct vclock *session_of(struct client *c)
 {
 	if (!c->session) {
 		c->session = sp_malloc(sizeof(*c->session));
 		vclock_init(c->session);
+		/* An id for traces, unique enough across nodes and restarts. */
+		c->session_id = mix(c->srv->node_id * 0x9E3779B97F4A7C15ull ^ c->id ^
+				    sp_mono_ns(c->srv->clock) ^ sp_wall_ms(c->srv->clock) << 20);
+		if (!c->session_id)
+			c->session_id = 1;
 	}
 	return c->session;
 }
 
-/* run_op runs one causal command here, now, and writes its reply. */
-static void run_op(struct server *srv, struct vclock *session, uint8_t op, int proto,
-		   const char *key, size_t klen, const char *val, size_t vlen, struct sp_buf *out)
+static void trace_op(struct server *srv, const char *ev, const char *key, size_t klen,
+		     uint64_t session, const char *traceparent, uint64_t origin, uint64_t seq)
 {
+	if (!srv->trace)
+		return;
+	struct trace_event t = {
+	    .node = srv->node_id,
+	    .ms = sp_wall_ms(srv->clock),
+	    .ev = ev,
+	    .key = key,
+	    .klen = klen,
+	    .session = session,
+	    .origin = origin,
+	    .seq = seq,
+	    .vc = causal_applied(srv->causal),
+	    .traceparent = traceparent,
+	};
+	trace_event(srv->trace, &t);
+}
+
+/* run_op runs one causal command here, now, and writes its reply. */
+static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, const char *key,
+		   size_t klen, const char *val, size_t vlen, struct sp_buf *out)
+{
+	struct vclock *session = c ? c->session : NULL;
+	uint64_t sid = c ? c->session_id : 0;
+	const char *tp = c ? c->traceparent : NULL;
 	int rc;
 	if (op == CAUSAL_GET) {
 		struct causal_value v;
 		rc = causal_read(srv->causal, key, klen, &v);
 		if (rc == 0) {
 			srv->stats.hits++;
+			trace_op(srv, "read", key, klen, sid, tp, v.origin, v.seq);
 			resp_write_bulk(out, v.v, v.vlen);
 		} else if (rc == SP_ERR_NOTFOUND) {
 			srv->stats.misses++;
+			trace_op(srv, "read", key, klen, sid, tp, 0, 0);
 			resp_write_null(out, proto);
 		}
 	} else {
@@ -84,6 +122,9 @@ static void run_op(struct server *srv, struct vclock *session, uint8_t op, int p
 			existed = causal_read(srv->causal, key, klen, &v) == 0;
 		}
 		rc = causal_write(srv->causal, key, klen, val, vlen, op == CAUSAL_DEL);
+		if (rc == 0)
+			trace_op(srv, "write", key, klen, sid, tp, srv->node_id,
+				 vclock_get(causal_applied(srv->causal), srv->node_id));
 		if (rc == 0) {
 			if (op == CAUSAL_SET)
 				resp_write_simple(out, "OK");
@@ -114,8 +155,8 @@ static void finish(struct causal_wait *w, bool run)
 	struct sp_buf out;
 	sp_buf_init(&out);
 	if (run) {
-		run_op(srv, w->c ? w->c->session : NULL, w->op, w->proto, w->data, w->klen,
-		       w->data + w->klen, w->vlen, &out);
+		run_op(srv, w->c, w->op, w->proto, w->data, w->klen, w->data + w->klen, w->vlen,
+		       &out);
 	} else {
 		srv->stats.errors++;
 		resp_write_error(&out,
@@ -220,7 +261,7 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 	if (now) {
 		struct sp_buf out;
 		sp_buf_init(&out);
-		run_op(srv, session, op, c->proto, key, klen, val, vlen, &out);
+		run_op(srv, c, op, c->proto, key, klen, val, vlen, &out);
 		sp_buf_append(&c->out, sp_buf_begin(&out), out.len);
 		sp_buf_free(&out);
 		return;
@@ -244,32 +285,86 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 	*pp = w;
 }
 
-/* SESSION TOKEN | SESSION RESUME token | SESSION RESET | SESSION (show) */
+/* A session token: the session's id (16 hex digits), '.', and its context
+ * (vclock_to_token: "v1.<hex>"). */
+#define SID_HEX 16
+
+static int parse_token(const char *s, size_t len, uint64_t *sid, struct vclock *ctx)
+{
+	if (len < SID_HEX + 1 || s[SID_HEX] != '.')
+		return -1;
+	uint64_t id = 0;
+	for (int i = 0; i < SID_HEX; i++) {
+		char ch = s[i];
+		int d = ch >= '0' && ch <= '9'	 ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+						 : -1;
+		if (d < 0)
+			return -1;
+		id = id << 4 | (uint64_t)d;
+	}
+	if (!id || vclock_from_token(s + SID_HEX + 1, len - SID_HEX - 1, ctx))
+		return -1;
+	*sid = id;
+	return 0;
+}
+
+/* traceparent_valid: "00-<32 hex>-<16 hex>-<2 hex>" (W3C Trace Context). */
+static bool traceparent_valid(const char *s, size_t len)
+{
+	static const char shape[] = "hh-hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh-hhhhhhhhhhhhhhhh-hh";
+	if (len != sizeof(shape) - 1)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		bool hex = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
+		if (shape[i] == '-' ? s[i] != '-' : !hex)
+			return false;
+	}
+	return true;
+}
+
+/* SESSION [TOKEN | RESUME token | RESET | TRACE traceparent|OFF] */
 void cmd_session(struct client *c)
 {
 	struct vclock *s = session_of(c);
 	struct sp_buf b;
 	sp_buf_init(&b);
 	if (c->argc == 1) {
+		sp_buf_appendf(&b, "%016" PRIx64 " ", c->session_id);
 		vclock_format(s, &b);
 		reply_bulk(c, sp_buf_begin(&b), b.len);
 	} else if (c->argc == 2 && arg_equals(c->argv[1], "token")) {
+		sp_buf_appendf(&b, "%016" PRIx64 ".", c->session_id);
 		vclock_to_token(s, &b);
 		reply_bulk(c, sp_buf_begin(&b), b.len);
 	} else if (c->argc == 3 && arg_equals(c->argv[1], "resume")) {
 		struct vclock t;
-		if (vclock_from_token(c->argv[2].p, c->argv[2].len, &t)) {
+		uint64_t sid;
+		if (parse_token(c->argv[2].p, c->argv[2].len, &sid, &t)) {
 			reply_error(c, "ERR not a session token (SESSION TOKEN gives one)");
 		} else if (vclock_merge(s, &t)) {
 			reply_error(c, "ERR the token names more nodes than a session can hold");
 		} else {
+			c->session_id = sid;
 			reply_ok(c);
 		}
 	} else if (c->argc == 2 && arg_equals(c->argv[1], "reset")) {
 		vclock_init(s);
 		reply_ok(c);
+	} else if (c->argc == 3 && arg_equals(c->argv[1], "trace")) {
+		if (arg_equals(c->argv[2], "off")) {
+			c->traceparent[0] = '\0';
+			reply_ok(c);
+		} else if (!traceparent_valid(c->argv[2].p, c->argv[2].len)) {
+			reply_error(c, "ERR not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)");
+		} else {
+			memcpy(c->traceparent, c->argv[2].p, c->argv[2].len);
+			c->traceparent[c->argv[2].len] = '\0';
+			reply_ok(c);
+		}
 	} else {
-		reply_error(c, "ERR usage: SESSION [TOKEN | RESUME <token> | RESET]");
+		reply_error(c, "ERR usage: SESSION [TOKEN | RESUME <token> | RESET | TRACE "
+			       "<traceparent>|OFF]");
 	}
 	sp_buf_free(&b);
 }

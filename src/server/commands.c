@@ -122,7 +122,7 @@ static const struct command table[] = {
     {"scan", -2, R, 0, 0, 0, cmd_scan, "keyspace", "Iterate over keys"},
     {"select", 2, F, 0, 0, 0, cmd_select, "connection", "Select database 0 (the only one)"},
     {"session", -1, F, 0, 0, 0, cmd_session, "connection",
-     "A causal session's context (TOKEN, RESUME token, RESET)"},
+     "A causal session (TOKEN, RESUME token, RESET, TRACE traceparent)"},
     {"set", -3, W, 1, 1, 1, cmd_set, "string", "Set a key (EX PX EXAT PXAT KEEPTTL NX XX GET)"},
     {"setex", 4, W, 1, 1, 1, cmd_setex, "string", "Set a key with a time to live in seconds"},
     {"setnx", 3, W | F, 1, 1, 1, cmd_setnx, "string", "Set a key only if it does not exist"},

@@ -21,6 +21,7 @@
 #include "engine/causal/causal.h"
 #include "engine/eventual/eventual.h"
 #include "engine/strong/strong.h"
+#include "obs/trace.h"
 #include "server/route.h"
 #include "server/server.h"
 
@@ -165,6 +166,7 @@ void durability_end_of_iteration(struct server *srv)
 			abort();
 		}
 	}
+	trace_flush(srv->trace);
 	struct client *c = srv->pending;
 	srv->pending = NULL;
 	while (c) {

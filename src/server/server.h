@@ -40,6 +40,7 @@ struct ev_engine;
 struct causal_engine;
 struct causal_wait;
 struct vclock;
+struct trace;
 
 /* A borrowed byte string: an argument or a key. */
 struct slice {
@@ -147,6 +148,8 @@ struct client {
 	uint8_t req_causal_level;  /* LEVEL prefix with a causal level */
 	struct vclock *session;	   /* causal context (cmd_causal.c); NULL until used */
 	uint32_t causal_waiting;   /* its causal commands waiting */
+	uint64_t session_id;	   /* the session's id (0 until used; tokens carry it) */
+	char traceparent[64];	   /* SESSION TRACE: W3C trace context, "" none */
 	uint64_t last_write;	   /* id of its latest write request */
 	struct sp_buf multi;	   /* MULTI: queued commands, entry-encoded */
 	uint32_t multi_n;
@@ -229,6 +232,7 @@ struct server {
 	struct causal_engine *causal; /* causal keyspaces' engine (cluster.c) */
 	uv_timer_t causal_timer;
 	struct causal_wait *causal_waiters; /* cmd_causal.c */
+	struct trace *trace;		    /* causal trace log (trace-file), or NULL */
 	uv_timer_t ev_timer;
 	struct crdt_limits ev_limits;
 	enum raft_role role;

@@ -191,6 +191,8 @@ static int apply_remote(struct causal_engine *e, uint64_t origin, const struct u
 		return rc;
 	e->applied_dirty = true;
 	e->st.updates_applied++;
+	if (e->cfg.apply_cb)
+		e->cfg.apply_cb(e->cfg.ctx, origin, u->seq, u->key, u->klen);
 	return 0;
 }
 

@@ -57,6 +57,9 @@ struct causal_config {
 	/* applied_cb: called after remote updates were applied (so waiting
 	 * sessions may now be ready); may be NULL. */
 	void (*applied_cb)(void *ctx);
+	/* apply_cb: called for each remote update applied (for traces); may
+	 * be NULL. key is borrowed for the call. */
+	void (*apply_cb)(void *ctx, uint64_t origin, uint64_t seq, const void *key, size_t klen);
 };
 
 /* A value read: borrowed from the store until its next call. */
