@@ -728,6 +728,7 @@ static void test_format_round_trip(void **state)
 	    {"max-set-members", "12"},
 	    {"max-member-bytes", "1kb"},
 	    {"max-siblings", "3"},
+	    {"trace-file", "trace.jsonl"},
 	    {"read-repair-percent", "100"},
 	};
 	size_t n = sizeof(changed) / sizeof(changed[0]);
@@ -793,6 +794,7 @@ static void test_iteration(void **state)
 	    "max-set-members",
 	    "max-member-bytes",
 	    "max-siblings",
+	    "trace-file",
 	    "read-repair-percent",
 	};
 	size_t n = sizeof(expected) / sizeof(expected[0]);
