@@ -35,7 +35,7 @@
 #include "obs/trace.h"
 #include "server/route.h"
 
-enum causal_op { CAUSAL_GET = 1, CAUSAL_SET, CAUSAL_DEL };
+enum causal_op { CAUSAL_GET = 1, CAUSAL_SET, CAUSAL_DEL, CAUSAL_SESSION };
 
 /* A command waiting for its session's context to be applied here. */
 struct causal_wait {
@@ -44,6 +44,7 @@ struct causal_wait {
 	struct client *c; /* NULL once the client is gone */
 	struct reply_slot *slot;
 	uint8_t op, proto;
+	uint8_t argc; /* CAUSAL_SESSION: 1..3 words, the 2nd and 3rd in data */
 	uint64_t deadline_ms;
 	size_t klen, vlen;
 	char data[]; /* key then value */
@@ -141,6 +142,31 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 		srv->stats.errors += 0; /* a context over VCLOCK_MAX nodes: cannot happen */
 }
 
+/* run_session runs a SESSION command that waited behind the client's
+ * causal commands, with its own argv, capturing the reply into out. */
+static void run_session(struct causal_wait *w, struct sp_buf *out)
+{
+	struct client *c = w->c;
+	struct slice argv[3] = {{"SESSION", 7},
+				{w->data, w->klen},
+				{w->data + w->klen, w->vlen}};
+	struct slice *saved_argv = c->argv;
+	size_t saved_argc = c->argc;
+	struct sp_buf saved_out = c->out;
+	sp_buf_init(&c->out);
+	uint32_t saved_waiting = c->causal_waiting;
+	c->argv = argv;
+	c->argc = w->argc;
+	c->causal_waiting = 0; /* its turn: run, do not queue again */
+	cmd_session(c);
+	c->causal_waiting = saved_waiting;
+	sp_buf_append(out, sp_buf_begin(&c->out), c->out.len);
+	sp_buf_free(&c->out);
+	c->out = saved_out;
+	c->argv = saved_argv;
+	c->argc = saved_argc;
+}
+
 static void wait_detach(void *ev)
 {
 	struct causal_wait *w = ev;
@@ -154,7 +180,9 @@ static void finish(struct causal_wait *w, bool run)
 	struct server *srv = w->srv;
 	struct sp_buf out;
 	sp_buf_init(&out);
-	if (run) {
+	if (w->op == CAUSAL_SESSION && w->c) {
+		run_session(w, &out);
+	} else if (run) {
 		run_op(srv, w->c, w->op, w->proto, w->data, w->klen, w->data + w->klen, w->vlen,
 		       &out);
 	} else {
@@ -193,10 +221,15 @@ static void causal_wake(struct server *srv)
 			free(w);
 			continue;
 		}
-		bool ready = !w->c->session || causal_ready(srv->causal, w->c->session);
-		if (!behind && (ready || now >= w->deadline_ms)) {
+		/* Past its deadline a command is refused even if it became
+		 * ready, and even behind another: the client is told within
+		 * request-timeout-ms, and nothing runs after it gave up. */
+		bool expired = now >= w->deadline_ms && w->op != CAUSAL_SESSION;
+		bool ready = w->op == CAUSAL_SESSION || !w->c->session ||
+			     causal_ready(srv->causal, w->c->session);
+		if (expired || (!behind && ready)) {
 			*pp = w->next;
-			finish(w, ready);
+			finish(w, ready && !expired);
 			continue;
 		}
 		if (w->c && !behind && nheld < 64)
@@ -216,6 +249,32 @@ void causal_timer_tick(struct server *srv)
 	causal_tick(srv->causal);
 	if (srv->causal_waiters)
 		causal_wake(srv);
+}
+
+/* enqueue makes a command wait, behind the client's other waiting ones. */
+static struct causal_wait *enqueue(struct client *c, uint8_t op, const char *key, size_t klen,
+				   const char *val, size_t vlen)
+{
+	struct server *srv = c->srv;
+	struct causal_wait *w = sp_calloc(1, sizeof(*w) + klen + vlen);
+	w->srv = srv;
+	w->c = c;
+	w->op = op;
+	w->proto = (uint8_t)c->proto;
+	w->deadline_ms = mono_ms(srv) + srv->cfg->request_timeout_ms;
+	w->klen = klen;
+	w->vlen = vlen;
+	if (klen)
+		memcpy(w->data, key, klen);
+	if (vlen)
+		memcpy(w->data + klen, val, vlen);
+	w->slot = route_slot_reserve(c, w, wait_detach);
+	c->causal_waiting++;
+	struct causal_wait **pp = &srv->causal_waiters;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = w;
+	return w;
 }
 
 static uint8_t pick_level(const struct client *c)
@@ -266,23 +325,7 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 		sp_buf_free(&out);
 		return;
 	}
-	struct causal_wait *w = sp_calloc(1, sizeof(*w) + klen + vlen);
-	w->srv = srv;
-	w->c = c;
-	w->op = op;
-	w->proto = (uint8_t)c->proto;
-	w->deadline_ms = mono_ms(srv) + srv->cfg->request_timeout_ms;
-	w->klen = klen;
-	w->vlen = vlen;
-	memcpy(w->data, key, klen);
-	if (vlen)
-		memcpy(w->data + klen, val, vlen);
-	w->slot = route_slot_reserve(c, w, wait_detach);
-	c->causal_waiting++;
-	struct causal_wait **pp = &srv->causal_waiters;
-	while (*pp)
-		pp = &(*pp)->next;
-	*pp = w;
+	enqueue(c, op, key, klen, val, vlen);
 }
 
 /* A session token: the session's id (16 hex digits), '.', and its context
@@ -326,6 +369,17 @@ static bool traceparent_valid(const char *s, size_t len)
 /* SESSION [TOKEN | RESUME token | RESET | TRACE traceparent|OFF] */
 void cmd_session(struct client *c)
 {
+	if (c->causal_waiting && c->argc <= 3) {
+		/* A token taken (or a context changed) while the client's causal
+		 * commands wait must come after them, or it would miss what they
+		 * see and do. */
+		struct causal_wait *w =
+		    enqueue(c, CAUSAL_SESSION, c->argc > 1 ? c->argv[1].p : NULL,
+			    c->argc > 1 ? c->argv[1].len : 0, c->argc > 2 ? c->argv[2].p : NULL,
+			    c->argc > 2 ? c->argv[2].len : 0);
+		w->argc = (uint8_t)c->argc;
+		return;
+	}
 	struct vclock *s = session_of(c);
 	struct sp_buf b;
 	sp_buf_init(&b);
