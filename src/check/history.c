@@ -52,6 +52,8 @@ void history_free(struct history *h)
 	}
 	free(h->ops);
 	free(h->line);
+	free(h->session);
+	free(h->node);
 	history_init(h);
 }
 
@@ -111,17 +113,23 @@ static void rollback(struct history *h, struct mark m)
 	h->n = m.n;
 }
 
-/* push appends op (whose bytes h already owns) with its line number. */
-static void push(struct history *h, const struct lin_op *op, size_t line)
+/* push appends op (whose bytes h already owns) with its line number,
+ * session (bytes owned by h, or nil) and node (-1: unknown). */
+static void push(struct history *h, const struct lin_op *op, size_t line,
+		 const struct lin_value *session, int64_t node)
 {
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? h->cap * 2 : 256;
 		h->ops = sp_realloc(h->ops, cap * sizeof(*h->ops));
 		h->line = sp_realloc(h->line, cap * sizeof(*h->line));
+		h->session = sp_realloc(h->session, cap * sizeof(*h->session));
+		h->node = sp_realloc(h->node, cap * sizeof(*h->node));
 		h->cap = cap;
 	}
 	h->ops[h->n] = *op;
 	h->line[h->n] = line;
+	h->session[h->n] = *session;
+	h->node[h->n] = node;
 	h->n++;
 }
 
@@ -222,7 +230,7 @@ int history_add(struct history *h, const struct lin_op *op)
 	case LIN_DELETE:
 		break;
 	}
-	push(h, &o, 0);
+	push(h, &o, 0, &nil, -1);
 	return 0;
 }
 
@@ -235,6 +243,7 @@ struct line_ctx {
 	struct history *h;
 	json_t *obj;
 	size_t line;
+	unsigned flags; /* enum history_parse_flags */
 	char *err;
 	size_t errlen;
 };
@@ -417,7 +426,20 @@ static int parse_object(struct line_ctx *c)
 	}
 	if (rc != 0)
 		return rc;
-	push(c->h, &o, c->line);
+
+	struct lin_value session = nil;
+	int64_t node = -1;
+	if (c->flags & HISTORY_SESSIONS) {
+		uint64_t v;
+		rc = get_value(c, "session", false, true, "the client session", &session);
+		if (rc == 0)
+			rc = get_uint(c, "node", false, true, TIME_MAX, &v, &present);
+		if (rc != 0)
+			return rc;
+		if (present)
+			node = (int64_t)v;
+	}
+	push(c->h, &o, c->line, &session, node);
 	return 0;
 }
 
@@ -431,8 +453,14 @@ static bool blank(const char *p, size_t len)
 
 int history_parse(struct history *h, const char *text, size_t len, char *err, size_t errlen)
 {
+	return history_parse_ex(h, text, len, 0, err, errlen);
+}
+
+int history_parse_ex(struct history *h, const char *text, size_t len, unsigned flags, char *err,
+		     size_t errlen)
+{
 	struct mark m = mark_of(h);
-	struct line_ctx c = {.h = h, .err = err, .errlen = errlen};
+	struct line_ctx c = {.h = h, .err = err, .errlen = errlen, .flags = flags};
 	size_t at = 0;
 	int rc = 0;
 

@@ -25,6 +25,12 @@
  *  - "result": "ok"; "fail", the op certainly did not take effect (for a
  *    cas: its compare was unequal, or it never ran); or "info", the
  *    outcome is unknown (a timeout, a lost connection).
+ * Two more fields are read only when asked for (history_parse_ex with
+ * HISTORY_SESSIONS, as the causal checker does, src/check/causal.h):
+ *  - "session": the client session the op belongs to, a string (null or
+ *    absent: none, the process is the session).
+ *  - "node": the node that served the op, an integer >= 0 (null or
+ *    absent: unknown).
  * Other fields are ignored, so writers may add their own. Strings are
  * JSON strings and may hold any character JSON can escape, \u0000
  * included; the bytes the checker compares are their UTF-8.
@@ -36,6 +42,7 @@
 #define SP_CHECK_HISTORY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "check/linearizable.h"
 #include "common/buf.h"
@@ -47,12 +54,16 @@ struct history_chunk;
  * lin_check. Every key and value an op points to is owned by the history.
  * line[i] is the line of the text ops[i] was parsed from (1-based, as
  * counted in the history_parse call that read it), or 0 for an op added
- * with history_add. The other fields are the module's own.
+ * with history_add. session[i] and node[i] are ops[i]'s "session" and
+ * "node" when it was parsed with HISTORY_SESSIONS and had them, else a
+ * nil value and -1. The other fields are the module's own.
  */
 struct history {
 	struct lin_op *ops;
 	size_t n;
 	size_t *line;
+	struct lin_value *session;
+	int64_t *node;
 	size_t cap;		      /* private: slots in ops and line */
 	struct history_chunk *chunks; /* private: the owned bytes */
 };
@@ -74,6 +85,23 @@ void history_init(struct history *h);
  * is as it was before the call.
  */
 int history_parse(struct history *h, const char *text, size_t len, char *err, size_t errlen);
+
+/* Flags of history_parse_ex. */
+enum history_parse_flags {
+	/* Read "session" and "node" into h->session and h->node, and refuse
+	 * a line where they are present but of the wrong type. */
+	HISTORY_SESSIONS = 1,
+};
+
+/*
+ * history_parse_ex is history_parse with flags (enum
+ * history_parse_flags, or-ed; 0 is history_parse). Its errors and
+ * ownership are history_parse's; with HISTORY_SESSIONS a "session" that
+ * is not a string or null, or a "node" that is not an integer in
+ * [0, 2^63) or null, is also SP_ERR_INVAL, with the line named.
+ */
+int history_parse_ex(struct history *h, const char *text, size_t len, unsigned flags, char *err,
+		     size_t errlen);
 
 /*
  * history_add appends a copy of op, with its key and the values its kind

@@ -10,12 +10,19 @@
 # with no order of them): with --timeout 1 it must exit 2 within a few
 # seconds, and with --max-steps at once.
 #
+# With --model causal, every history in tests/check/causal: good-* must
+# exit 0, bad-<pattern>.jsonl must exit 1 and name the pattern (the file
+# name after "bad-", e.g. bad-read-your-writes names read-your-writes),
+# in text and in --json; then the causal model's bad input (a value
+# written twice, a cas, wrong flags) exits 64 with the line named.
+#
 # Needs $SPECTRA (scripts/run-tests.sh exports it); no node is started.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 SPECTRA=${SPECTRA:-$root/bin/spectra}
 histories=$root/tests/check/histories
+causal=$root/tests/check/causal
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/spectra-test-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -157,6 +164,98 @@ has err "line 1: not JSON"
 # An empty history is linearizable.
 : >"$work/empty.jsonl"
 run 0 "$SPECTRA" check "$work/empty.jsonl"
+has out "ops:      0 (ok 0, fail 0, info 0)"
+
+# ---- --model causal ---------------------------------------------------------
+
+# The pattern each bad-* history must be reported under.
+pattern_of() {
+	case $1 in
+	bad-cyclic-co) echo CyclicCO ;;
+	bad-write-co-read) echo WriteCORead ;;
+	bad-write-co-init-read) echo WriteCOInitRead ;;
+	bad-thin-air-read) echo ThinAirRead ;;
+	bad-*) echo "${1#bad-}" ;;
+	esac
+}
+
+n_good=0
+n_bad=0
+for f in "$causal"/*.jsonl; do
+	name=$(basename "$f" .jsonl)
+	case $name in
+	good-*)
+		run 0 "$SPECTRA" check --model causal "$f"
+		has out "model:    causal"
+		has out "verdict:  causal"
+		run 0 "$SPECTRA" check --model=causal --json "$f"
+		has out '"verdict":"causal"'
+		has out '"violations":0'
+		n_good=$((n_good + 1))
+		;;
+	bad-*)
+		kind=$(pattern_of "$name")
+		run 1 "$SPECTRA" check --model causal "$f"
+		has out "verdict:  NOT causal: 1 violation ($kind 1)"
+		grep -q "^$kind: " "$work/out" || fail "$name: no '$kind:' paragraph"
+		run 1 "$SPECTRA" check --model causal --json "$f"
+		has out '"verdict":"violation"'
+		has out "\"kind\":\"$kind\""
+		[ "$(wc -l <"$work/out")" -eq 1 ] || fail "--json printed more than one line"
+		n_bad=$((n_bad + 1))
+		;;
+	*)
+		fail "$f: name it good-* or bad-*"
+		;;
+	esac
+done
+[ "$n_good" -ge 3 ] || fail "only $n_good good causal histories"
+[ "$n_bad" -ge 8 ] || fail "only $n_bad bad causal histories"
+echo "causal histories: $n_good good, $n_bad bad"
+
+# The ops of a violation, by role, with session, node and times.
+run 1 "$SPECTRA" check --model causal "$causal/bad-writes-follow-reads.jsonl"
+has out 'the read on line 5 (session "s3", node 3) of key "k" saw nil'
+grep -qE '^  via-read +2  "s2" +2 +2  read ' "$work/out" || fail "no via-read row"
+grep -qE '^  via-write +3  "s2" +2 +2  write ' "$work/out" || fail "no via-write row"
+grep -qE '^  read +5  "s3" +3 +3  read +"k" +nil +\+400 +\+410  ok' "$work/out" ||
+	fail "no read row"
+run 1 "$SPECTRA" check --model causal --json "$causal/bad-monotonic-reads.jsonl"
+has out '"role":"via-read","line":4,"session":"s3","node":2,"process":3'
+has out '"counts":{"monotonic-reads":1}'
+
+# A linearizable history is causal; the default model is unchanged.
+run 0 "$SPECTRA" check --model causal "$histories/good-sequential.jsonl"
+run 1 "$SPECTRA" check --model causal - <"$causal/bad-thin-air-read.jsonl"
+has out "history:  -"
+run 0 "$SPECTRA" check --model linearizable "$histories/good-sequential.jsonl"
+has out "verdict:  linearizable"
+run 0 "$SPECTRA" check "$causal/bad-read-your-writes.jsonl" --model causal --help
+has out "--model"
+has out "read-your-writes"
+
+# Bad input for the causal model.
+{
+	echo '{"process":1,"op":"write","key":"k","value":"same","invoke":1,"complete":2,"result":"ok"}'
+	echo '{"process":2,"op":"write","key":"j","value":"same","invoke":1,"complete":2,"result":"fail"}'
+} >"$work/dup.jsonl"
+run 64 "$SPECTRA" check --model causal "$work/dup.jsonl"
+has err "line 2: a value written twice"
+has err "(first written on line 1)"
+run 64 "$SPECTRA" check --model causal --json "$work/dup.jsonl"
+has out '"verdict":"error"'
+run 0 "$SPECTRA" check "$work/dup.jsonl" # linearizability allows it
+run 64 "$SPECTRA" check --model causal "$histories/good-cas-chain.jsonl"
+has err 'is not in the causal model (read and write only)'
+printf '%s\n' '{"process":1,"session":5,"op":"read","key":"k","value":null,"invoke":1,"complete":2,"result":"ok"}' >"$work/session.jsonl"
+run 64 "$SPECTRA" check --model causal "$work/session.jsonl"
+has err 'line 1: "session" must be a string or null'
+run 0 "$SPECTRA" check "$work/session.jsonl"
+run 64 "$SPECTRA" check --model serializable "$causal/good-sessions.jsonl"
+has err "--model: 'serializable' is not linearizable or causal"
+run 64 "$SPECTRA" check --model causal --timeout 5 "$causal/good-sessions.jsonl"
+has err "--timeout does not apply to --model causal"
+run 0 "$SPECTRA" check --model causal "$work/empty.jsonl"
 has out "ops:      0 (ok 0, fail 0, info 0)"
 
 # ---- a search that cannot finish ----------------------------------------
