@@ -14,6 +14,7 @@
  */
 #include "cli_chaos.h"
 
+#include "chaos_causal.h"
 #include "chaos_client.h"
 #include "chaos_eventual.h"
 #include "chaos_nemesis.h"
@@ -79,11 +80,14 @@ static const char *const owned_flags[] = {"dir",     "port",	"bind",		"pidfile",
 
 /* --workload register: the strong keyspace's linearizability workload. */
 #define WORKLOAD_REGISTER 0
+/* --workload causal: sessions hopping between nodes (chaos_causal). */
+#define WORKLOAD_CAUSAL 100
+#define CZ_SETTLE_MS	1000 /* how long equal applied vectors must stay so */
 
 struct chaos_opts {
 	long nodes, duration_s, clients, keys, interval_ms, op_timeout_ms, min_ops;
-	int reads;			 /* CHAOS_READS_* */
-	int workload;			 /* WORKLOAD_REGISTER or an enum chaos_ev_kind */
+	int reads;    /* CHAOS_READS_* */
+	int workload; /* WORKLOAD_REGISTER, WORKLOAD_CAUSAL or an enum chaos_ev_kind */
 	enum chaos_ev_level write_level; /* eventual workloads */
 	double check_timeout_s;
 	double converge_timeout_s; /* eventual workloads */
@@ -633,6 +637,122 @@ static int finish_eventual(const struct chaos_opts *o, struct local_cluster *lc,
 	return code;
 }
 
+/* ---- the causal workload ------------------------------------------------ */
+
+/*
+ * finish_causal ends a causal run once its workload is stopped and every
+ * fault healed (at healed_ns): waits for the applied vectors to converge,
+ * compares every key read at LEVEL local on every node, stops the
+ * cluster, writes the history, has `spectra check --model causal` judge
+ * it and reports. Returns the exit code.
+ */
+static int finish_causal(const struct chaos_opts *o, struct local_cluster *lc,
+			 const struct local_node_addr *addrs, struct chaos_nemesis *nm,
+			 struct chaos_cz_workload *wl, uint64_t healed_ns, double run_s,
+			 const char *liveness, const char *history_path)
+{
+	size_t nnodes = lc->cf.n;
+	struct chaos_cz_history h = {0};
+	struct chaos_stats stats = {0};
+	uint64_t hops = 0, converged_ms = 0;
+	char why[512], what[256], out_path[4096];
+	chaos_cz_workload_collect(wl, &h, &stats, &hops);
+
+	int crc = chaos_cz_wait_converged(
+	    addrs, nnodes, healed_ns, (unsigned)(o->converge_timeout_s * 1000), CONVERGE_POLL_MS,
+	    CZ_SETTLE_MS, &converged_ms, why, sizeof(why));
+	if (crc == 0)
+		chaos_nemesis_logf(nm, "converged in %" PRIu64 " ms after the last heal",
+				   converged_ms);
+	else
+		chaos_nemesis_logf(nm, "not converged %.1f s after the last heal: %s",
+				   o->converge_timeout_s, why);
+	size_t failed = 0;
+	size_t disagree = chaos_cz_final_agree(addrs, nnodes, (size_t)o->keys,
+					       (unsigned)o->op_timeout_ms, EV_FINAL_TRIES, &failed);
+	stop_cluster(lc);
+
+	printf("\n---- spectra chaos: summary (seed %" PRIu64 ") ----\n", o->seed);
+	printf("workload:  causal, %ld sessions hopping between nodes (%" PRIu64
+	       " hops), %ld keys (" CHAOS_CZ_KEYSPACE ":0..)\n",
+	       o->clients, hops, o->keys);
+	printf("duration:  %.1f s of workload\n", run_s);
+	print_stats(&stats, run_s, false);
+	print_nemesis(nm);
+	if (crc == 0)
+		printf("converged in %" PRIu64 " ms after the last heal (applied vectors then "
+		       "equal for %d ms)\n",
+		       converged_ms, CZ_SETTLE_MS);
+	else
+		printf("NOT converged within %.1f s after the last heal: %s\n",
+		       o->converge_timeout_s, why);
+	printf("final:     %ld keys read at LEVEL local from each of %zu nodes: %zu reads failed, "
+	       "%zu keys with answers that differ\n",
+	       o->keys, nnodes, failed, disagree);
+
+	if (o->self_test_bad) {
+		if (chaos_cz_corrupt(&h, what, sizeof(what)) == SIZE_MAX)
+			cli_error("--self-test-bad: found no read after its session's own write");
+		else
+			printf("self-test: %s\n", what);
+	}
+	int rc = chaos_cz_history_write(&h, history_path);
+	if (rc != 0)
+		cli_error("cannot write %s: %s", history_path, sp_strerror(rc));
+	const char *slash = strrchr(history_path, '/');
+	snprintf(out_path, sizeof(out_path), "%.*scheck.out",
+		 slash ? (int)(slash - history_path + 1) : 0, history_path);
+	enum chaos_cz_check check =
+	    rc == 0 ? chaos_cz_run_checker(history_path, out_path) : CHAOS_CZ_CHECK_ERROR;
+	printf("history:   %s (%zu ops), checker output in %s\n", history_path, h.n, out_path);
+
+	int code;
+	uint64_t ok = chaos_stats_total(&stats, LIN_OK);
+	if (crc != 0) {
+		printf("verdict:   VIOLATION: the nodes did not converge within %.1f s of the last "
+		       "heal\n",
+		       o->converge_timeout_s);
+		code = CLI_CHAOS_VIOLATION;
+	} else if (disagree) {
+		printf("verdict:   VIOLATION: the nodes give different answers at LEVEL local for "
+		       "%zu keys\n",
+		       disagree);
+		code = CLI_CHAOS_VIOLATION;
+	} else if (check == CHAOS_CZ_CHECK_VIOLATION) {
+		printf("verdict:   VIOLATION: the causal checker rejects the history\n");
+		code = CLI_CHAOS_VIOLATION;
+	} else if (liveness) {
+		printf("verdict:   converged, but %s (see nemesis.log)\n", liveness);
+		code = CLI_CHAOS_VIOLATION;
+	} else if (check == CHAOS_CZ_CHECK_UNAVAILABLE) {
+		printf("verdict:   converged and the nodes agree, but the checker is unavailable "
+		       "(spectra check has no --model causal)\n");
+		code = CLI_CHAOS_UNKNOWN;
+	} else if (check != CHAOS_CZ_CHECK_OK) {
+		printf("verdict:   unknown: the causal checker could not judge the history (%s)\n",
+		       check == CHAOS_CZ_CHECK_BAD_INPUT ? "bad input" : "it did not run");
+		code = CLI_CHAOS_UNKNOWN;
+	} else if (o->self_test_bad) {
+		printf("verdict:   consistent, yet the history was corrupted: the checker missed "
+		       "it\n");
+		code = CLI_CHAOS_OK;
+	} else if (interrupted) {
+		printf("verdict:   consistent as far as it went, but the run was interrupted\n");
+		code = CLI_CHAOS_UNKNOWN;
+	} else if (ok < (uint64_t)o->min_ops) {
+		printf("verdict:   consistent, but only %" PRIu64
+		       " ops succeeded (--min-ops %ld)\n",
+		       ok, o->min_ops);
+		code = CLI_CHAOS_UNKNOWN;
+	} else {
+		printf("verdict:   consistent: converged, the nodes agree, and the causal check "
+		       "passed\n");
+		code = CLI_CHAOS_OK;
+	}
+	chaos_cz_history_free(&h);
+	return code;
+}
+
 static int run(const struct chaos_opts *o, const char *dir, const char *history_path)
 {
 	int code = CLI_CHAOS_UNKNOWN, rc;
@@ -640,7 +760,9 @@ static int run(const struct chaos_opts *o, const char *dir, const char *history_
 	struct local_cluster lc = {0};
 	struct chaos_workload wl = {0};
 	struct chaos_ev_workload ewl = {0};
-	bool eventual = o->workload != WORKLOAD_REGISTER;
+	struct chaos_cz_workload czl = {0};
+	bool causal = o->workload == WORKLOAD_CAUSAL;
+	bool eventual = o->workload != WORKLOAD_REGISTER && !causal;
 	uint64_t healed_ns = 0;
 	struct chaos_nemesis nm;
 	bool nemesis_made = false;
@@ -700,6 +822,9 @@ static int run(const struct chaos_opts *o, const char *dir, const char *history_
 		       "%s, reads at quorum\n",
 		       chaos_ev_kind_name((enum chaos_ev_kind)o->workload), CHAOS_EV_RF,
 		       chaos_ev_level_name(o->write_level));
+	if (causal)
+		printf("workload:  causal on keyspace " CHAOS_CZ_KEYSPACE
+		       ", sessions hopping between nodes with their tokens\n");
 	printf("directory: %s\n", lc.dir);
 	fflush(stdout);
 
@@ -731,6 +856,15 @@ static int run(const struct chaos_opts *o, const char *dir, const char *history_
 					      LEADER_WAIT_S, err, sizeof(err));
 		if (rc != 0) {
 			cli_error("cannot create keyspace " CHAOS_EV_KEYSPACE ": %s", err);
+			goto stop_nodes;
+		}
+	}
+	if (causal) {
+		char err[256];
+		rc = chaos_cz_create_keyspace(addrs, lc.cf.n, (unsigned)o->op_timeout_ms,
+					      LEADER_WAIT_S, err, sizeof(err));
+		if (rc != 0) {
+			cli_error("cannot create keyspace " CHAOS_CZ_KEYSPACE ": %s", err);
 			goto stop_nodes;
 		}
 	}
@@ -769,7 +903,16 @@ static int run(const struct chaos_opts *o, const char *dir, const char *history_
 				       .op_timeout_ms = (unsigned)o->op_timeout_ms,
 				       .seed = wcfg.seed,
 				       .t0_ns = t0_ns};
-	rc = eventual ? chaos_ev_workload_start(&ewl, &ecfg) : chaos_workload_start(&wl, &wcfg);
+	struct chaos_cz_config zcfg = {.sessions = (size_t)o->clients,
+				       .keys = (size_t)o->keys,
+				       .nodes = addrs,
+				       .nnodes = lc.cf.n,
+				       .op_timeout_ms = (unsigned)o->op_timeout_ms,
+				       .seed = wcfg.seed,
+				       .t0_ns = t0_ns};
+	rc = causal	? chaos_cz_workload_start(&czl, &zcfg)
+	     : eventual ? chaos_ev_workload_start(&ewl, &ecfg)
+			: chaos_workload_start(&wl, &wcfg);
 	if (rc != 0) {
 		cli_error("cannot start the clients: %s", sp_strerror(rc));
 		goto stop_threads;
@@ -789,6 +932,7 @@ stop_threads:
 	chaos_nemesis_stop(&nm);
 	chaos_workload_stop(&wl);
 	chaos_ev_workload_stop(&ewl);
+	chaos_cz_workload_stop(&czl);
 	double run_s = (double)(sp_mono_ns(sp_clock_system()) - t0_ns) / 1e9;
 	if (nemesis_made) {
 		chaos_nemesis_logf(&nm, "workload stopped; healing");
@@ -797,6 +941,11 @@ stop_threads:
 			if (nm.nodes[i].killed)
 				liveness = "a killed node did not come back";
 		healed_ns = sp_mono_ns(sp_clock_system());
+	}
+	if (causal && nemesis_made) {
+		code = finish_causal(o, &lc, addrs, &nm, &czl, healed_ns, run_s, liveness,
+				     history_path);
+		goto close_log;
 	}
 	if (eventual && nemesis_made) {
 		code = finish_eventual(o, &lc, addrs, &nm, &ewl, healed_ns, run_s, liveness,
@@ -850,6 +999,7 @@ close_log:
 		chaos_nemesis_close(&nm);
 	chaos_workload_close(&wl);
 	chaos_ev_workload_close(&ewl);
+	chaos_cz_workload_close(&czl);
 	if (nemesis_log)
 		fclose(nemesis_log);
 close_cluster:
@@ -895,12 +1045,12 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	    {"check-timeout", "SECONDS", "bound on the linearizability check, 0 none (default 60)",
 	     &check_timeout, NULL},
 	    {"workload", "NAME",
-	     "register (strong keyspace; default), or eventual: set, counter or lww", &workload,
-	     NULL},
+	     "register (strong keyspace; default), eventual: set, counter or lww, or causal",
+	     &workload, NULL},
 	    {"level", "LEVEL", "eventual: write level one, quorum or all (default quorum)", &level,
 	     NULL},
 	    {"converge-timeout", "SECONDS",
-	     "eventual: the longest convergence after the last heal (default 10)",
+	     "eventual, causal: the longest convergence after the last heal (default 10)",
 	     &converge_timeout, NULL},
 	    {"min-ops", "N", "successful ops needed to pass (default 1000)", &min_ops, NULL},
 	    {"keep", NULL, "keep the temporary directory even after a clean run", NULL, &keep},
@@ -914,7 +1064,7 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	    "[--nodes N] [--duration SECONDS] [--clients K] [--keys N] [--interval-ms MS]\n"
 	    "       [--nemesis LIST] [--dir DIR] [--base-port P] [--peer-base-port Q]\n"
 	    "       [--history FILE] [--seed S] [--op-timeout-ms MS] [--reads LEVEL]\n"
-	    "       [--check-timeout SECONDS] [--workload register|set|counter|lww]\n"
+	    "       [--check-timeout SECONDS] [--workload register|set|counter|lww|causal]\n"
 	    "       [--level one|quorum|all] [--converge-timeout SECONDS]\n"
 	    "       [--min-ops N] [--keep] [-- SPECTRAD-FLAGS...]",
 	    "Start a local cluster, run K clients doing GET (50%), SET (30%) and CAS (20%) on a\n"
@@ -946,6 +1096,15 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 	    "(what each node read at ALL) are kept in DIR. --self-test-bad corrupts the agreed\n"
 	    "final state (drops an acknowledged element, adds 1000 to a counter, replaces an\n"
 	    "LWW value) so that the check must fail.\n"
+	    "\n"
+	    "--workload causal creates a causal keyspace (KEYSPACE CREATE cz MODE causal);\n"
+	    "each client is a session doing GET and SET (unique values) on cz:0..cz:<N-1> at\n"
+	    "level causal, hopping every 5-20 ops, and after any timeout, to another node\n"
+	    "with SESSION RESUME <token>. After healing, every node's INFO causal\n"
+	    "causal_applied must become equal and stay so for 1 s (within\n"
+	    "--converge-timeout), every key read at LEVEL local must agree on all nodes, and\n"
+	    "'spectra check --model causal' must accept the history. --self-test-bad makes a\n"
+	    "read after its session's own write of the key return nil (must exit 1).\n"
 	    "\n"
 	    "Exit status: 0 linearizable (eventual: converged and checked) and at least\n"
 	    "--min-ops ops succeeded; 1 a violation, or a cluster that did not recover once\n"
@@ -1016,25 +1175,32 @@ int cli_chaos_main(const char *path, int argc, char **argv)
 			return CLI_CHAOS_USAGE;
 		}
 	}
-	if (workload && strcmp(workload, "register") != 0) {
+	if (workload && strcmp(workload, "causal") == 0) {
+		o.workload = WORKLOAD_CAUSAL;
+	} else if (workload && strcmp(workload, "register") != 0) {
 		enum chaos_ev_kind kind;
 		if (chaos_ev_parse_kind(workload, &kind) != 0) {
-			cli_usage_error(path,
-					"--workload: '%s' is not register, set, counter or lww",
-					workload);
+			cli_usage_error(
+			    path, "--workload: '%s' is not register, set, counter, lww or causal",
+			    workload);
 			return CLI_CHAOS_USAGE;
 		}
 		o.workload = (int)kind;
 	}
-	bool eventual = o.workload != WORKLOAD_REGISTER;
-	if (!eventual && (level || converge_timeout)) {
+	bool causal = o.workload == WORKLOAD_CAUSAL;
+	bool eventual = o.workload != WORKLOAD_REGISTER && !causal;
+	if (causal && level) {
+		cli_usage_error(path, "--level is for the eventual workloads");
+		return CLI_CHAOS_USAGE;
+	}
+	if (!eventual && !causal && (level || converge_timeout)) {
 		cli_usage_error(path,
 				"--%s is for the eventual workloads (--workload set, counter "
 				"or lww)",
 				level ? "level" : "converge-timeout");
 		return CLI_CHAOS_USAGE;
 	}
-	if (eventual && (reads || check_timeout)) {
+	if ((eventual || causal) && (reads || check_timeout)) {
 		cli_usage_error(path, "--%s is for --workload register",
 				reads ? "reads" : "check-timeout");
 		return CLI_CHAOS_USAGE;
