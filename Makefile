@@ -68,6 +68,7 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(TESTLIB_OBJS) $(BUILD)/libspect
 
 # The chaos tool's pure planner is unit-tested on its own object.
 $(BUILD)/tests/unit/test_chaos_plan: $(BUILD)/tools/chaos_plan.o
+$(BUILD)/tests/unit/test_trace_model: $(BUILD)/tools/trace_model.o
 # ... and so are the benchmark tool's histogram, key distributions and RESP driver.
 $(BUILD)/tests/unit/test_bench_hist: $(BUILD)/tools/bench_hist.o $(BUILD)/tools/bench_keys.o \
                                      $(BUILD)/tools/bench_resp.o

@@ -11,6 +11,7 @@
 #include "cli_check.h"
 #include "cli_cluster.h"
 #include "cli_node.h"
+#include "cli_trace.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@ static const struct cli_command commands[] = {
     {"cluster", "run a cluster of spectrad nodes on this machine", cli_cluster_main},
     {"check", "check that a recorded history is linearizable", cli_check_main},
     {"chaos", "drive a local cluster through faults and check its history", cli_chaos_main},
+    {"trace", "merge and draw nodes' causal trace logs (ShiViz, SVG)", cli_trace_main},
     {"bench", "load a RESP server with a mix of ops: throughput and latency", cli_bench_main},
 };
 
