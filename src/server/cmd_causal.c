@@ -147,9 +147,7 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 static void run_session(struct causal_wait *w, struct sp_buf *out)
 {
 	struct client *c = w->c;
-	struct slice argv[3] = {{"SESSION", 7},
-				{w->data, w->klen},
-				{w->data + w->klen, w->vlen}};
+	struct slice argv[3] = {{"SESSION", 7}, {w->data, w->klen}, {w->data + w->klen, w->vlen}};
 	struct slice *saved_argv = c->argv;
 	size_t saved_argc = c->argc;
 	struct sp_buf saved_out = c->out;
