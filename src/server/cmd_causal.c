@@ -45,6 +45,7 @@ struct causal_wait {
 	struct reply_slot *slot;
 	uint8_t op, proto;
 	uint8_t argc; /* CAUSAL_SESSION: 1..3 words, the 2nd and 3rd in data */
+	bool siblings;
 	uint64_t deadline_ms;
 	size_t klen, vlen;
 	char data[]; /* key then value */
@@ -97,14 +98,43 @@ static void trace_op(struct server *srv, const char *ev, const char *key, size_t
 }
 
 /* run_op runs one causal command here, now, and writes its reply. */
+struct sib_ctx {
+	struct sp_buf *out;
+	uint64_t origin, seq; /* the last value's, for the trace */
+};
+
+static void put_sibling(void *ctx, const struct causal_value *v)
+{
+	struct sib_ctx *sc = ctx;
+	resp_write_bulk(sc->out, v->v, v->vlen);
+	sc->origin = v->origin;
+	sc->seq = v->seq;
+}
+
+static void count_sibling(void *ctx, const struct causal_value *v)
+{
+	(void)v;
+	(*(size_t *)ctx)++;
+}
+
 static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, const char *key,
-		   size_t klen, const char *val, size_t vlen, struct sp_buf *out)
+		   size_t klen, const char *val, size_t vlen, bool siblings, struct sp_buf *out)
 {
 	struct vclock *session = c ? c->session : NULL;
 	uint64_t sid = c ? c->session_id : 0;
 	const char *tp = c ? c->traceparent : NULL;
 	int rc;
-	if (op == CAUSAL_GET) {
+	if (op == CAUSAL_GET && siblings) {
+		size_t n = 0;
+		rc = causal_read_siblings(srv->causal, key, klen, count_sibling, &n);
+		if (rc >= 0) {
+			struct sib_ctx sc = {out, 0, 0};
+			resp_write_array_len(out, n);
+			(void)causal_read_siblings(srv->causal, key, klen, put_sibling, &sc);
+			trace_op(srv, "read", key, klen, sid, tp, sc.origin, sc.seq);
+			rc = 0;
+		}
+	} else if (op == CAUSAL_GET) {
 		struct causal_value v;
 		rc = causal_read(srv->causal, key, klen, &v);
 		if (rc == 0) {
@@ -120,9 +150,12 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 		bool existed = false;
 		if (op == CAUSAL_DEL) {
 			struct causal_value v;
-			existed = causal_read(srv->causal, key, klen, &v) == 0;
+			size_t n = 0;
+			existed = siblings ? causal_read_siblings(srv->causal, key, klen,
+								  count_sibling, &n) > 0
+					   : causal_read(srv->causal, key, klen, &v) == 0;
 		}
-		rc = causal_write(srv->causal, key, klen, val, vlen, op == CAUSAL_DEL);
+		rc = causal_write(srv->causal, key, klen, val, vlen, op == CAUSAL_DEL, siblings);
 		if (rc == 0)
 			trace_op(srv, "write", key, klen, sid, tp, srv->node_id,
 				 vclock_get(causal_applied(srv->causal), srv->node_id));
@@ -182,7 +215,7 @@ static void finish(struct causal_wait *w, bool run)
 		run_session(w, &out);
 	} else if (run) {
 		run_op(srv, w->c, w->op, w->proto, w->data, w->klen, w->data + w->klen, w->vlen,
-		       &out);
+		       w->siblings, &out);
 	} else {
 		srv->stats.errors++;
 		resp_write_error(&out,
@@ -318,12 +351,12 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 	if (now) {
 		struct sp_buf out;
 		sp_buf_init(&out);
-		run_op(srv, c, op, c->proto, key, klen, val, vlen, &out);
+		run_op(srv, c, op, c->proto, key, klen, val, vlen, ks->siblings, &out);
 		sp_buf_append(&c->out, sp_buf_begin(&out), out.len);
 		sp_buf_free(&out);
 		return;
 	}
-	enqueue(c, op, key, klen, val, vlen);
+	enqueue(c, op, key, klen, val, vlen)->siblings = ks->siblings;
 }
 
 /* A session token: the session's id (16 hex digits), '.', and its context

@@ -279,7 +279,7 @@ static void keyspace_describe_one(struct client *c, const struct keyspace *ks)
 	reply_bulk_str(c, mode_name(ks->mode));
 	if (ks->mode == SP_MODE_CAUSAL) {
 		reply_bulk_str(c, "read-level");
-		reply_bulk_str(c, "causal");
+		reply_bulk_str(c, ks->siblings ? "causal, siblings" : "causal");
 		return;
 	}
 	if (!ev) {
@@ -302,9 +302,16 @@ static void keyspace_describe_one(struct client *c, const struct keyspace *ks)
 static int keyspace_options(struct client *c, struct keyspace *ks)
 {
 	bool ev = ks->mode == SP_MODE_EVENTUAL;
-	if (ks->mode == SP_MODE_CAUSAL && c->argc > 5) {
-		reply_error(
-		    c, "ERR causal keyspaces take no options (levels: CONSISTENCY causal|local)");
+	if (ks->mode == SP_MODE_CAUSAL) {
+		if (c->argc == 5)
+			return 0;
+		if (c->argc == 7 && arg_equals(c->argv[5], "siblings") &&
+		    (arg_equals(c->argv[6], "yes") || arg_equals(c->argv[6], "no"))) {
+			ks->siblings = arg_equals(c->argv[6], "yes");
+			return 0;
+		}
+		reply_error(c, "ERR causal keyspaces take one option, SIBLINGS yes|no (levels: "
+			       "CONSISTENCY causal|local)");
 		return -1;
 	}
 	for (size_t i = 5; i < c->argc; i += 2) {

@@ -38,6 +38,7 @@ static int load_one(void *ctx, const char *name, const void *val, size_t len)
 	ks->ev_read = len >= 4 ? v[3] : 0;
 	ks->ev_write = len >= 5 ? v[4] : 0;
 	ks->sloppy = len >= 6 && (v[5] & 1);
+	ks->siblings = len >= 6 && (v[5] & 2);
 	return 0;
 }
 
@@ -108,8 +109,9 @@ int keyspace_create(struct server *srv, const struct keyspace *ks)
 	memcpy(meta, META_PREFIX, strlen(META_PREFIX));
 	memcpy(meta + strlen(META_PREFIX), name, len);
 	meta[strlen(META_PREFIX) + len] = '\0';
-	uint8_t v[6] = {ks->mode,    ks->read_level, ks->rf,
-			ks->ev_read, ks->ev_write,   (uint8_t)(ks->sloppy ? 1 : 0)};
+	uint8_t v[6] = {ks->mode,     ks->read_level,
+			ks->rf,	      ks->ev_read,
+			ks->ev_write, (uint8_t)((ks->sloppy ? 1 : 0) | (ks->siblings ? 2 : 0))};
 	int rc = store_meta_put(srv->store, meta, v, sizeof(v));
 	if (rc)
 		return rc;

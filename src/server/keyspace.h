@@ -25,6 +25,8 @@ struct keyspace {
 	uint8_t rf;		   /* replication factor, 1..EV_MAX_RF */
 	uint8_t ev_read, ev_write; /* default levels: enum ev_level (0: quorum) */
 	bool sloppy;		   /* hinted writes count toward the write level */
+	/* causal keyspaces */
+	bool siblings; /* concurrent writes are kept side by side (MV-register) */
 };
 
 /* keyspace_load rebuilds the table from the store (at start and after a

@@ -102,7 +102,8 @@ done
 # 1.
 [ "$(cli 2 keyspace describe cz | tr '\n' ' ')" = "name cz mode causal read-level causal " ] ||
 	fail "describe: $(cli 2 keyspace describe cz | tr '\n' ' ')"
-expect_prefix "ERR causal keyspaces take no options" 1 keyspace create bad mode causal rf 3
+expect_prefix "ERR causal keyspaces take one option, SIBLINGS" 1 keyspace create bad mode causal rf 3
+expect OK 1 keyspace create czm mode causal siblings yes
 expect OK 1 set cz:a 1
 wait_same || fail "nodes did not apply the same updates"
 for i in 1 2 3; do expect 1 "$i" get cz:a; done
@@ -144,6 +145,24 @@ conc=0
 for i in 1 2 3; do conc=$((conc + $(cli "$i" info causal | sed -n 's/^causal_concurrent_writes://p'))); done
 [ "$conc" -ge 1 ] || fail "the concurrent write to cz:both was not counted"
 ok "writes accepted on both sides of a partition and merged after it (concurrent writes counted: $conc)"
+
+# 2b. with SIBLINGS yes both concurrent values are kept, and a write that
+# has seen them both replaces them.
+cli 1 debug net partition 2 3 >/dev/null
+cli 2 debug net partition 1 >/dev/null
+cli 3 debug net partition 1 >/dev/null
+expect OK 1 set czm:k left
+expect OK 2 set czm:k right
+for i in 1 2 3; do cli "$i" debug net heal >/dev/null; done
+wait_same || fail "nodes did not converge after the siblings heal"
+for i in 1 2 3; do
+	[ "$(cli "$i" get czm:k | tr '\n' ' ')" = "left right " ] ||
+		fail "node $i siblings: '$(cli "$i" get czm:k | tr '\n' ' ')'"
+done
+expect OK 3 set czm:k merged
+wait_same || fail "nodes did not converge after the resolving write"
+for i in 1 2 3; do expect merged "$i" get czm:k; done
+ok "a siblings keyspace keeps both concurrent values on every node, and a later write resolves them"
 
 # 3. a session carried by token to a node that is behind
 cli 2 debug net partition 1 >/dev/null

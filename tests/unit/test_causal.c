@@ -150,7 +150,8 @@ static void advance(struct sim *s, uint64_t ms, uint64_t *rng)
 
 static void put(struct sim *s, int i, const char *key, const char *val)
 {
-	assert_int_equal(causal_write(s->e[i], key, strlen(key), val, strlen(val), false), 0);
+	assert_int_equal(causal_write(s->e[i], key, strlen(key), val, strlen(val), false, false),
+			 0);
 }
 
 static const char *get(struct sim *s, int i, const char *key)

@@ -28,13 +28,16 @@
 #include "common/log.h"
 #include "store/store.h"
 
-#define CM_UPDATES   1
-#define CM_ACK	     2
-#define REC_HDR	     25 /* ts, origin, seq, flags */
-#define FLAG_DEL     1u
-#define MAX_PEERS    64
-#define SENT_UNKNOWN UINT64_MAX /* until the peer's first ACK */
-#define LOG_GC_STEP  1000	/* log entries removed per tick, at most */
+#define CM_UPDATES    1
+#define CM_ACK	      2
+#define REC_HDR	      25 /* ts, origin, seq, flags */
+#define FLAG_DEL      1u
+#define FLAG_SIBLINGS 2u /* the key keeps concurrent values (MV-register) */
+#define TYPE_LWW      1	 /* store type of a last-writer-wins record */
+#define TYPE_SIBLINGS 2	 /* ... of a siblings record: (ts|origin|seq|vlen u32|value)* */
+#define MAX_PEERS     64
+#define SENT_UNKNOWN  UINT64_MAX /* until the peer's first ACK */
+#define LOG_GC_STEP   1000	 /* log entries removed per tick, at most */
 
 struct peer {
 	uint64_t id;
@@ -118,7 +121,8 @@ static int get_update(const uint8_t *p, size_t len, struct update *u, size_t *us
 	u->ts = sp_get_le64(p + 8);
 	u->flags = p[16];
 	size_t pos = 17, n;
-	if (u->flags & ~FLAG_DEL || vclock_decode(p + pos, len - pos, &u->deps, &n))
+	if (u->flags & ~(FLAG_DEL | FLAG_SIBLINGS) ||
+	    vclock_decode(p + pos, len - pos, &u->deps, &n))
 		return SP_ERR_PROTO;
 	pos += n;
 	if (len - pos < 4)
@@ -154,9 +158,75 @@ static int store_rec(struct causal_engine *e, const void *key, size_t klen, uint
 	sp_buf_put_le64(&rec, seq);
 	sp_buf_put_u8(&rec, flags);
 	sp_buf_append(&rec, v, vlen);
-	struct store_value sv = {.type = 1, .data = sp_buf_begin(&rec), .len = rec.len};
+	struct store_value sv = {.type = TYPE_LWW, .data = sp_buf_begin(&rec), .len = rec.len};
 	int rc = store_put(e->store, key, klen, &sv);
 	sp_buf_free(&rec);
+	return rc;
+}
+
+/*
+ * apply_siblings applies an update to a key that keeps concurrent values
+ * (a multi-value register over causal delivery): every value the update
+ * depends on (deps covers its (origin, seq)) is replaced, the others stay
+ * beside the new one (none for a delete). Every node applies the same
+ * updates, each after what it depends on, so every node ends with the
+ * same set, whatever the order of concurrent ones. Values are kept sorted
+ * by (origin, seq).
+ */
+static int apply_siblings(struct causal_engine *e, const void *key, size_t klen, uint64_t ts,
+			  uint64_t origin, uint64_t seq, const struct vclock *deps, bool del,
+			  const void *v, size_t vlen)
+{
+	struct store_value cur;
+	int rc = store_get(e->store, key, klen, 0, &cur);
+	if (rc && rc != SP_ERR_NOTFOUND)
+		return rc;
+	struct sp_buf out;
+	sp_buf_init(&out);
+	bool placed = del;
+	size_t kept = 0;
+	const uint8_t *p = rc == 0 && cur.type == TYPE_SIBLINGS ? cur.data : NULL;
+	size_t left = p ? cur.len : 0;
+	if (rc == SP_ERR_NOTFOUND)
+		e->st.keys++;
+	while (left >= 28) {
+		uint64_t eo = sp_get_le64(p + 8), es = sp_get_le64(p + 16);
+		uint32_t l = sp_get_le32(p + 24);
+		if (left - 28 < l)
+			break;
+		if (!placed && (eo > origin || (eo == origin && es > seq))) {
+			sp_buf_put_le64(&out, ts);
+			sp_buf_put_le64(&out, origin);
+			sp_buf_put_le64(&out, seq);
+			sp_buf_put_le32(&out, (uint32_t)vlen);
+			sp_buf_append(&out, v, vlen);
+			placed = true;
+		}
+		if (vclock_get(deps, eo) < es) {
+			sp_buf_append(&out, p, 28 + l);
+			kept++;
+		}
+		p += 28 + l;
+		left -= 28 + l;
+	}
+	if (!placed) {
+		sp_buf_put_le64(&out, ts);
+		sp_buf_put_le64(&out, origin);
+		sp_buf_put_le64(&out, seq);
+		sp_buf_put_le32(&out, (uint32_t)vlen);
+		sp_buf_append(&out, v, vlen);
+	}
+	if (kept)
+		e->st.concurrent_writes++;
+	if (out.len) {
+		struct store_value sv = {
+		    .type = TYPE_SIBLINGS, .data = sp_buf_begin(&out), .len = out.len};
+		rc = store_put(e->store, key, klen, &sv);
+	} else {
+		rc = store_del(e->store, key, klen, 0);
+		rc = rc < 0 ? rc : 0;
+	}
+	sp_buf_free(&out);
 	return rc;
 }
 
@@ -167,9 +237,21 @@ static int apply_remote(struct causal_engine *e, uint64_t origin, const struct u
 {
 	(void)hlc_observe(&e->hlc, u->ts, sp_wall_ms(e->cfg.clock), 0);
 	struct store_value cur;
-	int rc = store_get(e->store, u->key, u->klen, 0, &cur);
+	int rc;
 	bool write = true;
-	if (rc == 0 && cur.len >= REC_HDR) {
+	if (u->flags & FLAG_SIBLINGS) {
+		rc = apply_siblings(e, u->key, u->klen, u->ts, origin, u->seq, &u->deps,
+				    u->flags & FLAG_DEL, u->v, u->vlen);
+		if (rc)
+			return rc;
+		write = false;
+		rc = SP_ERR_EXISTS; /* skip the register path below */
+	} else {
+		rc = store_get(e->store, u->key, u->klen, 0, &cur);
+	}
+	if (rc == SP_ERR_EXISTS) {
+		/* applied above */
+	} else if (rc == 0 && cur.len >= REC_HDR) {
 		const uint8_t *r = cur.data;
 		uint64_t ets = sp_get_le64(r), eorigin = sp_get_le64(r + 8),
 			 eseq = sp_get_le64(r + 16);
@@ -344,7 +426,7 @@ static void log_name(char *out, size_t cap, uint64_t seq)
 }
 
 int causal_write(struct causal_engine *e, const void *key, size_t klen, const void *v, size_t vlen,
-		 bool del)
+		 bool del, bool siblings)
 {
 	if (klen == 0 || klen > store_max_key_len(e->store))
 		return SP_ERR_KEYLEN;
@@ -352,14 +434,22 @@ int causal_write(struct causal_engine *e, const void *key, size_t klen, const vo
 		return SP_ERR_TOOBIG;
 	uint64_t seq = vclock_get(&e->applied, e->cfg.self_id) + 1;
 	uint64_t ts = hlc_now(&e->hlc, sp_wall_ms(e->cfg.clock));
-	uint8_t flags = del ? FLAG_DEL : 0;
-	struct store_value cur;
-	int rc = store_get(e->store, key, klen, 0, &cur);
-	if (rc == SP_ERR_NOTFOUND)
-		e->st.keys++;
-	else if (rc)
-		return rc;
-	rc = store_rec(e, key, klen, ts, e->cfg.self_id, seq, flags, v, del ? 0 : vlen);
+	uint8_t flags = (del ? FLAG_DEL : 0) | (siblings ? FLAG_SIBLINGS : 0);
+	int rc;
+	if (siblings) {
+		/* This node's applied vector covers every value it holds: the
+		 * write replaces them all. */
+		rc = apply_siblings(e, key, klen, ts, e->cfg.self_id, seq, &e->applied, del, v,
+				    del ? 0 : vlen);
+	} else {
+		struct store_value cur;
+		rc = store_get(e->store, key, klen, 0, &cur);
+		if (rc == SP_ERR_NOTFOUND)
+			e->st.keys++;
+		else if (rc)
+			return rc;
+		rc = store_rec(e, key, klen, ts, e->cfg.self_id, seq, flags, v, del ? 0 : vlen);
+	}
 	if (rc)
 		return rc;
 	struct sp_buf u;
@@ -391,7 +481,7 @@ int causal_read(struct causal_engine *e, const void *key, size_t klen, struct ca
 		return rc;
 	e->st.reads++;
 	const uint8_t *r = cur.data;
-	if (cur.len < REC_HDR || (r[24] & FLAG_DEL))
+	if (cur.type != TYPE_LWW || cur.len < REC_HDR || (r[24] & FLAG_DEL))
 		return SP_ERR_NOTFOUND;
 	out->ts = sp_get_le64(r);
 	out->origin = sp_get_le64(r + 8);
@@ -399,6 +489,38 @@ int causal_read(struct causal_engine *e, const void *key, size_t klen, struct ca
 	out->v = r + REC_HDR;
 	out->vlen = cur.len - REC_HDR;
 	return 0;
+}
+
+int causal_read_siblings(struct causal_engine *e, const void *key, size_t klen, causal_value_fn fn,
+			 void *ctx)
+{
+	struct store_value cur;
+	int rc = store_get(e->store, key, klen, 0, &cur);
+	if (rc == SP_ERR_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	e->st.reads++;
+	if (cur.type != TYPE_SIBLINGS)
+		return 0;
+	const uint8_t *p = cur.data;
+	size_t left = cur.len;
+	int n = 0;
+	while (left >= 28) {
+		uint32_t l = sp_get_le32(p + 24);
+		if (left - 28 < l)
+			return SP_ERR_CORRUPT;
+		struct causal_value v = {.v = p + 28,
+					 .vlen = l,
+					 .ts = sp_get_le64(p),
+					 .origin = sp_get_le64(p + 8),
+					 .seq = sp_get_le64(p + 16)};
+		fn(ctx, &v);
+		n++;
+		p += 28 + l;
+		left -= 28 + l;
+	}
+	return n;
 }
 
 const struct vclock *causal_applied(const struct causal_engine *e)

@@ -95,12 +95,22 @@ const struct vclock *causal_applied(const struct causal_engine *e);
 bool causal_ready(const struct causal_engine *e, const struct vclock *ctx);
 
 /*
- * causal_write applies a write (del: a tombstone) here and queues it for
- * every peer. Returns 0, SP_ERR_KEYLEN, SP_ERR_TOOBIG, or a store error.
- * key and value are borrowed for the call.
+ * causal_write applies a write (del: a delete) here and queues it for
+ * every peer. siblings: the key's keyspace keeps concurrent values (an
+ * MV-register: the write replaces every value this node holds, and a
+ * concurrent write elsewhere stays beside it) rather than letting the
+ * later (HLC, origin) win. Returns 0, SP_ERR_KEYLEN, SP_ERR_TOOBIG, or a
+ * store error. key and value are borrowed for the call.
  */
 int causal_write(struct causal_engine *e, const void *key, size_t klen, const void *v, size_t vlen,
-		 bool del);
+		 bool del, bool siblings);
+
+/* causal_read_siblings calls fn for each concurrent value of a siblings
+ * key, in (origin, seq) order, and returns how many (0: none), or a store
+ * error. Values are borrowed for the call. */
+typedef void (*causal_value_fn)(void *ctx, const struct causal_value *v);
+int causal_read_siblings(struct causal_engine *e, const void *key, size_t klen, causal_value_fn fn,
+			 void *ctx);
 
 /* causal_read looks key up here: 0 (out filled), SP_ERR_NOTFOUND (absent
  * or deleted), or a store error. */
