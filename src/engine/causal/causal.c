@@ -46,11 +46,20 @@ struct peer {
 	uint64_t progress_ms;
 };
 
-/* An update waiting for its dependencies: its origin and encoding. */
+/* An update waiting for its dependencies: its sequence and encoding. */
 struct pending {
-	uint64_t origin, seq;
+	uint64_t seq;
 	uint8_t *p;
 	size_t len;
+};
+
+/* One origin's waiting updates, sorted by seq, unique; the live ones are
+ * items[head .. n). Only the first can be next, so a drain looks at one
+ * update per origin, not at every waiting one. */
+struct origin_queue {
+	uint64_t origin;
+	struct pending *items;
+	size_t head, n, cap;
 };
 
 struct causal_engine {
@@ -65,8 +74,9 @@ struct causal_engine {
 	struct sp_buf outbox; /* encoded updates of ours since the last commit */
 	uint64_t outbox_first, outbox_n;
 	struct sp_buf held; /* (to u64 | len u32 | bytes)*: after the commit */
-	struct pending *pending;
-	size_t npending, cap_pending;
+	struct origin_queue queues[MAX_PEERS + 1];
+	size_t nqueues;
+	size_t npending;
 	uint64_t log_floor; /* log entries <= this are gone */
 	uint64_t last_ack_ms;
 	uint64_t batches_lost;
@@ -291,33 +301,57 @@ static bool deliverable(const struct causal_engine *e, uint64_t origin, const st
 	return true;
 }
 
-/* drain_pending applies buffered updates until none is deliverable. */
+static struct origin_queue *queue_of(struct causal_engine *e, uint64_t origin, bool create)
+{
+	for (size_t i = 0; i < e->nqueues; i++)
+		if (e->queues[i].origin == origin)
+			return &e->queues[i];
+	if (!create || e->nqueues == MAX_PEERS + 1)
+		return NULL;
+	struct origin_queue *q = &e->queues[e->nqueues++];
+	memset(q, 0, sizeof(*q));
+	q->origin = origin;
+	return q;
+}
+
+static void queue_pop(struct causal_engine *e, struct origin_queue *q)
+{
+	free(q->items[q->head].p);
+	q->head++;
+	e->npending--;
+	if (q->head == q->n) {
+		q->head = q->n = 0;
+	} else if (q->head > 64 && q->head * 2 > q->n) {
+		memmove(q->items, q->items + q->head, (q->n - q->head) * sizeof(*q->items));
+		q->n -= q->head;
+		q->head = 0;
+	}
+}
+
+/* drain_pending applies buffered updates until none is deliverable: it
+ * looks only at each origin's lowest waiting seq. */
 static void drain_pending(struct causal_engine *e)
 {
 	bool progress = true;
 	while (progress && e->npending) {
 		progress = false;
-		for (size_t i = 0; i < e->npending;) {
-			struct pending *q = &e->pending[i];
-			struct update u;
-			size_t used;
-			if (q->seq <= vclock_get(&e->applied, q->origin) ||
-			    get_update(q->p, q->len, &u, &used)) {
-				free(q->p);
-				e->pending[i] = e->pending[--e->npending];
-				continue;
+		for (size_t k = 0; k < e->nqueues; k++) {
+			struct origin_queue *q = &e->queues[k];
+			while (q->head < q->n) {
+				struct pending *it = &q->items[q->head];
+				uint64_t have = vclock_get(&e->applied, q->origin);
+				struct update u;
+				size_t used;
+				if (it->seq <= have || get_update(it->p, it->len, &u, &used)) {
+					queue_pop(e, q);
+					continue;
+				}
+				if (!deliverable(e, q->origin, &u) ||
+				    apply_remote(e, q->origin, &u))
+					break;
+				queue_pop(e, q);
+				progress = true;
 			}
-			if (!deliverable(e, q->origin, &u)) {
-				i++;
-				continue;
-			}
-			if (apply_remote(e, q->origin, &u)) {
-				i++;
-				continue;
-			}
-			free(q->p);
-			e->pending[i] = e->pending[--e->npending];
-			progress = true;
 		}
 	}
 	e->st.pending = e->npending;
@@ -326,24 +360,38 @@ static void drain_pending(struct causal_engine *e)
 static void buffer_update(struct causal_engine *e, uint64_t origin, const uint8_t *p, size_t len,
 			  uint64_t seq)
 {
-	for (size_t i = 0; i < e->npending; i++)
-		if (e->pending[i].origin == origin && e->pending[i].seq == seq)
-			return;
+	struct origin_queue *q = queue_of(e, origin, true);
+	if (!q)
+		return;
+	/* Binary search for seq among the live items. */
+	size_t lo = q->head, hi = q->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (q->items[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < q->n && q->items[lo].seq == seq)
+		return; /* already waiting */
 	if (e->npending >= e->cfg.max_pending) {
 		/* The origin resends from what this node acknowledged. */
 		e->st.pending_dropped++;
 		return;
 	}
-	if (e->npending == e->cap_pending) {
-		e->cap_pending = e->cap_pending ? e->cap_pending * 2 : 64;
-		e->pending = sp_realloc(e->pending, e->cap_pending * sizeof(*e->pending));
+	if (q->n == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 64;
+		q->items = sp_realloc(q->items, q->cap * sizeof(*q->items));
 	}
-	struct pending *q = &e->pending[e->npending++];
-	q->origin = origin;
-	q->seq = seq;
-	q->p = sp_malloc(len);
-	memcpy(q->p, p, len);
-	q->len = len;
+	memmove(q->items + lo + 1, q->items + lo, (q->n - lo) * sizeof(*q->items));
+	q->n++;
+	struct pending *it = &q->items[lo];
+	it->seq = seq;
+	it->p = sp_malloc(len);
+	memcpy(it->p, p, len);
+	it->len = len;
+	e->npending++;
+	e->st.pending = e->npending;
 }
 
 static void recv_updates(struct causal_engine *e, uint64_t from, const uint8_t *p, size_t len)
@@ -784,9 +832,11 @@ void causal_close(struct causal_engine *e)
 			(void)store_commit(e->store);
 		store_close(e->store);
 	}
-	for (size_t i = 0; i < e->npending; i++)
-		free(e->pending[i].p);
-	free(e->pending);
+	for (size_t k = 0; k < e->nqueues; k++) {
+		for (size_t i = e->queues[k].head; i < e->queues[k].n; i++)
+			free(e->queues[k].items[i].p);
+		free(e->queues[k].items);
+	}
 	sp_buf_free(&e->outbox);
 	sp_buf_free(&e->held);
 	free(e->dir);
