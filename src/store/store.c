@@ -1089,6 +1089,16 @@ uint64_t store_batches_lost(const struct store *s, int *last_err)
 	return s->batches_lost;
 }
 
+int store_commit_checked(struct store *s, uint64_t *lost_seen)
+{
+	int rc = store_commit(s);
+	if (rc == 0 && s->batches_lost != *lost_seen) {
+		*lost_seen = s->batches_lost;
+		rc = s->lost_err ? s->lost_err : SP_ERR_IO;
+	}
+	return rc;
+}
+
 void store_abort(struct store *s)
 {
 	wal_discard(s->wal);

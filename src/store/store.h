@@ -187,6 +187,16 @@ int store_commit(struct store *s);
  * dropped writes as done. */
 uint64_t store_batches_lost(const struct store *s, int *last_err);
 
+/*
+ * store_commit_checked is store_commit for a caller that acknowledges
+ * writes once they are committed: it also fails when a batch was dropped
+ * since the last call (store_batches_lost moved past *lost_seen, which it
+ * then updates), because writes made before that failure and already
+ * answered were in it. Returns 0 or the error (the last drop's reason,
+ * or SP_ERR_IO).
+ */
+int store_commit_checked(struct store *s, uint64_t *lost_seen);
+
 /* store_abort discards the open batch, if any. */
 void store_abort(struct store *s);
 

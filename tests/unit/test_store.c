@@ -1025,6 +1025,12 @@ static void test_map_full(void **state)
 	 * this to answer the batch's earlier writes with an error. */
 	assert_int_equal(store_batches_lost(s, &why), 1);
 	assert_int_equal(why, SP_ERR_FULL);
+	/* store_commit_checked reports the dropped batch once, with its
+	 * reason, though there is nothing left to commit. */
+	uint64_t lost_seen = 0;
+	assert_int_equal(store_commit_checked(s, &lost_seen), SP_ERR_FULL);
+	assert_int_equal(lost_seen, 1);
+	assert_int_equal(store_commit_checked(s, &lost_seen), 0);
 	for (i = 0; i < committed + 10; i++) {
 		struct store_value out;
 		snprintf(k, sizeof(k), "m%06d", i);

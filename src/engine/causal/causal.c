@@ -24,6 +24,7 @@
 #include "common/buf.h"
 #include "common/endian.h"
 #include "common/err.h"
+#include "common/held.h"
 #include "common/hlc.h"
 #include "common/log.h"
 #include "store/store.h"
@@ -73,7 +74,7 @@ struct causal_engine {
 	size_t npeers;
 	struct sp_buf outbox; /* encoded updates of ours since the last commit */
 	uint64_t outbox_first, outbox_n;
-	struct sp_buf held; /* (to u64 | len u32 | bytes)*: after the commit */
+	struct held held; /* messages waiting for the store commit */
 	struct origin_queue queues[MAX_PEERS + 1];
 	size_t nqueues;
 	size_t npending;
@@ -90,11 +91,7 @@ static uint64_t now_ms(const struct causal_engine *e)
 
 static void hold(struct causal_engine *e, uint64_t to, const void *p, size_t len)
 {
-	uint8_t h[12];
-	sp_put_le64(h, to);
-	sp_put_le32(h + 8, (uint32_t)len);
-	sp_buf_append(&e->held, h, sizeof(h));
-	sp_buf_append(&e->held, p, len);
+	held_add(&e->held, to, p, len);
 }
 
 /* ---- the update codec ---- */
@@ -695,15 +692,9 @@ int causal_commit(struct causal_engine *e)
 	int rc = flush_applied(e);
 	if (rc)
 		return rc;
-	rc = store_commit(e->store);
-	int lost_err = 0;
-	uint64_t lost = store_batches_lost(e->store, &lost_err);
-	if (rc == 0 && lost != e->batches_lost) {
-		e->batches_lost = lost;
-		rc = lost_err ? lost_err : SP_ERR_IO;
-	}
+	rc = store_commit_checked(e->store, &e->batches_lost);
 	if (rc) {
-		sp_buf_clear(&e->held);
+		held_drop(&e->held);
 		return rc;
 	}
 	/* Peers in step get this commit's writes now; the rest catch up. */
@@ -719,15 +710,7 @@ int causal_commit(struct causal_engine *e)
 		sp_buf_clear(&e->outbox);
 		e->outbox_n = 0;
 	}
-	const uint8_t *p = (const uint8_t *)sp_buf_begin(&e->held);
-	size_t len = e->held.len, pos = 0;
-	while (pos + 12 <= len) {
-		uint64_t to = sp_get_le64(p + pos);
-		uint32_t n = sp_get_le32(p + pos + 8);
-		(void)e->cfg.send(e->cfg.ctx, to, p + pos + 12, n);
-		pos += 12 + n;
-	}
-	sp_buf_clear(&e->held);
+	held_flush(&e->held, e->cfg.send, e->cfg.ctx);
 	return 0;
 }
 
@@ -789,7 +772,7 @@ int causal_open(struct causal_engine **out, const struct causal_config *cfg, con
 	vclock_init(&e->applied);
 	hlc_init(&e->hlc);
 	sp_buf_init(&e->outbox);
-	sp_buf_init(&e->held);
+	held_init(&e->held);
 	struct store_options so = {.dir = e->dir, .map_size = cfg->map_size, .wal = 0};
 	int rc = store_open(&e->store, &so);
 	if (rc)
@@ -838,7 +821,7 @@ void causal_close(struct causal_engine *e)
 		free(e->queues[k].items);
 	}
 	sp_buf_free(&e->outbox);
-	sp_buf_free(&e->held);
+	held_free(&e->held);
 	free(e->dir);
 	free(e);
 }

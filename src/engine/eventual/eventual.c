@@ -157,11 +157,7 @@ bool ev_peer_alive(const struct ev_engine *e, uint64_t id)
 
 void ev_send(struct ev_engine *e, uint64_t to, const struct sp_buf *msg)
 {
-	uint8_t h[12];
-	sp_put_le64(h, to);
-	sp_put_le32(h + 8, (uint32_t)msg->len);
-	sp_buf_append(&e->held, h, sizeof(h));
-	sp_buf_append(&e->held, sp_buf_begin(msg), msg->len);
+	held_add(&e->held, to, sp_buf_begin(msg), msg->len);
 }
 
 void ev_phys_key(struct sp_buf *out, uint64_t hash, uint8_t rf, const void *key, size_t klen)
@@ -1212,29 +1208,15 @@ void eventual_tick(struct ev_engine *e)
 
 int eventual_commit(struct ev_engine *e)
 {
-	int rc = store_commit(e->store);
-	int lost_err = 0;
-	uint64_t lost = store_batches_lost(e->store, &lost_err);
-	if (rc == 0 && lost != e->batches_lost) {
-		/* A write failed earlier in this batch (map full, I/O) and the
-		 * store dropped the whole batch: writes already answered or
-		 * acknowledged are gone, so nothing held may leave. */
-		e->batches_lost = lost;
-		rc = lost_err ? lost_err : SP_ERR_IO;
-	}
+	/* A batch the store dropped (a write in it failed: map full, I/O)
+	 * took writes already answered or acknowledged: nothing held may
+	 * leave. */
+	int rc = store_commit_checked(e->store, &e->batches_lost);
 	if (rc) {
-		sp_buf_clear(&e->held);
+		held_drop(&e->held);
 		return rc;
 	}
-	const uint8_t *p = (const uint8_t *)sp_buf_begin(&e->held);
-	size_t len = e->held.len, pos = 0;
-	while (pos + 12 <= len) {
-		uint64_t to = sp_get_le64(p + pos);
-		uint32_t n = sp_get_le32(p + pos + 8);
-		(void)e->cfg.send(e->cfg.ctx, to, p + pos + 12, n);
-		pos += 12 + n;
-	}
-	sp_buf_clear(&e->held);
+	held_flush(&e->held, e->cfg.send, e->cfg.ctx);
 	return 0;
 }
 
@@ -1309,7 +1291,7 @@ int eventual_open(struct ev_engine **out, const struct eventual_config *cfg, con
 	if (!e->cfg.ae_max_keys)
 		e->cfg.ae_max_keys = 1000;
 	e->buckets = sp_calloc(BUCKETS, sizeof(*e->buckets));
-	sp_buf_init(&e->held);
+	held_init(&e->held);
 	sp_buf_init(&e->scratch);
 	sp_buf_init(&e->scratch2);
 	hlc_init(&e->hlc);
@@ -1353,7 +1335,7 @@ void eventual_close(struct ev_engine *e)
 		free(e->trees[rf]);
 	free(e->nodes);
 	free(e->buckets);
-	sp_buf_free(&e->held);
+	held_free(&e->held);
 	sp_buf_free(&e->scratch);
 	sp_buf_free(&e->scratch2);
 	free(e->dir);

@@ -8,6 +8,7 @@
 #define SP_ENGINE_EVENTUAL_INTERNAL_H
 
 #include "common/buf.h"
+#include "common/held.h"
 #include "engine/eventual/eventual.h"
 #include "common/hlc.h"
 #include "engine/eventual/merkle.h"
@@ -51,8 +52,7 @@ struct ev_engine {
 	uint64_t next_id;
 	uint64_t nops;
 
-	/* Messages waiting for the store commit: (to u64 | len u32 | bytes)*. */
-	struct sp_buf held;
+	struct held held; /* messages waiting for the store commit */
 	struct sp_buf scratch, scratch2;
 
 	uint64_t rng; /* splitmix64 state, from cfg.seed */
