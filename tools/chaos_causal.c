@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #define RECONNECT_MS   20  /* pause after a failed connect or resume */
-#define SETUP_PAUSE_MS 200 /* between attempts while setting up */
 #define FINAL_PAUSE_MS 250 /* between attempts of one final read */
 #define HOP_MIN	       5   /* a session hops every HOP_MIN..HOP_MAX ops */
 #define HOP_MAX	       20
@@ -392,70 +391,22 @@ void chaos_cz_workload_close(struct chaos_cz_workload *w)
 
 /* ---- setting up ---------------------------------------------------------- */
 
-static void reply_text(const redisReply *r, const redisContext *ctx, char *out, size_t outlen)
+static bool local_read_ok(const redisReply *r)
 {
-	if (!r)
-		snprintf(out, outlen, "no reply (%s)", ctx && ctx->errstr[0] ? ctx->errstr : "?");
-	else if (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS ||
-		 r->type == REDIS_REPLY_STRING)
-		snprintf(out, outlen, "%s%.*s", r->type == REDIS_REPLY_ERROR ? "-" : "",
-			 (int)r->len, r->str);
-	else
-		snprintf(out, outlen, "a reply of type %d", r->type);
+	return r->type == REDIS_REPLY_NIL || r->type == REDIS_REPLY_STRING;
 }
 
 int chaos_cz_create_keyspace(const struct local_node_addr *nodes, size_t nnodes,
 			     unsigned timeout_ms, double wait_s, char *err, size_t errlen)
 {
-	uint64_t deadline = mono_ms() + (uint64_t)(wait_s * 1000);
 	char key[32];
 	key_name(0, key, sizeof(key));
 	const char *create[] = {"KEYSPACE", "CREATE", CHAOS_CZ_KEYSPACE, "MODE", "causal"};
+	/* Each node has applied the keyspace once a local read of one of its
+	 * keys answers (a local level exists only for causal keys). */
 	const char *probe[] = {"LEVEL", "local", "GET", key};
-	snprintf(err, errlen, "no node answered");
-	bool created = false;
-	size_t i = 0, ready = 0;
-	bool progressed = true;
-	for (int round = 0; mono_ms() < deadline || round == 0; round++) {
-		if (!progressed)
-			sleep_ms(SETUP_PAUSE_MS);
-		progressed = false;
-		redisContext *ctx = local_node_connect(&nodes[created ? ready : i % nnodes],
-						       timeout_ms, err, errlen);
-		if (!ctx) {
-			i++;
-			continue;
-		}
-		redisReply *r;
-		if (!created) {
-			r = redisCommandArgv(ctx, 5, create, NULL);
-			created =
-			    r && ((r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0) ||
-				  (r->type == REDIS_REPLY_ERROR && strstr(r->str, "exists")));
-			if (created) {
-				progressed = true;
-			} else {
-				reply_text(r, ctx, err, errlen);
-				i++;
-			}
-		} else {
-			/* Each node must have applied the keyspace: a local read
-			 * answers only for a causal key. */
-			r = redisCommandArgv(ctx, 4, probe, NULL);
-			if (r && (r->type == REDIS_REPLY_NIL || r->type == REDIS_REPLY_STRING)) {
-				ready++;
-				progressed = true;
-			} else {
-				reply_text(r, ctx, err, errlen);
-			}
-		}
-		if (r)
-			freeReplyObject(r);
-		redisFree(ctx);
-		if (created && ready == nnodes)
-			return 0;
-	}
-	return SP_ERR_AGAIN;
+	return local_node_create_keyspace(nodes, nnodes, create, 5, probe, 4, local_read_ok,
+					  timeout_ms, wait_s, err, errlen);
 }
 
 /* ---- convergence ---------------------------------------------------------- */
@@ -526,7 +477,7 @@ static bool read_vector(const struct local_node_addr *a, unsigned timeout_ms,
 	    r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "causal_applied:") : NULL;
 	bool ok = line && parse_vector(line + strlen("causal_applied:"), v);
 	if (!ok) {
-		reply_text(r, ctx, err, sizeof(err));
+		local_node_reply_text(r, ctx, err, sizeof(err));
 		snprintf(why, whylen, "%s: no causal_applied in INFO causal (%.120s)",
 			 local_node_addr_text(a, at, sizeof(at)), err);
 	}

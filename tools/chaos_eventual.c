@@ -25,7 +25,6 @@
 #include <time.h>
 
 #define RECONNECT_MS   20  /* pause after a failed connect, before the next op */
-#define SETUP_PAUSE_MS 200 /* between attempts while setting up */
 #define FINAL_PAUSE_MS 250 /* between attempts of one final read */
 #define NEVER_WRITTEN  "never-written-by-chaos"
 
@@ -59,11 +58,6 @@ static uint64_t now_us(uint64_t t0_ns)
 {
 	uint64_t ns = sp_mono_ns(sp_clock_system());
 	return ns > t0_ns ? (ns - t0_ns) / 1000 : 0;
-}
-
-static uint64_t mono_ms(void)
-{
-	return sp_mono_ns(sp_clock_system()) / 1000000;
 }
 
 /* ---- names -------------------------------------------------------------- */
@@ -600,71 +594,23 @@ void chaos_ev_workload_close(struct chaos_ev_workload *w)
 
 /* ---- setting up ---------------------------------------------------------- */
 
-static void reply_text(const redisReply *r, const redisContext *ctx, char *out, size_t outlen)
+static bool replicas_ok(const redisReply *r)
 {
-	if (!r)
-		snprintf(out, outlen, "no reply (%s)", ctx && ctx->errstr[0] ? ctx->errstr : "?");
-	else if (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS ||
-		 r->type == REDIS_REPLY_STRING)
-		snprintf(out, outlen, "%s%.*s", r->type == REDIS_REPLY_ERROR ? "-" : "",
-			 (int)r->len, r->str);
-	else
-		snprintf(out, outlen, "a reply of type %d", r->type);
+	return is_array(r);
 }
 
 int chaos_ev_create_keyspace(const struct local_node_addr *nodes, size_t nnodes,
 			     unsigned timeout_ms, double wait_s, char *err, size_t errlen)
 {
-	uint64_t deadline = mono_ms() + (uint64_t)(wait_s * 1000);
 	char rf[8], key[32];
 	snprintf(rf, sizeof(rf), "%d", CHAOS_EV_RF);
 	chaos_ev_key_name(0, key, sizeof(key));
 	const char *create[] = {"KEYSPACE", "CREATE", CHAOS_EV_KEYSPACE, "MODE", "eventual",
 				"RF",	    rf};
+	/* Each node has applied the keyspace once it names a key's replicas. */
 	const char *probe[] = {"EVENTUAL", "REPLICAS", key};
-	snprintf(err, errlen, "no node answered");
-	bool created = false;
-	size_t i = 0, ready = 0;
-	bool progressed = true;
-	for (int round = 0; mono_ms() < deadline || round == 0; round++) {
-		if (!progressed)
-			sleep_ms(SETUP_PAUSE_MS);
-		progressed = false;
-		redisContext *ctx = local_node_connect(&nodes[created ? ready : i % nnodes],
-						       timeout_ms, err, errlen);
-		if (!ctx) {
-			i++;
-			continue;
-		}
-		redisReply *r;
-		if (!created) {
-			r = redisCommandArgv(ctx, 7, create, NULL);
-			created =
-			    r && ((r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0) ||
-				  (r->type == REDIS_REPLY_ERROR && strstr(r->str, "exists")));
-			if (created) {
-				progressed = true;
-			} else {
-				reply_text(r, ctx, err, errlen);
-				i++;
-			}
-		} else {
-			/* Wait until each node has applied the keyspace. */
-			r = redisCommandArgv(ctx, 3, probe, NULL);
-			if (r && is_array(r)) {
-				ready++;
-				progressed = true;
-			} else {
-				reply_text(r, ctx, err, errlen);
-			}
-		}
-		if (r)
-			freeReplyObject(r);
-		redisFree(ctx);
-		if (created && ready == nnodes)
-			return 0;
-	}
-	return SP_ERR_AGAIN;
+	return local_node_create_keyspace(nodes, nnodes, create, 7, probe, 3, replicas_ok,
+					  timeout_ms, wait_s, err, errlen);
 }
 
 /* ---- convergence ---------------------------------------------------------- */
@@ -735,7 +681,7 @@ static bool read_digest(redisContext *ctx, size_t node, struct chaos_ev_range **
 	redisReply *r = redisCommand(ctx, "EVENTUAL DIGEST");
 	if (!r || !is_array(r)) {
 		char text[200];
-		reply_text(r, ctx, text, sizeof(text));
+		local_node_reply_text(r, ctx, text, sizeof(text));
 		snprintf(why, whylen, "node %zu: EVENTUAL DIGEST: %s", node + 1, text);
 		if (r)
 			freeReplyObject(r);

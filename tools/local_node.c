@@ -263,6 +263,70 @@ static struct timeval ms_timeval(unsigned ms)
 	return tv;
 }
 
+void local_node_reply_text(const redisReply *r, const redisContext *ctx, char *out, size_t outlen)
+{
+	if (!r)
+		snprintf(out, outlen, "no reply (%s)", ctx && ctx->errstr[0] ? ctx->errstr : "?");
+	else if (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS ||
+		 r->type == REDIS_REPLY_STRING)
+		snprintf(out, outlen, "%s%.*s", r->type == REDIS_REPLY_ERROR ? "-" : "",
+			 (int)r->len, r->str);
+	else
+		snprintf(out, outlen, "a reply of type %d", r->type);
+}
+
+#define SETUP_PAUSE_MS 200 /* between rounds of keyspace setup that made no progress */
+
+int local_node_create_keyspace(const struct local_node_addr *nodes, size_t nnodes,
+			       const char *const *create, int ncreate, const char *const *probe,
+			       int nprobe, bool (*probe_ok)(const redisReply *r),
+			       unsigned timeout_ms, double wait_s, char *err, size_t errlen)
+{
+	uint64_t deadline = now_ns() / 1000000 + (uint64_t)(wait_s * 1000);
+	snprintf(err, errlen, "no node answered");
+	bool created = false;
+	size_t i = 0, ready = 0;
+	bool progressed = true;
+	for (int round = 0; now_ns() / 1000000 < deadline || round == 0; round++) {
+		if (!progressed)
+			sleep_ms(SETUP_PAUSE_MS);
+		progressed = false;
+		redisContext *ctx = local_node_connect(&nodes[created ? ready : i % nnodes],
+						       timeout_ms, err, errlen);
+		if (!ctx) {
+			i++;
+			continue;
+		}
+		redisReply *r;
+		if (!created) {
+			r = redisCommandArgv(ctx, ncreate, (const char **)create, NULL);
+			created =
+			    r && ((r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0) ||
+				  (r->type == REDIS_REPLY_ERROR && strstr(r->str, "exists")));
+			if (created) {
+				progressed = true;
+			} else {
+				local_node_reply_text(r, ctx, err, errlen);
+				i++;
+			}
+		} else {
+			r = redisCommandArgv(ctx, nprobe, (const char **)probe, NULL);
+			if (r && probe_ok(r)) {
+				ready++;
+				progressed = true;
+			} else {
+				local_node_reply_text(r, ctx, err, errlen);
+			}
+		}
+		if (r)
+			freeReplyObject(r);
+		redisFree(ctx);
+		if (created && ready == nnodes)
+			return 0;
+	}
+	return SP_ERR_AGAIN;
+}
+
 redisContext *local_node_connect(const struct local_node_addr *a, unsigned timeout_ms, char *err,
 				 size_t errlen)
 {

@@ -95,6 +95,27 @@ int local_node_addr_write(const struct local_node *n, int port, const char *bind
 redisContext *local_node_connect(const struct local_node_addr *a, unsigned timeout_ms, char *err,
 				 size_t errlen);
 
+/* local_node_reply_text describes a reply (or its absence, with the
+ * connection's error) in out, for error messages. */
+void local_node_reply_text(const redisReply *r, const redisContext *ctx, char *out, size_t outlen);
+
+/*
+ * local_node_create_keyspace declares a keyspace through any node, then
+ * waits until every node has applied the definition (strong data: each
+ * node learns it from the Raft log).
+ *   create     the KEYSPACE CREATE command, ncreate words; OK or an
+ *              "exists" error both count as created
+ *   probe      a command each node must answer in a way probe_ok accepts
+ *              once it has the keyspace (nprobe words)
+ * Nodes are tried in turn, pausing between rounds that made no progress,
+ * until wait_s seconds have passed. Returns 0, or SP_ERR_AGAIN with the
+ * last failure in err.
+ */
+int local_node_create_keyspace(const struct local_node_addr *nodes, size_t nnodes,
+			       const char *const *create, int ncreate, const char *const *probe,
+			       int nprobe, bool (*probe_ok)(const redisReply *r),
+			       unsigned timeout_ms, double wait_s, char *err, size_t errlen);
+
 /* local_node_answers says whether something at a answers PING (any reply
  * but LOADING counts: a node that wants AUTH is up). */
 bool local_node_answers(const struct local_node_addr *a);
