@@ -27,13 +27,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/spectra-test-causal.XXXXXX")
 dir=$work/c
 
 cleanup() {
-	local p
-	if [ -f "$dir/cluster.conf" ]; then
-		"$SPECTRA" cluster down --dir "$dir" --timeout 5 >/dev/null 2>&1 || true
-	fi
-	for p in "$dir"/node-*/spectrad.pid; do
-		if [ -f "$p" ]; then kill -9 "$(cat "$p")" 2>/dev/null || true; fi
-	done
+	cluster_kill "$dir"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,28 +40,11 @@ fail() {
 	done
 	exit 1
 }
-ok() { echo "ok - $*"; }
 
 # shellcheck source=tests/lib/ports.sh
 source "$root/tests/lib/ports.sh"
-port() { echo $(($1 + base - 1)); }
-cli() {
-	local id=$1
-	shift
-	timeout 10 redis-cli -p "$(port "$id")" "$@" 2>&1 | tr -d '\r' || true
-}
-expect() {
-	local want=$1 id=$2 got
-	shift 2
-	got=$(cli "$id" "$@")
-	[ "$got" = "$want" ] || fail "node $id: $*: want '$want', got '$got'"
-}
-expect_prefix() {
-	local want=$1 id=$2 got
-	shift 2
-	got=$(cli "$id" "$@")
-	[[ "$got" == "$want"* ]] || fail "node $id: $*: want '$want...', got '$got'"
-}
+# shellcheck source=tests/lib/cluster.sh
+source "$root/tests/lib/cluster.sh"
 applied() { cli "$1" info causal | sed -n 's/^causal_applied://p'; }
 # same_applied: every node has applied the same updates.
 same_applied() {

@@ -34,15 +34,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/spectra-test-eventual.XXXXXX")
 dir=$work/a
 
 cleanup() {
-	local d p
-	for d in "$work"/a "$work"/b; do
-		if [ -f "$d/cluster.conf" ]; then
-			"$SPECTRA" cluster down --dir "$d" --timeout 5 >/dev/null 2>&1 || true
-		fi
-		for p in "$d"/node-*/spectrad.pid; do
-			if [ -f "$p" ]; then kill -9 "$(cat "$p")" 2>/dev/null || true; fi
-		done
-	done
+	cluster_kill "$work"/a
+	cluster_kill "$work"/b
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -56,35 +49,10 @@ fail() {
 	exit 1
 }
 
-ok() { echo "ok - $*"; }
-
 # shellcheck source=tests/lib/ports.sh
 source "$root/tests/lib/ports.sh"
-
-port() { echo $(($1 + base - 1)); }
-
-# cli ID ARGS...: one command to node ID; prints the reply (raw).
-cli() {
-	local id=$1
-	shift
-	timeout 10 redis-cli -p "$(port "$id")" "$@" 2>&1 | tr -d '\r' || true
-}
-
-# expect WANT ID ARGS...: the reply of ARGS at node ID must be WANT.
-expect() {
-	local want=$1 id=$2 got
-	shift 2
-	got=$(cli "$id" "$@")
-	[ "$got" = "$want" ] || fail "node $id: $*: want '$want', got '$got'"
-}
-
-# expect_prefix PREFIX ID ARGS...
-expect_prefix() {
-	local want=$1 id=$2 got
-	shift 2
-	got=$(cli "$id" "$@")
-	[[ "$got" == "$want"* ]] || fail "node $id: $*: want '$want...', got '$got'"
-}
+# shellcheck source=tests/lib/cluster.sh
+source "$root/tests/lib/cluster.sh"
 
 # shellcheck source=tests/lib/eventual.sh
 source "$root/tests/lib/eventual.sh"

@@ -26,13 +26,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/spectra-test-catchup.XXXXXX")
 dir=$work/c
 
 cleanup() {
-	local p
-	if [ -f "$dir/cluster.conf" ]; then
-		"$SPECTRA" cluster down --dir "$dir" --timeout 5 >/dev/null 2>&1 || true
-	fi
-	for p in "$dir"/node-*/spectrad.pid; do
-		if [ -f "$p" ]; then kill -9 "$(cat "$p")" 2>/dev/null || true; fi
-	done
+	cluster_kill "$dir"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -48,12 +42,8 @@ fail() {
 
 # shellcheck source=tests/lib/ports.sh
 source "$root/tests/lib/ports.sh"
-port() { echo $(($1 + base - 1)); }
-cli() {
-	local id=$1
-	shift
-	timeout 10 redis-cli -p "$(port "$id")" "$@" 2>&1 | tr -d '\r' || true
-}
+# shellcheck source=tests/lib/cluster.sh
+source "$root/tests/lib/cluster.sh"
 # shellcheck source=tests/lib/eventual.sh
 source "$root/tests/lib/eventual.sh"
 

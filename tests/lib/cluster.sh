@@ -1,0 +1,48 @@
+# shellcheck shell=bash
+# cluster.sh: helpers the shell tests of a local cluster share. Source it
+# after setting $SPECTRA and `base` (node 1's client port; node i listens
+# on base + i - 1), and after defining `fail MSG` (the test's own: it
+# knows which logs to show).
+#
+#   port ID              node ID's client port
+#   cli ID ARGS...       one command to node ID; prints the raw reply (or
+#                        the connection error); never fails by itself
+#   expect WANT ID ARGS...         the reply must be WANT
+#   expect_prefix WANT ID ARGS...  the reply must start with WANT
+#   ok MSG               prints "ok - MSG"
+#   cluster_kill DIR     stops the cluster in DIR (if any) and kills -9 any
+#                        node a pidfile there still names
+
+port() { echo $(($1 + base - 1)); }
+
+cli() {
+	local id=$1
+	shift
+	timeout 10 redis-cli -p "$(port "$id")" "$@" 2>&1 | tr -d '\r' || true
+}
+
+expect() {
+	local want=$1 id=$2 got
+	shift 2
+	got=$(cli "$id" "$@")
+	[ "$got" = "$want" ] || fail "node $id: $*: want '$want', got '$got'"
+}
+
+expect_prefix() {
+	local want=$1 id=$2 got
+	shift 2
+	got=$(cli "$id" "$@")
+	[[ "$got" == "$want"* ]] || fail "node $id: $*: want '$want...', got '$got'"
+}
+
+ok() { echo "ok - $*"; }
+
+cluster_kill() {
+	local d=$1 p
+	if [ -f "$d/cluster.conf" ]; then
+		"$SPECTRA" cluster down --dir "$d" --timeout 5 >/dev/null 2>&1 || true
+	fi
+	for p in "$d"/node-*/spectrad.pid; do
+		if [ -f "$p" ]; then kill -9 "$(cat "$p")" 2>/dev/null || true; fi
+	done
+}
