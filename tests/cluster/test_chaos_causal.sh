@@ -25,9 +25,10 @@ SPECTRA=${SPECTRA:-$root/bin/spectra}
 SPECTRAD=${SPECTRAD:-$root/bin/spectrad}
 export SPECTRAD
 scale=${CHAOS_CZ_SCALE:-1}
-# Measured on 2 cores: 61k ok ops in 30 s with other builds running, 143k
-# idle (kills and partitions); about a third of the low end.
-MIN_OK=${MIN_OK:-20000}
+# Measured on 2 cores: 61k-143k ok ops in 30 s at -O2; under make check's
+# sanitizers (CI) 18k-44k, the low end with 8 kills in the run. The floor
+# shows the run did real work, not a speed: about half the sanitizer low.
+MIN_OK=${MIN_OK:-10000}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/spectra-test-chaos-cz.XXXXXX")
 
