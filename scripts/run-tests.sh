@@ -110,6 +110,11 @@ if [ -x "$sim" ] && matches raft_sim; then
 fi
 
 if [ ${#failures[@]} -ne 0 ]; then
+	# Again, at the very end: a CI record often keeps only the last lines.
+	for f in "${failures[@]}"; do
+		echo "---- last lines of $f's log:"
+		tail -n 30 "$LOGDIR/$f.log" 2>/dev/null | sed 's/^/    | /'
+	done
 	echo "failing: ${failures[*]} (logs in $LOGDIR)"
 fi
 echo "${passed} passed, ${failed} failed"
