@@ -785,7 +785,7 @@ static int run(const struct chaos_opts *o, const char *dir, const char *history_
 	}
 	if (peer_base == 0)
 		peer_base = base + o->nodes;
-	rc = local_cluster_create(&lc, dir, (int)o->nodes, (int)base, (int)peer_base, "chaos");
+	rc = local_cluster_create(&lc, dir, (int)o->nodes, (int)base, (int)peer_base, 0, "chaos");
 	if (rc != 0) {
 		cli_error("cannot create a cluster in %s: %s", dir, sp_strerror(rc));
 		return rc == SP_ERR_EXISTS || rc == SP_ERR_RANGE || rc == SP_ERR_INVAL

@@ -283,7 +283,7 @@ static uint64_t leader_info(struct local_cluster *lc, struct local_cluster_info 
 static int cluster_up(const char *path, int argc, char **argv)
 {
 	const char *dir = DEFAULT_DIR, *nodes_text = NULL, *base_text = NULL, *peer_text = NULL;
-	const char *name = NULL, *wait_text = NULL;
+	const char *name = NULL, *wait_text = NULL, *http_text = NULL;
 	const struct cli_flag flags[] = {
 	    {"nodes", "N", "number of nodes of a new cluster, 1..64", &nodes_text, NULL},
 	    {"dir", "DIR", "the cluster's directory (default " DEFAULT_DIR ")", &dir, NULL},
@@ -291,13 +291,17 @@ static int cluster_up(const char *path, int argc, char **argv)
 	     &base_text, NULL},
 	    {"peer-base-port", "PORT", "peer port of node 1; node i gets PORT+i-1 (default 17379)",
 	     &peer_text, NULL},
+	    {"http-base-port", "PORT",
+	     "HTTP port (metrics, status, dashboard) of node 1; node i gets PORT+i-1 (default "
+	     "base-port + 2000; 0: no HTTP endpoint)",
+	     &http_text, NULL},
 	    {"name", "NAME", "cluster name (default " CLUSTER_FILE_DEFAULT_NAME ")", &name, NULL},
 	    {"wait", "SECONDS", "how long to wait for a leader (default 30)", &wait_text, NULL},
 	};
 	const struct cli_spec spec = {
 	    path,
-	    "--nodes N [--dir DIR] [--base-port PORT] [--peer-base-port PORT] [--name NAME]\n"
-	    "       [--wait SECONDS] [-- SPECTRAD-FLAGS...]",
+	    "--nodes N [--dir DIR] [--base-port PORT] [--peer-base-port PORT]\n"
+	    "       [--http-base-port PORT] [--name NAME] [--wait SECONDS] [-- SPECTRAD-FLAGS...]",
 	    "Create a cluster of N spectrad nodes on 127.0.0.1 in DIR (DIR/cluster.conf and\n"
 	    "one data directory DIR/node-<id> per node), start every node, and wait until\n"
 	    "they have elected a leader. If DIR/cluster.conf exists, that cluster is used as\n"
@@ -333,6 +337,10 @@ static int cluster_up(const char *path, int argc, char **argv)
 	if (peer_text && !parse_int(peer_text, 1, 65535, &peer_base))
 		return cli_usage_error(path, "--peer-base-port: '%s' is not a port (1..65535)",
 				       peer_text);
+	int64_t http_base = base + 2000 <= 65535 - CLUSTER_FILE_MAX_NODES ? base + 2000 : 0;
+	if (http_text && !parse_int(http_text, 0, 65535, &http_base))
+		return cli_usage_error(path, "--http-base-port: '%s' is not a port (0..65535)",
+				       http_text);
 	if (wait_text && !cli_parse_seconds(wait_text, &wait_s))
 		return cli_usage_error(path, "--wait: '%s' is not a number of seconds", wait_text);
 	if (!*dir)
@@ -349,7 +357,7 @@ static int cluster_up(const char *path, int argc, char **argv)
 	if (reuse) {
 		if (!open_cluster(&lc, dir))
 			return CLI_EXIT_FAIL;
-		if (nodes_text || base_text || peer_text || name)
+		if (nodes_text || base_text || peer_text || http_text || name)
 			printf("spectra: using the existing %s (%zu nodes); --nodes, the ports and "
 			       "--name apply only to a new cluster\n",
 			       lc.conf_path, lc.cf.n);
@@ -359,7 +367,8 @@ static int cluster_up(const char *path, int argc, char **argv)
 					       "--nodes is required for a new cluster "
 					       "(there is no %s)",
 					       conf);
-		if (base + nodes - 1 > 65535 || peer_base + nodes - 1 > 65535)
+		if (base + nodes - 1 > 65535 || peer_base + nodes - 1 > 65535 ||
+		    http_base + nodes - 1 > 65535)
 			return cli_usage_error(path,
 					       "%lld nodes from port %lld (peers %lld) go "
 					       "past port 65535",
@@ -372,8 +381,15 @@ static int cluster_up(const char *path, int argc, char **argv)
 					       (long long)base, (long long)(base + nodes - 1),
 					       (long long)peer_base,
 					       (long long)(peer_base + nodes - 1));
-		int rc =
-		    local_cluster_create(&lc, dir, (int)nodes, (int)base, (int)peer_base, name);
+		if (http_base && ((http_base < base + nodes && base < http_base + nodes) ||
+				  (http_base < peer_base + nodes && peer_base < http_base + nodes)))
+			return cli_usage_error(path,
+					       "HTTP ports %lld..%lld overlap the client or peer "
+					       "ports",
+					       (long long)http_base,
+					       (long long)(http_base + nodes - 1));
+		int rc = local_cluster_create(&lc, dir, (int)nodes, (int)base, (int)peer_base,
+					      (int)http_base, name);
 		if (rc == SP_ERR_INVAL && name)
 			return cli_usage_error(
 			    path, "--name: '%s' is not 1..63 of A-Z a-z 0-9 . _ -", name);
@@ -687,7 +703,7 @@ static int cluster_status(const char *path, int argc, char **argv)
 static int pick_node(struct local_cluster *lc, uint64_t want_id, struct cluster_node *node)
 {
 	uint64_t max_id = 0;
-	int max_c = 0, max_p = 0;
+	int max_c = 0, max_p = 0, max_h = 0;
 	for (size_t i = 0; i < lc->cf.n; i++) {
 		const struct cluster_node *nd = &lc->cf.nodes[i];
 		if (nd->id > max_id)
@@ -696,12 +712,16 @@ static int pick_node(struct local_cluster *lc, uint64_t want_id, struct cluster_
 			max_c = nd->client_port;
 		if (nd->peer_port > max_p)
 			max_p = nd->peer_port;
+		if (nd->http_port > max_h)
+			max_h = nd->http_port;
 	}
 	memset(node, 0, sizeof(*node));
 	node->id = want_id ? want_id : max_id + 1;
 	memcpy(node->host, lc->cf.nodes[0].host, sizeof(node->host));
 	node->client_port = max_c + 1;
 	node->peer_port = max_p + 1;
+	/* The cluster's nodes have HTTP endpoints: so does the new one. */
+	node->http_port = max_h && max_h < 65535 ? max_h + 1 : 0;
 	node->bootstrap = false;
 	if (cluster_file_find(&lc->cf, node->id))
 		return SP_ERR_EXISTS;

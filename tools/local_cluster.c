@@ -72,13 +72,14 @@ void local_cluster_close(struct local_cluster *lc)
 }
 
 int local_cluster_create(struct local_cluster *lc, const char *dir, int n, int base_port,
-			 int peer_base_port, const char *name)
+			 int peer_base_port, int http_base_port, const char *name)
 {
 	memset(lc, 0, sizeof(*lc));
 	if (n < 1 || n > CLUSTER_FILE_MAX_NODES)
 		return SP_ERR_RANGE;
 	if (base_port < 1 || base_port > 65535 - (n - 1) || peer_base_port < 1 ||
-	    peer_base_port > 65535 - (n - 1))
+	    peer_base_port > 65535 - (n - 1) || http_base_port < 0 ||
+	    http_base_port > 65535 - (n - 1))
 		return SP_ERR_RANGE;
 	if (!name)
 		name = CLUSTER_FILE_DEFAULT_NAME;
@@ -90,6 +91,8 @@ int local_cluster_create(struct local_cluster *lc, const char *dir, int n, int b
 		struct cluster_node node = {.id = (uint64_t)i,
 					    .client_port = base_port + i - 1,
 					    .peer_port = peer_base_port + i - 1,
+					    .http_port =
+						http_base_port ? http_base_port + i - 1 : 0,
 					    .bootstrap = true};
 		snprintf(node.host, sizeof(node.host), "%s", LOCAL_CLUSTER_HOST);
 		int rc = cluster_file_add(&lc->cf, &node);

@@ -44,7 +44,8 @@ struct local_cluster {
 /*
  * local_cluster_create creates dir (mkdir -p) and writes cluster.conf for
  * nodes 1..n on 127.0.0.1, node i with client port base_port+i-1 and peer
- * port peer_base_port+i-1, all bootstrap, cluster name `name` (NULL: the
+ * port peer_base_port+i-1, HTTP port http_base_port+i-1 (http_base_port 0:
+ * none), all bootstrap, cluster name `name` (NULL: the
  * default, "spectra"). Fills lc (close it with local_cluster_close).
  * Returns 0; SP_ERR_EXISTS if cluster.conf exists (nothing is changed);
  * SP_ERR_RANGE if n is not 1..CLUSTER_FILE_MAX_NODES or a port falls
@@ -53,7 +54,7 @@ struct local_cluster {
  * nothing.
  */
 int local_cluster_create(struct local_cluster *lc, const char *dir, int n, int base_port,
-			 int peer_base_port, const char *name);
+			 int peer_base_port, int http_base_port, const char *name);
 
 /*
  * local_cluster_open loads <dir>/cluster.conf into lc. Returns 0, or what

@@ -131,6 +131,10 @@ static int check_node(const struct cluster_file *cf, const struct cluster_node *
 		errorf(msg, msglen, "peer port %d is out of range (1..65535)", node->peer_port);
 		return SP_ERR_INVAL;
 	}
+	if (node->http_port && !valid_port(node->http_port)) {
+		errorf(msg, msglen, "http port %d is out of range (1..65535)", node->http_port);
+		return SP_ERR_INVAL;
+	}
 	mine[1] = mine[0];
 	mine[0].port = node->client_port;
 	mine[1].port = node->peer_port;
@@ -223,9 +227,18 @@ static int parse_node(struct parser *p, unsigned long lineno, char **w, int nw, 
 {
 	struct cluster_node node = {0};
 	uint64_t v;
-	if (nw != 5) {
-		errorf(msg, msglen, "node takes four words: ID HOST CLIENT_PORT PEER_PORT");
+	if (nw != 5 && nw != 6) {
+		errorf(msg, msglen,
+		       "node takes four words and an optional fifth: ID HOST CLIENT_PORT PEER_PORT "
+		       "[http=PORT]");
 		return SP_ERR_INVAL;
+	}
+	if (nw == 6) {
+		if (strncmp(w[5], "http=", 5) != 0 || !parse_uint(w[5] + 5, 65535, &v) || v == 0) {
+			errorf(msg, msglen, "'%s' is not http=PORT with a port in 1..65535", w[5]);
+			return SP_ERR_INVAL;
+		}
+		node.http_port = (int)v;
 	}
 	if (!parse_id(w[1], &node.id)) {
 		errorf(msg, msglen, "node id '%s' is not a number in 1..%lld", w[1],
@@ -464,12 +477,15 @@ int cluster_file_format(const struct cluster_file *cf, struct sp_buf *out)
 	if (!check_file(cf))
 		return SP_ERR_INVAL;
 	sp_buf_append_str(out, "# spectra cluster file: cluster NAME; node ID HOST CLIENT_PORT "
-			       "PEER_PORT; bootstrap IDS\n");
+			       "PEER_PORT [http=PORT]; bootstrap IDS\n");
 	sp_buf_appendf(out, "cluster %s\n", cf->name);
 	for (size_t i = 0; i < cf->n; i++) {
 		const struct cluster_node *nd = &cf->nodes[i];
-		sp_buf_appendf(out, "node %llu %s %d %d\n", (unsigned long long)nd->id, nd->host,
+		sp_buf_appendf(out, "node %llu %s %d %d", (unsigned long long)nd->id, nd->host,
 			       nd->client_port, nd->peer_port);
+		if (nd->http_port)
+			sp_buf_appendf(out, " http=%d", nd->http_port);
+		sp_buf_append_str(out, "\n");
 	}
 	sp_buf_append_str(out, "bootstrap");
 	for (size_t i = 0; i < cf->n; i++)

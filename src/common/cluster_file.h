@@ -12,14 +12,18 @@
  * the line; blank lines are skipped; words are separated by spaces or tabs:
  *
  *   cluster NAME                             at most once; default "spectra"
- *   node ID HOST CLIENT_PORT PEER_PORT       one per node, 1..64 of them
+ *   node ID HOST CLIENT_PORT PEER_PORT [http=PORT]
+ *                                            one per node, 1..64 of them
  *   bootstrap [ID...]                        any number of lines
  *
  * NAME is 1..63 of [A-Za-z0-9._-]. ID is a decimal 1..2^63-1 without
  * leading zeros (spectrad's --node-id range; 0 means standalone there).
  * HOST is a numeric IPv4 or IPv6 address (inet_pton; no names: the file
  * must mean the same thing on every machine and at every moment), and
- * ports are 1..65535. No two nodes share an id, and no two endpoints
+ * ports are 1..65535. The HTTP port is optional (a node started from the
+ * file serves /metrics, /status and its dashboard there unless its own
+ * http-port says otherwise); it is not checked against the other ports,
+ * since only that node binds it. No two nodes share an id, and no two endpoints
  * (a node's client or peer address) share a host:port, a node's own two
  * included.
  *
@@ -50,6 +54,7 @@ struct cluster_node {
 	char host[64];	 /* numeric IPv4 or IPv6 address, as written */
 	int client_port; /* RESP clients connect here */
 	int peer_port;	 /* other nodes connect here */
+	int http_port;	 /* its HTTP endpoint (metrics, status, dashboard); 0: none */
 	bool bootstrap;	 /* a member of the first configuration */
 };
 

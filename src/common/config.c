@@ -179,6 +179,14 @@ static const struct setting settings[] = {
     {"read-repair-percent", TYPE_UINT, FIELD(read_repair_percent), 0, 100, "10", NULL,
      "eventual reads that ask every replica (and repair behind) rather than just enough for "
      "their level"},
+    /* observability */
+    {"http-port", TYPE_INT, FIELD(http_port), 0, 65535, "0", NULL,
+     "TCP port of the HTTP endpoint: /metrics, /status and the dashboard at / (0: off)"},
+    {"http-bind", TYPE_STRING, FIELD(http_bind), 1, STRING_MAX, "127.0.0.1", NULL,
+     "IPv4 address the HTTP endpoint listens on"},
+    {"stale-sample-every", TYPE_UINT, FIELD(stale_sample_every), 0, UINT32_MAX, "100", NULL,
+     "the stale-read sampler checks one weak read in this many against a stronger read "
+     "issued at the same moment (0: off)"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))

@@ -68,6 +68,10 @@ struct sp_config {
 	uint64_t max_siblings;	      /* concurrent values of one MV-Register */
 	uint64_t read_repair_percent; /* eventual reads that ask every replica */
 	char *trace_file;	      /* causal trace log ("" = off) */
+	/* observability */
+	int http_port;		     /* HTTP endpoint (0 = off) */
+	char *http_bind;	     /* its address, default 127.0.0.1 */
+	uint64_t stale_sample_every; /* one weak read in this many is checked (0 = off) */
 };
 
 enum sp_mode { SP_MODE_STRONG, SP_MODE_CAUSAL, SP_MODE_EVENTUAL };

@@ -182,7 +182,10 @@ static void test_errors(void **state)
 
 	/* node: shape, id, host, ports */
 	expect_error("node 1 127.0.0.1 1\n", "line 1: node takes four words");
-	expect_error("node 1 127.0.0.1 1 2 3\n", "line 1: node takes four words");
+	expect_error("node 1 127.0.0.1 1 2 3\n", "line 1: '3' is not http=PORT");
+	expect_error("node 1 127.0.0.1 1 2 http=0\n", "line 1: 'http=0' is not http=PORT");
+	expect_error("node 1 127.0.0.1 1 2 http=65536\n", "is not http=PORT");
+	expect_error("node 1 127.0.0.1 1 2 http=9 x\n", "line 1: node takes four words");
 	expect_error("node 0 127.0.0.1 1 2\n", "line 1: node id '0' is not a number");
 	expect_error("node -1 127.0.0.1 1 2\n", "line 1: node id '-1'");
 	expect_error("node 01 127.0.0.1 1 2\n", "line 1: node id '01'");
@@ -361,7 +364,7 @@ static bool file_equal(const struct cluster_file *a, const struct cluster_file *
 		const struct cluster_node *x = &a->nodes[i], *y = &b->nodes[i];
 		if (x->id != y->id || strcmp(x->host, y->host) != 0 ||
 		    x->client_port != y->client_port || x->peer_port != y->peer_port ||
-		    x->bootstrap != y->bootstrap)
+		    x->http_port != y->http_port || x->bootstrap != y->bootstrap)
 			return false;
 	}
 	return true;
@@ -511,6 +514,7 @@ static void test_save_load(void **state)
 	for (int i = 1; i <= 5; i++) {
 		struct cluster_node n =
 		    mknode((uint64_t)i, "127.0.0.1", 7378 + i, 17378 + i, i <= 3);
+		n.http_port = i % 2 ? 9378 + i : 0; /* optional: some have one */
 		assert_int_equal(cluster_file_add(&cf, &n), 0);
 	}
 	assert_int_equal(cluster_file_save(&cf, path), 0);

@@ -730,6 +730,9 @@ static void test_format_round_trip(void **state)
 	    {"max-siblings", "3"},
 	    {"trace-file", "trace.jsonl"},
 	    {"read-repair-percent", "100"},
+	    {"http-port", "9379"},
+	    {"http-bind", "0.0.0.0"},
+	    {"stale-sample-every", "7"},
 	};
 	size_t n = sizeof(changed) / sizeof(changed[0]);
 	assert_int_equal(n, sp_config_count());
@@ -796,6 +799,9 @@ static void test_iteration(void **state)
 	    "max-siblings",
 	    "trace-file",
 	    "read-repair-percent",
+	    "http-port",
+	    "http-bind",
+	    "stale-sample-every",
 	};
 	size_t n = sizeof(expected) / sizeof(expected[0]);
 	assert_int_equal(sp_config_count(), n);
