@@ -45,6 +45,9 @@ struct peer {
 	uint64_t sent;	/* last seq of ours sent (SENT_UNKNOWN: not yet known) */
 	uint64_t acked; /* its applied[self] */
 	uint64_t progress_ms;
+	/* Its own updates: the latest seq its ACKs reported, when that came,
+	 * and when this node last held everything so reported (0: never). */
+	uint64_t their_seq, their_seq_ms, caught_up_ms;
 };
 
 /* An update waiting for its dependencies: its sequence and encoding. */
@@ -83,6 +86,9 @@ struct causal_engine {
 	uint64_t batches_lost;
 	struct causal_stats st;
 };
+
+static struct peer *peer_find(struct causal_engine *e, uint64_t id);
+static void caught_up(struct causal_engine *e, struct peer *pe);
 
 static uint64_t now_ms(const struct causal_engine *e)
 {
@@ -280,6 +286,9 @@ static int apply_remote(struct causal_engine *e, uint64_t origin, const struct u
 		return rc;
 	e->applied_dirty = true;
 	e->st.updates_applied++;
+	struct peer *pe = peer_find(e, origin);
+	if (pe)
+		caught_up(e, pe);
 	if (e->cfg.apply_cb)
 		e->cfg.apply_cb(e->cfg.ctx, origin, u->seq, u->key, u->klen);
 	return 0;
@@ -428,12 +437,26 @@ static struct peer *peer_find(struct causal_engine *e, uint64_t id)
 	return NULL;
 }
 
+/* caught_up notes that this node holds every update of pe's that pe had
+ * reported by their_seq_ms: what causal_lag_ms measures from. */
+static void caught_up(struct causal_engine *e, struct peer *pe)
+{
+	if (vclock_get(&e->applied, pe->id) >= pe->their_seq)
+		pe->caught_up_ms = pe->their_seq_ms;
+}
+
 static void recv_ack(struct causal_engine *e, struct peer *pe, const uint8_t *p, size_t len)
 {
 	struct vclock v;
 	size_t used;
 	if (vclock_decode(p + 1, len - 1, &v, &used))
 		return;
+	uint64_t theirs = vclock_get(&v, pe->id);
+	if (theirs >= pe->their_seq) {
+		pe->their_seq = theirs;
+		pe->their_seq_ms = now_ms(e);
+	}
+	caught_up(e, pe);
 	uint64_t a = vclock_get(&v, e->cfg.self_id);
 	uint64_t mine = vclock_get(&e->applied, e->cfg.self_id);
 	if (a > mine)
@@ -829,4 +852,33 @@ void causal_close(struct causal_engine *e)
 void causal_get_stats(const struct causal_engine *e, struct causal_stats *out)
 {
 	*out = e->st;
+}
+
+int causal_peer_lag(const struct causal_engine *e, uint64_t id, struct causal_peer_lag *out)
+{
+	for (size_t i = 0; i < e->npeers; i++) {
+		const struct peer *pe = &e->peers[i];
+		if (pe->id != id)
+			continue;
+		uint64_t mine = vclock_get(&e->applied, e->cfg.self_id);
+		out->unacked = pe->sent == SENT_UNKNOWN || pe->acked > mine ? 0 : mine - pe->acked;
+		out->acked_known = pe->sent != SENT_UNKNOWN;
+		uint64_t now = now_ms(e);
+		out->behind_ms = pe->caught_up_ms ? now - pe->caught_up_ms : UINT64_MAX;
+		return 0;
+	}
+	return SP_ERR_NOTFOUND;
+}
+
+uint64_t causal_lag_ms(const struct causal_engine *e)
+{
+	uint64_t now = now_ms(e), worst = 0;
+	for (size_t i = 0; i < e->npeers; i++) {
+		const struct peer *pe = &e->peers[i];
+		if (!pe->caught_up_ms)
+			return UINT64_MAX;
+		if (now - pe->caught_up_ms > worst)
+			worst = now - pe->caught_up_ms;
+	}
+	return worst;
 }

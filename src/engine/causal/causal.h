@@ -123,4 +123,23 @@ void causal_tick(struct causal_engine *e);
 int causal_commit(struct causal_engine *e);
 void causal_get_stats(const struct causal_engine *e, struct causal_stats *out);
 
+/* How far one peer and this node are apart. */
+struct causal_peer_lag {
+	uint64_t unacked;   /* this node's updates the peer has not acknowledged */
+	bool acked_known;   /* the peer has acknowledged at all since start */
+	uint64_t behind_ms; /* this node holds every update of the peer's that the
+			     * peer had reported this many ms ago (UINT64_MAX: never) */
+};
+/* causal_peer_lag fills out for peer id: 0 or SP_ERR_NOTFOUND. */
+int causal_peer_lag(const struct causal_engine *e, uint64_t id, struct causal_peer_lag *out);
+
+/*
+ * causal_lag_ms bounds how stale this node's reads may be: it holds every
+ * update every peer had made by that many milliseconds ago, as the peers'
+ * ACKs (every ack_ms) reported their own sequence; the one-way delay of
+ * that ACK is not included. UINT64_MAX while some peer has not reported
+ * yet (a node that just started, or a peer down since); 0 with no peers.
+ */
+uint64_t causal_lag_ms(const struct causal_engine *e);
+
 #endif

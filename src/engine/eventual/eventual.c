@@ -1376,3 +1376,15 @@ size_t eventual_replicas(struct ev_engine *e, const void *key, size_t klen, uint
 		return 0;
 	return ring_walk(e->ring, ring_key_hash(key, klen), rf, out);
 }
+
+int eventual_peer_info(const struct ev_engine *e, uint64_t id, struct ev_peer_info *out)
+{
+	for (size_t i = 0; i < e->npeers; i++) {
+		if (e->peers[i].id != id)
+			continue;
+		out->alive = ev_peer_alive(e, id);
+		out->hints = e->peers[i].hints;
+		return 0;
+	}
+	return SP_ERR_NOTFOUND;
+}

@@ -223,6 +223,15 @@ int eventual_sync(struct ev_engine *e);
 
 void eventual_get_stats(struct ev_engine *e, struct ev_stats *out);
 
+/* What this node knows of one peer: whether it answers pings, and the
+ * hints held here for it. */
+struct ev_peer_info {
+	bool alive;
+	uint64_t hints;
+};
+/* eventual_peer_info fills out for peer id: 0 or SP_ERR_NOTFOUND. */
+int eventual_peer_info(const struct ev_engine *e, uint64_t id, struct ev_peer_info *out);
+
 /*
  * eventual_digest calls fn for every (rf, range) this node replicates, for
  * each rf in rf_mask (bit rf set) and each rf it holds keys of: the

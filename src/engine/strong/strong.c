@@ -435,6 +435,11 @@ uint64_t strong_commit_index(const struct strong *s)
 	return raft_commit_index(raft_node_core(s->node));
 }
 
+int strong_peer_match(const struct strong *s, uint64_t id, uint64_t *match)
+{
+	return raft_peer_match(raft_node_core(s->node), id, match);
+}
+
 const struct raft_conf *strong_conf(const struct strong *s)
 {
 	return raft_configuration(raft_node_core(s->node));

@@ -690,6 +690,19 @@ const struct raft_conf *raft_configuration(const struct raft *r)
 {
 	return raft__conf(r);
 }
+int raft_peer_match(const struct raft *r, uint64_t id, uint64_t *match)
+{
+	if (r->role != RAFT_LEADER)
+		return SP_ERR_NOTLEADER;
+	for (uint32_t i = 0; i < r->n_prs; i++) {
+		if (r->prs[i].role && r->prs[i].id == id && id != r->id) {
+			*match = r->prs[i].match;
+			return 0;
+		}
+	}
+	return SP_ERR_NOTFOUND;
+}
+
 void raft_get_stats(const struct raft *r, struct raft_stats *st)
 {
 	*st = r->stats;

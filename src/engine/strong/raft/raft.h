@@ -427,5 +427,9 @@ uint64_t raft_term_at(const struct raft *r, uint64_t index); /* 0 unknown */
 const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index);
 const struct raft_conf *raft_configuration(const struct raft *r);
 void raft_get_stats(const struct raft *r, struct raft_stats *st);
+/* raft_peer_match: on a leader, the highest index known replicated on
+ * member id (§3.5 matchIndex). Returns 0, or SP_ERR_NOTLEADER (not the
+ * leader) or SP_ERR_NOTFOUND (id is not another member). */
+int raft_peer_match(const struct raft *r, uint64_t id, uint64_t *match);
 
 #endif
