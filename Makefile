@@ -12,12 +12,12 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv lmdb zlib jansson libxxhash
+PKGS    := libuv lmdb zlib jansson libxxhash libmicrohttpd
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -pthread \
            -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN) $(EXTRA_CFLAGS)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -llmdb -lz -ljansson -lxxhash) -pthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -llmdb -lz -ljansson -lxxhash -lmicrohttpd) -pthread
 LDFLAGS := $(SAN)
 HIREDIS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 CMOCKA  := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
@@ -25,7 +25,7 @@ CMOCKA  := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 LIB_SRCS  := $(sort $(wildcard src/common/*.c src/net/*.c src/store/*.c src/crdt/*.c \
                src/engine/strong/*.c src/engine/strong/raft/*.c src/engine/eventual/*.c src/engine/causal/*.c src/check/*.c \
                src/obs/*.c $(filter-out src/server/main.c,$(wildcard src/server/*.c))))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/dashboard.o
 TOOL_SRCS := $(sort $(wildcard tools/*.c))
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
@@ -49,6 +49,20 @@ all: $(BIN)/spectrad $(BIN)/spectra
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The dashboard page (src/obs/dashboard.html) is compiled in as a byte
+# array, so a node serves it with no file to find at run time.
+$(BUILD)/gen/dashboard.c: src/obs/dashboard.html
+	@mkdir -p $(dir $@)
+	{ echo '#include <stddef.h>'; \
+	  echo 'const unsigned char obs_dashboard_html[] = {'; \
+	  od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '};'; \
+	  echo 'const size_t obs_dashboard_html_len = sizeof(obs_dashboard_html);'; } >$@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libspectra.a: $(LIB_OBJS)
 	@rm -f $@

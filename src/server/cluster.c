@@ -634,7 +634,7 @@ static void debug_net(struct client *c)
 	struct server *srv = c->srv;
 	if (c->argc < 3) {
 		reply_error(c, "ERR usage: DEBUG NET PARTITION <id>... | HEAL | FAULTS <drop_ppm> "
-			       "<dup_ppm> <reorder_ppm> <delay_ms> <jitter_ms> | STATS");
+			       "<dup_ppm> <reorder_ppm> <delay_ms> <jitter_ms> [TO <id>] | STATS");
 		return;
 	}
 	struct slice op = c->argv[2];
@@ -657,9 +657,13 @@ static void debug_net(struct client *c)
 		reply_ok(c);
 	} else if (arg_equals(op, "faults")) {
 		int64_t v[5];
-		if (c->argc != 8) {
+		uint64_t to = 0; /* every peer without faults of its own */
+		if (c->argc == 10 && arg_equals(c->argv[8], "to")) {
+			if (parse_id(c, c->argv[9], &to))
+				return;
+		} else if (c->argc != 8) {
 			reply_error(c, "ERR usage: DEBUG NET FAULTS <drop_ppm> <dup_ppm> "
-				       "<reorder_ppm> <delay_ms> <jitter_ms>");
+				       "<reorder_ppm> <delay_ms> <jitter_ms> [TO <id>]");
 			return;
 		}
 		for (int i = 0; i < 5; i++) {
@@ -672,8 +676,12 @@ static void debug_net(struct client *c)
 		}
 		struct peer_faults f = {(uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2],
 					(uint32_t)v[3], (uint32_t)v[4]};
-		peer_net_set_faults(srv->net, 0, &f);
-		sp_warn("DEBUG NET FAULTS set");
+		if (peer_net_set_faults(srv->net, to, &f)) {
+			reply_errorf(c, "ERR node %llu is not a peer of this node",
+				     (unsigned long long)to);
+			return;
+		}
+		sp_warn("DEBUG NET FAULTS set%s", to ? " for one peer" : "");
 		reply_ok(c);
 	} else if (arg_equals(op, "stats")) {
 		struct peer_net_stats st;

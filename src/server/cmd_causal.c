@@ -341,6 +341,9 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 		return;
 	}
 	uint8_t level = pick_level(c);
+	observe_op_level(c,
+			 op == CAUSAL_GET && level == CAUSAL_LEVEL_LOCAL ? OBS_LOCAL : OBS_CAUSAL,
+			 op != CAUSAL_GET);
 	struct vclock *session = session_of(c);
 	bool now = !c->causal_waiting && ((level == CAUSAL_LEVEL_LOCAL && op == CAUSAL_GET) ||
 					  causal_ready(srv->causal, session));

@@ -52,6 +52,7 @@ struct ev_req {
 	struct client *c;
 	struct reply_slot *slot;
 	uint8_t proto, fmt, want; /* want: the CRDT type a read expects (0: LWW for GET) */
+	struct stale_ev *sample;  /* the sampler checks this read (stale.c) */
 	size_t mlen;
 	char member[]; /* FMT_CONTAINS */
 };
@@ -269,6 +270,8 @@ static void format(struct ev_req *q, const struct ev_result *r, struct sp_buf *b
 static void on_done(void *arg, const struct ev_result *r)
 {
 	struct ev_req *q = arg;
+	if (q->sample)
+		stale_ev_served(q->sample, r);
 	if (q->c) {
 		struct sp_buf b;
 		sp_buf_init(&b);
@@ -343,6 +346,11 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 	    .klen = c->argv[1].len,
 	};
 	op.level = pick_level(c, ks, ec->kind != EV_OP_READ);
+	observe_op_level(c,
+			 op.level == EV_LEVEL_ONE   ? OBS_ONE
+			 : op.level == EV_LEVEL_ALL ? OBS_ALL
+						    : OBS_QUORUM,
+			 ec->kind != EV_OP_READ);
 	if (ec->kind == EV_OP_PNCOUNTER_ADD || ec->kind == EV_OP_GCOUNTER_ADD) {
 		int64_t n = 1;
 		if (nargs == 1 && arg_to_int64(c, c->argv[2], &n))
@@ -382,7 +390,11 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 	if (mlen)
 		memcpy(q->member, c->argv[2].p, mlen);
 	q->slot = route_slot_reserve(c, q, evcmd_detach);
+	struct stale_ev *sample = ec->fmt == FMT_GET ? stale_ev_begin(srv, &op) : NULL;
+	q->sample = sample;
 	eventual_submit(srv->eventual, &op, on_done, q);
+	if (sample)
+		stale_ev_start(sample, &op);
 }
 
 /* A CRDT command reached a key of another mode's keyspace. */

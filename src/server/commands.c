@@ -257,7 +257,9 @@ void command_execute(struct client *c)
 		route_capture_end(c, mark);
 		return;
 	} else if (route_class(c, cmd) != REQ_LOCAL && !(c->flags & CLIENT_VIRTUAL)) {
+		observe_op_begin(c);
 		route_submit(c, cmd);
+		observe_op_end(c, sp_buf_begin(&c->out) + mark, c->out.len - mark);
 		route_capture_end(c, mark);
 		return;
 	} else {

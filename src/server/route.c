@@ -170,6 +170,12 @@ static struct reply_slot *slot_push(struct client *c)
 		c->slot_head = s;
 	c->slot_tail = s;
 	c->nslots++;
+	/* The first slot a timed command takes reports its time when filled. */
+	s->obs.level = -1;
+	if (c->op.level >= 0 && !c->op.slotted) {
+		s->obs = c->op;
+		c->op.slotted = true;
+	}
 	return s;
 }
 
@@ -202,6 +208,7 @@ void route_slot_fill(struct client *c, struct reply_slot *s, const void *p, size
 	sp_buf_append(&s->bytes, p, len);
 	c->slot_bytes += len;
 	s->ready = true;
+	observe_slot_done(c->srv, s);
 	s->ev = NULL;
 	slots_drain(c);
 }
@@ -272,6 +279,7 @@ static void req_answer(struct request *r, const void *p, size_t len)
 		sp_buf_append(&r->slot->bytes, p, len);
 		r->c->slot_bytes += len;
 		r->slot->ready = true;
+		observe_slot_done(r->srv, r->slot);
 		r->slot->req = NULL;
 		struct client *c = r->c;
 		r->slot = NULL;
@@ -701,6 +709,12 @@ void route_submit(struct client *c, const struct command *cmd)
 	uint8_t level = c->req_level ? c->req_level : c->level;
 	if (!level)
 		level = ks.read_level ? ks.read_level : LEVEL_LINEARIZABLE;
+	observe_op_level(c,
+			 cls == REQ_WRITE	? OBS_LINEARIZABLE
+			 : level == LEVEL_STALE ? OBS_STALE
+			 : level == LEVEL_LEASE ? OBS_LEASE
+						: OBS_LINEARIZABLE,
+			 cls == REQ_WRITE);
 	if (cls == REQ_READ) {
 		/* Served at once when the level allows it and nothing of the
 		 * client's is pending ahead of it. */
@@ -710,6 +724,9 @@ void route_submit(struct client *c, const struct command *cmd)
 			size_t mark = route_capture_begin(c);
 			cmd->fn(c);
 			route_capture_end(c, mark);
+			if (cmd->fn == cmd_get)
+				stale_strong_read(srv, level == LEVEL_STALE ? OBS_STALE : OBS_LEASE,
+						  c->argv[1].p, c->argv[1].len);
 			return;
 		}
 	}
@@ -792,6 +809,8 @@ void route_apply(struct server *srv, uint64_t index, const uint8_t *p, size_t le
 	}
 	srv->applying = false;
 	srv->now_ms = saved_now;
+	if (srv->stale_strong)
+		stale_strong_applied(srv, index, h.time_ms);
 	if (store_batches_lost(srv->store, NULL) != srv->lost_seen) {
 		/* A write of a committed entry failed (the map is full): going
 		 * on would leave this replica different from the others. */

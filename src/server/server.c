@@ -83,6 +83,7 @@ static void on_cron(uv_timer_t *t)
 		st->ops_window_start_ms = now;
 		st->ops_window_count = st->commands;
 	}
+	observe_tick(srv);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -155,6 +156,14 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 		route_close(srv);
 		return rc;
 	}
+	rc = observe_init(srv);
+	if (rc) {
+		observe_close(srv);
+		uv_close((uv_handle_t *)&srv->commit_check, NULL);
+		cluster_close(srv);
+		route_close(srv);
+		return rc;
+	}
 	/* Clients are served where this node's line of the cluster file says
 	 * (cfg's bind and port for a standalone node). */
 	const char *host = srv->cluster->nodes[0].host;
@@ -165,6 +174,7 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 		rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
 	if (rc < 0) {
 		sp_error("bind: '%s' is not an IPv4 or IPv6 address", host);
+		observe_close(srv);
 		uv_close((uv_handle_t *)&srv->commit_check, NULL);
 		cluster_close(srv);
 		route_close(srv);
@@ -178,6 +188,7 @@ int server_init(struct server *srv, uv_loop_t *loop, const struct sp_config *cfg
 	if (rc < 0) {
 		sp_error("listen on %s:%d: %s", host, port, uv_strerror(rc));
 		uv_close((uv_handle_t *)&srv->listener, NULL);
+		observe_close(srv);
 		uv_close((uv_handle_t *)&srv->commit_check, NULL);
 		cluster_close(srv);
 		route_close(srv);
@@ -225,6 +236,7 @@ void server_finish_shutdown(struct server *srv)
 	srv->shutdown_finished = 1;
 	while (srv->clients)
 		client_close(srv->clients);
+	observe_close(srv);
 	uv_close((uv_handle_t *)&srv->commit_check, NULL);
 	uv_close((uv_handle_t *)&srv->cron, NULL);
 	uv_close((uv_handle_t *)&srv->sigterm, NULL);

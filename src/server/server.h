@@ -92,6 +92,30 @@ enum read_level {
 	LEVEL_STALE,
 };
 
+/* The level a data command was served at, across the three modes: what
+ * the request metrics and the stale-read sampler are labelled by. */
+enum obs_level {
+	OBS_LINEARIZABLE = 0, /* strong */
+	OBS_LEASE,
+	OBS_STALE,
+	OBS_CAUSAL, /* causal */
+	OBS_LOCAL,
+	OBS_ONE, /* eventual */
+	OBS_QUORUM,
+	OBS_ALL,
+	OBS_NLEVELS,
+};
+
+/* One data command being timed (observe.c): set when it starts, its level
+ * once an engine took it, and carried by its reply slot if it went
+ * asynchronous. */
+struct op_obs {
+	uint64_t start_ns; /* monotonic */
+	int8_t level;	   /* enum obs_level; -1: not a data command (yet) */
+	bool write;
+	bool slotted; /* its reply took a slot, which reports it when filled */
+};
+
 /* A reply that must wait for its turn: one per command of a client that
  * went asynchronous (Raft) or came after one, so replies leave in the
  * order the commands came. */
@@ -102,6 +126,7 @@ struct reply_slot {
 	void (*detach)(void *ev); /* ... what tells that op its client is gone */
 	bool ready;
 	struct sp_buf bytes;
+	struct op_obs obs; /* the command it answers, when timed */
 };
 
 struct client {
@@ -153,6 +178,7 @@ struct client {
 	uint64_t last_write;	   /* id of its latest write request */
 	struct sp_buf multi;	   /* MULTI: queued commands, entry-encoded */
 	uint32_t multi_n;
+	struct op_obs op; /* the data command running now (observe.c) */
 };
 
 /* A SCAN cursor: the last key returned, so the next call resumes after it. */
@@ -252,6 +278,8 @@ struct server {
 	uint64_t now_ms; /* see server_now_ms */
 	uint64_t start_ms;
 	struct server_stats stats;
+	struct server_obs *obs;		   /* metrics, HTTP endpoint, sampler (observe.c) */
+	struct stale_strong *stale_strong; /* strong reads the sampler checks (stale.c) */
 };
 
 /* server.c ------------------------------------------------------------- */
@@ -281,6 +309,55 @@ static inline uint64_t server_now_ms(const struct server *srv)
 }
 /* server_tick refreshes srv->now_ms from the clock. */
 void server_tick(struct server *srv);
+
+/* observe.c ------------------------------------------------------------ */
+
+/* observe_init builds the node's metrics and, when http-port (or the
+ * cluster file's http=) names a port, starts the HTTP endpoint. Returns 0
+ * or the endpoint's error. observe_close stops and frees it all. */
+int observe_init(struct server *srv);
+void observe_close(struct server *srv);
+/* Timing of data commands: begin before route_submit, level once the
+ * engine knows it, end after it returned (reply: what it wrote at once). */
+void observe_op_begin(struct client *c);
+void observe_op_level(struct client *c, enum obs_level level, bool write);
+void observe_op_end(struct client *c, const char *reply, size_t len);
+/* observe_slot_done: a timed reply slot was filled with its bytes. */
+void observe_slot_done(struct server *srv, const struct reply_slot *s);
+/* observe_tick keeps the recent windows /status reports (call it often;
+ * it acts once a second). */
+void observe_tick(struct server *srv);
+/* The sampler's verdict on one weak read at level: stale or not, and by
+ * how much; or that the stronger read it was compared with failed. */
+void observe_stale(struct server *srv, enum obs_level level, bool stale, uint64_t versions_behind,
+		   uint64_t ms_behind);
+void observe_stale_failed(struct server *srv, enum obs_level level);
+/* observe_sample_pick: should this read be checked? (one in
+ * stale-sample-every, at random) */
+bool observe_sample_pick(struct server *srv);
+const char *obs_level_name(enum obs_level l);
+const char *obs_level_mode(enum obs_level l);
+
+/* stale.c -------------------------------------------------------------- */
+
+struct ev_op;
+struct ev_result;
+struct stale_ev;
+/* stale_ev_begin: when the sampler picks this eventual read (a GET at ONE
+ * or QUORUM), a sample to pass the weak read's result to (stale_ev_served)
+ * once stale_ev_start has issued the stronger read; else NULL. Submit the
+ * weak read between the two, so the stronger read cannot repair what the
+ * weak one reads. The sample frees itself when both are back. */
+struct stale_ev *stale_ev_begin(struct server *srv, const struct ev_op *op);
+void stale_ev_start(struct stale_ev *s, const struct ev_op *op);
+void stale_ev_served(struct stale_ev *s, const struct ev_result *r);
+/* stale_strong_read: a strong GET of key was just served at a stale or
+ * lease level from this node's store; when the sampler picks it, a
+ * ReadIndex round finds the commit index at this moment, and the writes
+ * to key applied up to it that the read had not seen are counted. */
+void stale_strong_read(struct server *srv, enum obs_level level, const void *key, size_t klen);
+/* stale_strong_applied: route_apply applied entry index (its time). */
+void stale_strong_applied(struct server *srv, uint64_t index, uint64_t time_ms);
 
 /* client.c ------------------------------------------------------------- */
 
