@@ -118,7 +118,8 @@ static void count_sibling(void *ctx, const struct causal_value *v)
 }
 
 static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, const char *key,
-		   size_t klen, const char *val, size_t vlen, bool siblings, struct sp_buf *out)
+		   size_t klen, const char *val, size_t vlen, bool siblings, enum obs_level level,
+		   struct sp_buf *out)
 {
 	struct vclock *session = c ? c->session : NULL;
 	uint64_t sid = c ? c->session_id : 0;
@@ -137,6 +138,8 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 	} else if (op == CAUSAL_GET) {
 		struct causal_value v;
 		rc = causal_read(srv->causal, key, klen, &v);
+		if (rc == 0 || rc == SP_ERR_NOTFOUND)
+			stale_causal_read(srv, level, key, klen);
 		if (rc == 0) {
 			srv->stats.hits++;
 			trace_op(srv, "read", key, klen, sid, tp, v.origin, v.seq);
@@ -215,7 +218,7 @@ static void finish(struct causal_wait *w, bool run)
 		run_session(w, &out);
 	} else if (run) {
 		run_op(srv, w->c, w->op, w->proto, w->data, w->klen, w->data + w->klen, w->vlen,
-		       w->siblings, &out);
+		       OBS_CAUSAL, w->siblings, &out);
 	} else {
 		srv->stats.errors++;
 		resp_write_error(&out,
@@ -354,7 +357,8 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 	if (now) {
 		struct sp_buf out;
 		sp_buf_init(&out);
-		run_op(srv, c, op, c->proto, key, klen, val, vlen, ks->siblings, &out);
+		run_op(srv, c, op, c->proto, key, klen, val, vlen, ks->siblings,
+		       level == CAUSAL_LEVEL_LOCAL ? OBS_LOCAL : OBS_CAUSAL, &out);
 		sp_buf_append(&c->out, sp_buf_begin(&out), out.len);
 		sp_buf_free(&out);
 		return;

@@ -356,6 +356,10 @@ void stale_ev_served(struct stale_ev *s, const struct ev_result *r);
  * ReadIndex round finds the commit index at this moment, and the writes
  * to key applied up to it that the read had not seen are counted. */
 void stale_strong_read(struct server *srv, enum obs_level level, const void *key, size_t klen);
+/* stale_causal_read: a causal GET of key was just served here; when the
+ * sampler picks it, every peer is asked for its version of key, and newer
+ * ones written before the read count. */
+void stale_causal_read(struct server *srv, enum obs_level level, const void *key, size_t klen);
 /* stale_strong_applied: route_apply applied entry index (its time). */
 void stale_strong_applied(struct server *srv, uint64_t index, uint64_t time_ms);
 

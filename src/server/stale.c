@@ -30,6 +30,7 @@
 #include "common/alloc.h"
 #include "common/hlc.h"
 #include "crdt/crdt.h"
+#include "engine/causal/causal.h"
 #include "engine/eventual/eventual.h"
 #include "engine/strong/strong.h"
 #include "store/store.h"
@@ -215,4 +216,73 @@ void stale_strong_applied(struct server *srv, uint64_t index, uint64_t time_ms)
 		}
 		s->nwrites++;
 	}
+}
+
+/* ---- causal ------------------------------------------------------------ */
+
+/* How long the peers have to answer a causal sample. */
+#define CAUSAL_PEEK_MS 1000
+
+struct stale_causal {
+	struct server *srv;
+	enum obs_level level;
+	uint64_t t_read_ms;
+	struct causal_version served;
+};
+
+/* causal_newer: is a after b in the order causal keys resolve by (HLC,
+ * then origin), as the engine's apply does? */
+static bool causal_newer(const struct causal_version *a, const struct causal_version *b)
+{
+	if (!a->found)
+		return false;
+	if (!b->found)
+		return true;
+	return a->ts > b->ts || (a->ts == b->ts && a->origin > b->origin);
+}
+
+static void causal_seen(void *arg, int err, const struct causal_version *v, size_t n)
+{
+	struct stale_causal *s = arg;
+	if (err) {
+		observe_stale_failed(s->srv, s->level);
+		free(s);
+		return;
+	}
+	/* Distinct versions newer than the served one, written before the
+	 * read began; the newest of them dates the miss. */
+	uint64_t versions = 0;
+	const struct causal_version *newest = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!causal_newer(&v[i], &s->served) || HLC_MS(v[i].ts) >= s->t_read_ms)
+			continue;
+		bool dup = false;
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = v[j].found && v[j].origin == v[i].origin && v[j].seq == v[i].seq &&
+			      causal_newer(&v[j], &s->served) && HLC_MS(v[j].ts) < s->t_read_ms;
+		if (dup)
+			continue;
+		versions++;
+		if (!newest || causal_newer(&v[i], newest))
+			newest = &v[i];
+	}
+	observe_stale(s->srv, s->level, versions > 0, versions,
+		      newest ? s->t_read_ms - HLC_MS(newest->ts) : 0);
+	free(s);
+}
+
+void stale_causal_read(struct server *srv, enum obs_level level, const void *key, size_t klen)
+{
+	if (!srv->causal || !observe_sample_pick(srv))
+		return;
+	struct stale_causal *s = sp_calloc(1, sizeof(*s));
+	s->srv = srv;
+	s->level = level;
+	s->t_read_ms = sp_wall_ms(srv->clock);
+	if (causal_read_version(srv->causal, key, klen, &s->served)) {
+		free(s);
+		return;
+	}
+	if (causal_peek_peers(srv->causal, key, klen, CAUSAL_PEEK_MS, causal_seen, s) != 0)
+		free(s); /* no peers: nothing to be stale against */
 }

@@ -12,6 +12,9 @@
  * Messages (channel CAUSAL_CHANNEL):
  *   UPDATES  1 | count u32 | update*      from their origin only
  *   ACK      2 | applied (vclock)         every ack_ms, to every peer
+ *   PEEK     3 | id u64 | klen u32 | key  the stale-read sampler asks ...
+ *   SEEN     4 | id u64 | found u8 | ts u64 | origin u64 | seq u64
+ *                                         ... for the peer's version of key
  */
 #include "engine/causal/causal.h"
 
@@ -31,6 +34,9 @@
 
 #define CM_UPDATES    1
 #define CM_ACK	      2
+#define CM_PEEK	      3
+#define CM_SEEN	      4
+#define SEEN_LEN      34 /* 1 + 8 + 1 + 3 * 8 */
 #define REC_HDR	      25 /* ts, origin, seq, flags */
 #define FLAG_DEL      1u
 #define FLAG_SIBLINGS 2u /* the key keeps concurrent values (MV-register) */
@@ -85,6 +91,19 @@ struct causal_engine {
 	uint64_t last_ack_ms;
 	uint64_t batches_lost;
 	struct causal_stats st;
+	struct peek *peeks; /* causal_peek_peers asked, waiting for answers */
+	uint64_t next_peek;
+};
+
+/* A causal_peek_peers call: the answers so far and who gave them. */
+struct peek {
+	struct peek *next;
+	uint64_t id, deadline_ms;
+	causal_peek_fn cb;
+	void *arg;
+	size_t got;
+	uint64_t from[MAX_PEERS];
+	struct causal_version v[MAX_PEERS];
 };
 
 static struct peer *peer_find(struct causal_engine *e, uint64_t id);
@@ -475,6 +494,119 @@ static void recv_ack(struct causal_engine *e, struct peer *pe, const uint8_t *p,
 		pe->sent = pe->acked;
 }
 
+int causal_read_version(struct causal_engine *e, const void *key, size_t klen,
+			struct causal_version *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct store_value cur;
+	int rc = store_get(e->store, key, klen, 0, &cur);
+	if (rc == SP_ERR_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if (cur.type != TYPE_LWW || cur.len < REC_HDR)
+		return 0;
+	out->found = true;
+	out->ts = sp_get_le64(cur.data);
+	out->origin = sp_get_le64(cur.data + 8);
+	out->seq = sp_get_le64(cur.data + 16);
+	return 0;
+}
+
+static void recv_peek(struct causal_engine *e, uint64_t from, const uint8_t *p, size_t len)
+{
+	if (len < 13)
+		return;
+	uint64_t id = sp_get_le64(p + 1);
+	uint32_t klen = sp_get_le32(p + 9);
+	if (klen != len - 13)
+		return;
+	struct causal_version v;
+	if (causal_read_version(e, p + 13, klen, &v))
+		return; /* no answer: the asker's deadline says so */
+	uint8_t m[SEEN_LEN];
+	m[0] = CM_SEEN;
+	sp_put_le64(m + 1, id);
+	m[9] = v.found;
+	sp_put_le64(m + 10, v.ts);
+	sp_put_le64(m + 18, v.origin);
+	sp_put_le64(m + 26, v.seq);
+	hold(e, from, m, sizeof(m));
+}
+
+static void peek_finish(struct causal_engine *e, struct peek *k, int err)
+{
+	struct peek **pp = &e->peeks;
+	while (*pp != k)
+		pp = &(*pp)->next;
+	*pp = k->next;
+	k->cb(k->arg, err, k->v, k->got);
+	free(k);
+}
+
+static void recv_seen(struct causal_engine *e, uint64_t from, const uint8_t *p, size_t len)
+{
+	if (len != SEEN_LEN || p[9] > 1)
+		return;
+	uint64_t id = sp_get_le64(p + 1);
+	struct peek *k = e->peeks;
+	while (k && k->id != id)
+		k = k->next;
+	if (!k)
+		return; /* late: its deadline passed */
+	for (size_t i = 0; i < k->got; i++)
+		if (k->from[i] == from)
+			return; /* a duplicate */
+	if (k->got == MAX_PEERS)
+		return;
+	k->from[k->got] = from;
+	k->v[k->got] = (struct causal_version){.found = p[9] != 0,
+					       .ts = sp_get_le64(p + 10),
+					       .origin = sp_get_le64(p + 18),
+					       .seq = sp_get_le64(p + 26)};
+	k->got++;
+	if (k->got == e->npeers)
+		peek_finish(e, k, 0);
+}
+
+int causal_peek_peers(struct causal_engine *e, const void *key, size_t klen, uint32_t timeout_ms,
+		      causal_peek_fn cb, void *arg)
+{
+	if (e->npeers == 0 || klen > UINT32_MAX)
+		return SP_ERR_INVAL;
+	struct peek *k = sp_calloc(1, sizeof(*k));
+	k->id = ++e->next_peek;
+	k->deadline_ms = now_ms(e) + timeout_ms;
+	k->cb = cb;
+	k->arg = arg;
+	k->next = e->peeks;
+	e->peeks = k;
+	struct sp_buf m;
+	sp_buf_init(&m);
+	sp_buf_put_u8(&m, CM_PEEK);
+	sp_buf_put_le64(&m, k->id);
+	sp_buf_put_le32(&m, (uint32_t)klen);
+	sp_buf_append(&m, key, klen);
+	for (size_t i = 0; i < e->npeers; i++)
+		hold(e, e->peers[i].id, sp_buf_begin(&m), m.len);
+	sp_buf_free(&m);
+	return 0;
+}
+
+/* peeks_expire answers the peeks past their deadline with what came:
+ * enough when a majority of the cluster (this node included) answered. */
+static void peeks_expire(struct causal_engine *e)
+{
+	uint64_t now = now_ms(e);
+	struct peek *k = e->peeks;
+	while (k) {
+		struct peek *next = k->next;
+		if (now >= k->deadline_ms)
+			peek_finish(e, k, (k->got + 1) * 2 > e->npeers + 1 ? 0 : SP_ERR_AGAIN);
+		k = next;
+	}
+}
+
 void causal_recv(struct causal_engine *e, uint64_t from, const uint8_t *p, size_t len)
 {
 	struct peer *pe = peer_find(e, from);
@@ -484,6 +616,10 @@ void causal_recv(struct causal_engine *e, uint64_t from, const uint8_t *p, size_
 		recv_updates(e, from, p, len);
 	else if (p[0] == CM_ACK)
 		recv_ack(e, pe, p, len);
+	else if (p[0] == CM_PEEK)
+		recv_peek(e, from, p, len);
+	else if (p[0] == CM_SEEN)
+		recv_seen(e, from, p, len);
 }
 
 /* ---- writing here ---- */
@@ -691,6 +827,7 @@ void causal_tick(struct causal_engine *e)
 		}
 		catch_up(e, pe);
 	}
+	peeks_expire(e);
 	gc_log(e);
 }
 
@@ -845,6 +982,8 @@ void causal_close(struct causal_engine *e)
 	}
 	sp_buf_free(&e->outbox);
 	held_free(&e->held);
+	while (e->peeks)
+		peek_finish(e, e->peeks, SP_ERR_AGAIN);
 	free(e->dir);
 	free(e);
 }

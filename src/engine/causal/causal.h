@@ -123,6 +123,29 @@ void causal_tick(struct causal_engine *e);
 int causal_commit(struct causal_engine *e);
 void causal_get_stats(const struct causal_engine *e, struct causal_stats *out);
 
+/* A key's version as one node holds it (found false: never written). */
+struct causal_version {
+	bool found;
+	uint64_t ts, origin, seq;
+};
+/* causal_read_version reads key's version here, a delete included (found
+ * false only when the key was never written): 0 or a store error. */
+int causal_read_version(struct causal_engine *e, const void *key, size_t klen,
+			struct causal_version *out);
+/* causal_peek_fn gets the peers' answers: v[0..n) (borrowed for the call);
+ * err is 0, or SP_ERR_AGAIN when fewer than a majority of the cluster
+ * (this node counted) answered in time. */
+typedef void (*causal_peek_fn)(void *arg, int err, const struct causal_version *v, size_t n);
+/*
+ * causal_peek_peers asks every peer for its version of key (for the
+ * stale-read sampler: what a read here missed). cb is called once, when
+ * every peer answered or timeout_ms passed (causal_tick runs the
+ * deadline), or at causal_close with SP_ERR_AGAIN. key is copied. Returns
+ * 0, or SP_ERR_INVAL with no peers (cb is not called then).
+ */
+int causal_peek_peers(struct causal_engine *e, const void *key, size_t klen, uint32_t timeout_ms,
+		      causal_peek_fn cb, void *arg);
+
 /* How far one peer and this node are apart. */
 struct causal_peer_lag {
 	uint64_t unacked;   /* this node's updates the peer has not acknowledged */
