@@ -246,6 +246,7 @@ static void on_ev_timer(uv_timer_t *t)
 {
 	struct server *srv = t->data;
 	eventual_tick(srv->eventual);
+	observe_freshness_probe(srv);
 }
 
 /* open_eventual starts the eventual engine on <dir>/eventual with every

@@ -72,6 +72,9 @@ void command_reply_info(struct client *c, const struct command *cmd);
 /* cmd_strong.c, cluster.c */
 void cmd_consistency(struct client *c);
 void cmd_level(struct client *c);
+void cmd_maxstale(struct client *c);
+/* maxstale_bound: the staleness bound of c's command in ms, or -1. */
+int64_t maxstale_bound(const struct client *c);
 void cmd_getrev(struct client *c);
 void cmd_cas(struct client *c);
 void cmd_multi(struct client *c);

@@ -119,7 +119,7 @@ static void count_sibling(void *ctx, const struct causal_value *v)
 
 static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, const char *key,
 		   size_t klen, const char *val, size_t vlen, bool siblings, enum obs_level level,
-		   struct sp_buf *out)
+		   struct op_obs *rc_op, struct sp_buf *out)
 {
 	struct vclock *session = c ? c->session : NULL;
 	uint64_t sid = c ? c->session_id : 0;
@@ -140,6 +140,10 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 		rc = causal_read(srv->causal, key, klen, &v);
 		if (rc == 0 || rc == SP_ERR_NOTFOUND)
 			stale_causal_read(srv, level, key, klen);
+		if (rc == 0 && rc_op)
+			observe_receipt(rc_op, srv->node_id, 1, RCPT_CAUSAL, v.ts, v.origin, v.seq);
+		else if (rc_op)
+			observe_receipt(rc_op, srv->node_id, 1, RCPT_NONE, 0, 0, 0);
 		if (rc == 0) {
 			srv->stats.hits++;
 			trace_op(srv, "read", key, klen, sid, tp, v.origin, v.seq);
@@ -162,6 +166,12 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 		if (rc == 0)
 			trace_op(srv, "write", key, klen, sid, tp, srv->node_id,
 				 vclock_get(causal_applied(srv->causal), srv->node_id));
+		if (rc == 0 && rc_op) {
+			struct causal_version w;
+			if (causal_read_version(srv->causal, key, klen, &w) == 0)
+				observe_receipt(rc_op, srv->node_id, 1, RCPT_CAUSAL, w.ts, w.origin,
+						w.seq);
+		}
 		if (rc == 0) {
 			if (op == CAUSAL_SET)
 				resp_write_simple(out, "OK");
@@ -218,7 +228,7 @@ static void finish(struct causal_wait *w, bool run)
 		run_session(w, &out);
 	} else if (run) {
 		run_op(srv, w->c, w->op, w->proto, w->data, w->klen, w->data + w->klen, w->vlen,
-		       OBS_CAUSAL, w->siblings, &out);
+		       w->siblings, OBS_CAUSAL, w->slot ? &w->slot->obs : NULL, &out);
 	} else {
 		srv->stats.errors++;
 		resp_write_error(&out,
@@ -343,6 +353,28 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 			     ks->name);
 		return;
 	}
+	int64_t bound = op == CAUSAL_GET ? maxstale_bound(c) : -1;
+	if (bound >= 0) {
+		/* Bounded staleness: served here only if this node holds every
+		 * update every peer had reported bound ms ago. */
+		uint64_t lag = causal_lag_ms(srv->causal);
+		if (lag > (uint64_t)bound) {
+			srv->stats.errors++;
+			if (lag == UINT64_MAX)
+				reply_errorf(c,
+					     "TRYAGAIN this node has not heard from every peer "
+					     "yet, so its lag is unknown: over maxstale %" PRId64
+					     " ms (nothing was done); retry on another node",
+					     bound);
+			else
+				reply_errorf(c,
+					     "TRYAGAIN this node trails its peers by %" PRIu64
+					     " ms, over maxstale %" PRId64
+					     " ms (nothing was done); retry on another node",
+					     lag, bound);
+			return;
+		}
+	}
 	uint8_t level = pick_level(c);
 	observe_op_level(c,
 			 op == CAUSAL_GET && level == CAUSAL_LEVEL_LOCAL ? OBS_LOCAL : OBS_CAUSAL,
@@ -358,7 +390,7 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 		struct sp_buf out;
 		sp_buf_init(&out);
 		run_op(srv, c, op, c->proto, key, klen, val, vlen, ks->siblings,
-		       level == CAUSAL_LEVEL_LOCAL ? OBS_LOCAL : OBS_CAUSAL, &out);
+		       level == CAUSAL_LEVEL_LOCAL ? OBS_LOCAL : OBS_CAUSAL, &c->op, &out);
 		sp_buf_append(&c->out, sp_buf_begin(&out), out.len);
 		sp_buf_free(&out);
 		return;

@@ -241,7 +241,7 @@ static void client_info_line(struct sp_buf *b, const struct client *c, uint64_t 
 
 void cmd_client(struct client *c)
 {
-	enum { ID, GETNAME, SETNAME, SETINFO, INFO, LIST, NOEVICT, NOTOUCH, HELP };
+	enum { ID, GETNAME, SETNAME, SETINFO, INFO, LIST, NOEVICT, NOTOUCH, RECEIPTS, HELP };
 	static const struct subcommand subs[] = {
 	    [ID] = {"id", 2},
 	    [GETNAME] = {"getname", 2},
@@ -251,6 +251,7 @@ void cmd_client(struct client *c)
 	    [LIST] = {"list", 2},
 	    [NOEVICT] = {"no-evict", 3},
 	    [NOTOUCH] = {"no-touch", 3},
+	    [RECEIPTS] = {"receipts", -2},
 	    [HELP] = {"help", 2},
 	};
 	int which = find_subcommand(c, "client", subs, sizeof(subs) / sizeof(subs[0]));
@@ -288,6 +289,19 @@ void cmd_client(struct client *c)
 	case NOTOUCH:
 		reply_ok(c); /* nothing is evicted or tracked for LRU here */
 		break;
+	case RECEIPTS:
+		if (c->argc == 2) {
+			reply_bulk_str(c, c->flags & CLIENT_RECEIPTS ? "on" : "off");
+		} else if (c->argc == 3 && arg_equals(c->argv[2], "on")) {
+			c->flags |= CLIENT_RECEIPTS;
+			reply_ok(c);
+		} else if (c->argc == 3 && arg_equals(c->argv[2], "off")) {
+			c->flags &= ~(uint32_t)CLIENT_RECEIPTS;
+			reply_ok(c);
+		} else {
+			reply_error(c, "ERR usage: CLIENT RECEIPTS [ON|OFF]");
+		}
+		break;
 	case HELP: {
 		static const char *const lines[] = {
 		    "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
@@ -303,6 +317,10 @@ void cmd_client(struct client *c)
 		    "    Information about the current connection.",
 		    "LIST",
 		    "    Information about every connection.",
+		    "RECEIPTS [ON|OFF]",
+		    "    Staleness receipts on data replies: level served, node, replicas,",
+		    "    version and the node's known lag (RESP3: an attribute before the",
+		    "    reply; RESP2: the reply becomes [reply, receipt]).",
 		};
 		reply_array(c, sizeof(lines) / sizeof(lines[0]));
 		for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)

@@ -53,6 +53,7 @@ struct ev_req {
 	struct reply_slot *slot;
 	uint8_t proto, fmt, want; /* want: the CRDT type a read expects (0: LWW for GET) */
 	struct stale_ev *sample;  /* the sampler checks this read (stale.c) */
+	uint8_t kind;		  /* enum ev_op_kind */
 	size_t mlen;
 	char member[]; /* FMT_CONTAINS */
 };
@@ -267,11 +268,27 @@ static void format(struct ev_req *q, const struct ev_result *r, struct sp_buf *b
 	}
 }
 
+/* receipt_of: the replicas that answered, and for an LWW register the
+ * version read or written. */
+static void receipt_of(const struct ev_req *q, const struct ev_result *r, struct op_obs *op)
+{
+	struct crdt_lww w;
+	uint64_t self = q->srv->node_id;
+	if (q->kind == EV_OP_READ && r->type == CRDT_LWW && !crdt_lww_get(r->state, r->slen, &w))
+		observe_receipt(op, self, r->acks, RCPT_HLC, w.ts, w.node, 0);
+	else if (q->kind == EV_OP_LWW_SET && r->n > 0)
+		observe_receipt(op, self, r->acks, RCPT_HLC, (uint64_t)r->n, self, 0);
+	else
+		observe_receipt(op, self, r->acks, RCPT_NONE, 0, 0, 0);
+}
+
 static void on_done(void *arg, const struct ev_result *r)
 {
 	struct ev_req *q = arg;
 	if (q->sample)
 		stale_ev_served(q->sample, r);
+	if (q->c && q->slot && q->slot->obs.receipt)
+		receipt_of(q, r, &q->slot->obs);
 	if (q->c) {
 		struct sp_buf b;
 		sp_buf_init(&b);
@@ -345,6 +362,13 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 	    .key = c->argv[1].p,
 	    .klen = c->argv[1].len,
 	};
+	if (ec->kind == EV_OP_READ && maxstale_bound(c) >= 0) {
+		reply_errorf(c,
+			     "ERR MAXSTALE needs a node that knows its lag (strong and causal "
+			     "keyspaces); '%s' is eventual: read at ONE, QUORUM or ALL",
+			     ks->name);
+		return;
+	}
 	op.level = pick_level(c, ks, ec->kind != EV_OP_READ);
 	observe_op_level(c,
 			 op.level == EV_LEVEL_ONE   ? OBS_ONE
@@ -385,6 +409,7 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 	q->c = c;
 	q->proto = (uint8_t)c->proto;
 	q->fmt = ec->fmt;
+	q->kind = ec->kind;
 	q->want = ec->want;
 	q->mlen = mlen;
 	if (mlen)

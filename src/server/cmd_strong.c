@@ -74,6 +74,24 @@ static int any_level(struct client *c, struct slice a, uint8_t *strong, uint8_t 
  * CONSISTENCY <causal|local>       causal keyspaces
  * CONSISTENCY CAUSAL               the causal level
  */
+/* parse_maxstale reads a bound in ms (0..1 day) into *out as ms + 1. */
+static int parse_maxstale(struct client *c, struct slice a, uint64_t *out)
+{
+	int64_t ms;
+	if (!sp_parse_int64(a.p, a.len, &ms) || ms < 0 || ms > 86400000) {
+		reply_error(c, "ERR maxstale is a number of milliseconds, 0..86400000");
+		return -1;
+	}
+	*out = (uint64_t)ms + 1;
+	return 0;
+}
+
+int64_t maxstale_bound(const struct client *c)
+{
+	uint64_t b = c->req_maxstale_ms ? c->req_maxstale_ms : c->maxstale_ms;
+	return b ? (int64_t)(b - 1) : -1;
+}
+
 void cmd_consistency(struct client *c)
 {
 	if (c->argc == 1) {
@@ -88,6 +106,21 @@ void cmd_consistency(struct client *c)
 	}
 	if (c->argc == 2 && arg_equals(c->argv[1], "causal") && c->causal_level) {
 		reply_bulk_str(c, causal_level_name(c->causal_level));
+		return;
+	}
+	if (c->argc == 3 && arg_equals(c->argv[1], "maxstale")) {
+		if (arg_equals(c->argv[2], "off"))
+			c->maxstale_ms = 0;
+		else if (parse_maxstale(c, c->argv[2], &c->maxstale_ms))
+			return;
+		reply_ok(c);
+		return;
+	}
+	if (c->argc == 2 && arg_equals(c->argv[1], "maxstale")) {
+		if (c->maxstale_ms)
+			reply_integer(c, (int64_t)c->maxstale_ms - 1);
+		else
+			reply_null(c);
 		return;
 	}
 	if (c->argc == 3 && (arg_equals(c->argv[1], "read") || arg_equals(c->argv[1], "write"))) {
@@ -127,6 +160,10 @@ void cmd_level(struct client *c)
 		reply_error(c, "ERR LEVEL cannot be nested");
 		return;
 	}
+	if (c->req_maxstale_ms) {
+		reply_error(c, "ERR MAXSTALE cannot be nested or combined with LEVEL");
+		return;
+	}
 	c->req_level = ev || causal ? 0 : level ? level : LEVEL_DEFAULT;
 	c->req_ev_level = ev;
 	c->req_causal_level = causal;
@@ -140,6 +177,29 @@ void cmd_level(struct client *c)
 	c->req_level = 0;
 	c->req_ev_level = 0;
 	c->req_causal_level = 0;
+}
+
+/* MAXSTALE <ms> <command> [args...]: one read that may be served from this
+ * node's state only if that trails the cluster by at most ms; otherwise it
+ * is forwarded (strong) or refused with TRYAGAIN (causal). */
+void cmd_maxstale(struct client *c)
+{
+	uint64_t b;
+	if (parse_maxstale(c, c->argv[1], &b))
+		return;
+	if (c->req_maxstale_ms || c->req_level || c->req_ev_level || c->req_causal_level) {
+		reply_error(c, "ERR MAXSTALE cannot be nested or combined with LEVEL");
+		return;
+	}
+	c->req_maxstale_ms = b;
+	struct slice *argv = c->argv;
+	size_t argc = c->argc;
+	c->argv += 2;
+	c->argc -= 2;
+	command_execute(c);
+	c->argv = argv;
+	c->argc = argc;
+	c->req_maxstale_ms = 0;
 }
 
 /* GETREV key: [value, revision] or nil. */

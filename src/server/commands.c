@@ -88,6 +88,8 @@ static const struct command table[] = {
      "Unix time of the last completed sync to disk"},
     {"level", -3, 0, 0, 0, 0, cmd_level, "connection",
      "Run one command at a read level: LEVEL <level> <command> [args...]"},
+    {"maxstale", -3, 0, 0, 0, 0, cmd_maxstale, "connection",
+     "Run one read with bounded staleness: MAXSTALE <ms> <command> [args...]"},
     {"lww.get", 2, R | F | E, 1, 1, 1, cmd_crdt, "crdt",
      "LWW register: [value, HLC timestamp, node] or nil"},
     {"lww.set", 3, W | F | E, 1, 1, 1, cmd_crdt, "crdt",
@@ -225,6 +227,18 @@ static void reply_unknown(struct client *c)
 	reply_error(c, msg);
 }
 
+/* wrap_receipt puts the receipt around the reply c wrote at once (from
+ * mark on). */
+static void wrap_receipt(struct client *c, size_t mark)
+{
+	struct sp_buf reply;
+	sp_buf_init(&reply);
+	sp_buf_append(&reply, sp_buf_begin(&c->out) + mark, c->out.len - mark);
+	c->out.len = mark;
+	observe_wrap(c->srv, &c->op, sp_buf_begin(&reply), reply.len, &c->out);
+	sp_buf_free(&reply);
+}
+
 static bool is_multi_control(const struct command *cmd)
 {
 	return cmd->fn == cmd_exec || cmd->fn == cmd_discard || cmd->fn == cmd_multi;
@@ -259,6 +273,8 @@ void command_execute(struct client *c)
 	} else if (route_class(c, cmd) != REQ_LOCAL && !(c->flags & CLIENT_VIRTUAL)) {
 		observe_op_begin(c);
 		route_submit(c, cmd);
+		if (c->op.receipt && !c->op.slotted && c->out.len > mark)
+			wrap_receipt(c, mark);
 		observe_op_end(c, sp_buf_begin(&c->out) + mark, c->out.len - mark);
 		route_capture_end(c, mark);
 		return;

@@ -29,6 +29,7 @@
 #include "engine/causal/causal.h"
 #include "engine/eventual/eventual.h"
 #include "engine/strong/strong.h"
+#include "net/resp.h"
 #include "obs/http.h"
 #include "obs/metrics.h"
 #include "server/keyspace.h"
@@ -322,10 +323,59 @@ void observe_close(struct server *srv)
 
 void observe_op_begin(struct client *c)
 {
-	c->op.start_ns = sp_mono_ns(c->srv->clock);
-	c->op.level = -1;
-	c->op.write = false;
-	c->op.slotted = false;
+	c->op = (struct op_obs){.start_ns = sp_mono_ns(c->srv->clock),
+				.level = -1,
+				.receipt = (c->flags & CLIENT_RECEIPTS) != 0,
+				.proto = (uint8_t)c->proto};
+}
+
+uint64_t observe_strong_lag_ms(struct server *srv)
+{
+	if (srv->role == RAFT_LEADER)
+		return 0;
+	if (!srv->fresh_as_of_ns)
+		return UINT64_MAX;
+	/* Rounded up: a bound of 0 ms is met only by the leader. */
+	return (sp_mono_ns(srv->clock) - srv->fresh_as_of_ns + 999999) / 1000000;
+}
+
+/* Probes: one every FRESH_PROBE_MS, at most FRESH_PROBES_OUT unanswered
+ * (a partitioned follower's rounds wait for a leader). */
+#define FRESH_PROBE_MS	 50
+#define FRESH_PROBES_OUT 8
+
+struct probe {
+	struct server *srv;
+	uint64_t sent_ns;
+};
+
+static void on_probe(void *arg, int err, uint64_t index)
+{
+	struct probe *p = arg;
+	(void)index;
+	/* Called once the state machine applied the read index: everything
+	 * committed when the round was sent is here. */
+	p->srv->probes_out--;
+	if (!err && p->sent_ns > p->srv->fresh_as_of_ns)
+		p->srv->fresh_as_of_ns = p->sent_ns;
+	free(p);
+}
+
+void observe_freshness_probe(struct server *srv)
+{
+	if (!srv->strong || srv->role == RAFT_LEADER || srv->probes_out >= FRESH_PROBES_OUT)
+		return;
+	uint64_t now = sp_mono_ns(srv->clock);
+	if (now - srv->last_probe_ns < FRESH_PROBE_MS * 1000000ull)
+		return;
+	srv->last_probe_ns = now;
+	struct probe *p = sp_malloc(sizeof(*p));
+	p->srv = srv;
+	p->sent_ns = now;
+	if (strong_read(srv->strong, on_probe, p) == 0)
+		srv->probes_out++;
+	else
+		free(p);
 }
 
 void observe_op_level(struct client *c, enum obs_level level, bool write)
@@ -803,4 +853,103 @@ static void http_answer(void *ctx, const char *path, struct http_response *out)
 		out->status = 404;
 		sp_buf_appendf(&out->body, "no such page; try /metrics, /status or /\n");
 	}
+}
+
+/* ---- staleness receipts ------------------------------------------------ */
+
+void observe_receipt(struct op_obs *op, uint64_t node, uint8_t replicas, enum receipt_version vkind,
+		     uint64_t v1, uint64_t v2, uint64_t v3)
+{
+	op->node = node;
+	op->replicas = replicas;
+	op->vkind = (uint8_t)vkind;
+	op->v1 = v1;
+	op->v2 = v2;
+	op->v3 = v3;
+}
+
+/* node_lag_ms: what the serving node knows of its own lag in op's mode,
+ * or -1 when it cannot know (an eventual replica does not know what it
+ * has not received). */
+static int64_t node_lag_ms(struct server *srv, const struct op_obs *op)
+{
+	const char *mode = obs_level_mode((enum obs_level)op->level);
+	if (mode[0] == 's') {
+		if (op->node != srv->node_id || srv->role == RAFT_LEADER)
+			return 0; /* served by the leader */
+		uint64_t lag = observe_strong_lag_ms(srv);
+		return lag == UINT64_MAX ? -1 : (int64_t)lag;
+	}
+	if (mode[0] == 'c' && srv->causal) {
+		uint64_t lag = causal_lag_ms(srv->causal);
+		return lag == UINT64_MAX ? -1 : (int64_t)lag;
+	}
+	return -1;
+}
+
+static void put_key(struct sp_buf *b, const char *k, int proto)
+{
+	if (proto == 3)
+		resp_write_simple(b, k);
+	else
+		resp_write_bulk_str(b, k);
+}
+
+void observe_wrap(struct server *srv, const struct op_obs *op, const void *p, size_t len,
+		  struct sp_buf *out)
+{
+	if (!op->receipt || op->level < 0 || is_error(p, len)) {
+		sp_buf_append(out, p, len);
+		return;
+	}
+	int proto = op->proto == 3 ? 3 : 2;
+	size_t pairs = 5 + (op->vkind == RCPT_INDEX    ? 1
+			    : op->vkind == RCPT_HLC    ? 2
+			    : op->vkind == RCPT_CAUSAL ? 3
+						       : 0);
+	struct sp_buf r;
+	sp_buf_init(&r);
+	if (proto == 3)
+		sp_buf_appendf(&r, "|%zu\r\n", pairs);
+	else
+		resp_write_array_len(&r, pairs * 2);
+	put_key(&r, "mode", proto);
+	put_key(&r, obs_level_mode((enum obs_level)op->level), proto);
+	put_key(&r, "level", proto);
+	put_key(&r, obs_level_name((enum obs_level)op->level), proto);
+	put_key(&r, "node", proto);
+	resp_write_integer(&r, (int64_t)op->node);
+	put_key(&r, "replicas", proto);
+	resp_write_integer(&r, op->replicas);
+	put_key(&r, "lag-ms", proto);
+	int64_t lag = node_lag_ms(srv, op);
+	if (lag < 0)
+		resp_write_null(&r, proto);
+	else
+		resp_write_integer(&r, lag);
+	if (op->vkind == RCPT_INDEX) {
+		put_key(&r, "index", proto);
+		resp_write_integer(&r, (int64_t)op->v1);
+	} else if (op->vkind == RCPT_HLC) {
+		put_key(&r, "hlc", proto);
+		resp_write_integer(&r, (int64_t)op->v1);
+		put_key(&r, "writer", proto);
+		resp_write_integer(&r, (int64_t)op->v2);
+	} else if (op->vkind == RCPT_CAUSAL) {
+		put_key(&r, "hlc", proto);
+		resp_write_integer(&r, (int64_t)op->v1);
+		put_key(&r, "origin", proto);
+		resp_write_integer(&r, (int64_t)op->v2);
+		put_key(&r, "seq", proto);
+		resp_write_integer(&r, (int64_t)op->v3);
+	}
+	if (proto == 3) {
+		sp_buf_append(out, sp_buf_begin(&r), r.len);
+		sp_buf_append(out, p, len);
+	} else {
+		resp_write_array_len(out, 2);
+		sp_buf_append(out, p, len);
+		sp_buf_append(out, sp_buf_begin(&r), r.len);
+	}
+	sp_buf_free(&r);
 }

@@ -205,8 +205,9 @@ struct reply_slot *route_slot_reserve(struct client *c, void *ev, void (*detach)
 
 void route_slot_fill(struct client *c, struct reply_slot *s, const void *p, size_t len)
 {
-	sp_buf_append(&s->bytes, p, len);
-	c->slot_bytes += len;
+	size_t before = s->bytes.len;
+	observe_wrap(c->srv, &s->obs, p, len, &s->bytes);
+	c->slot_bytes += s->bytes.len - before;
 	s->ready = true;
 	observe_slot_done(c->srv, s);
 	s->ev = NULL;
@@ -276,8 +277,11 @@ static void req_answer(struct request *r, const void *p, size_t len)
 	if (r->from_node) {
 		send_reply_frame(r->srv, r->from_node, r->from_req, FWD_OK, p, len);
 	} else if (r->c && r->slot) {
-		sp_buf_append(&r->slot->bytes, p, len);
-		r->c->slot_bytes += len;
+		size_t before = r->slot->bytes.len;
+		if (r->state == REQ_FORWARDED)
+			observe_receipt(&r->slot->obs, r->srv->leader, 0, RCPT_NONE, 0, 0, 0);
+		observe_wrap(r->srv, &r->slot->obs, p, len, &r->slot->bytes);
+		r->c->slot_bytes += r->slot->bytes.len - before;
 		r->slot->ready = true;
 		observe_slot_done(r->srv, r->slot);
 		r->slot->req = NULL;
@@ -344,6 +348,13 @@ static void run_commands(struct server *srv, uint8_t type, uint8_t proto, const 
 	vc->argc = 0;
 }
 
+/* quorum: how many members a commit or a ReadIndex round rests on. */
+static uint8_t quorum(const struct server *srv)
+{
+	const struct raft_conf *conf = strong_conf(srv->strong);
+	return (uint8_t)(conf && conf->n ? conf->n / 2 + 1 : 1);
+}
+
 static void req_run_here(struct request *r)
 {
 	struct server *srv = r->srv;
@@ -364,6 +375,9 @@ static void on_proposed(void *arg, int err, uint64_t index)
 		return;
 	}
 	if (err == 0 && r->applied) {
+		if (r->slot)
+			observe_receipt(&r->slot->obs, r->srv->node_id, quorum(r->srv), RCPT_INDEX,
+					index, 0, 0);
 		req_answer(r, sp_buf_begin(&r->reply), r->reply.len);
 	} else if (err == SP_ERR_AGAIN) {
 		/* Overwritten by another leader's entry: it never took effect. */
@@ -390,6 +404,9 @@ static void on_read_ready(void *arg, int err, uint64_t index)
 		return;
 	}
 	if (err == 0) {
+		if (r->slot)
+			observe_receipt(&r->slot->obs, r->srv->node_id, quorum(r->srv), RCPT_INDEX,
+					strong_applied_index(r->srv->strong), 0, 0);
 		req_run_here(r);
 		return;
 	}
@@ -709,6 +726,18 @@ void route_submit(struct client *c, const struct command *cmd)
 	uint8_t level = c->req_level ? c->req_level : c->level;
 	if (!level)
 		level = ks.read_level ? ks.read_level : LEVEL_LINEARIZABLE;
+	int64_t bound = cls == REQ_READ ? maxstale_bound(c) : -1;
+	if (bound >= 0) {
+		/* Bounded staleness: here if this node trails the leader by no
+		 * more than the bound (the leader itself under its lease), else
+		 * on the leader, linearizable. Never weaker than asked. */
+		uint64_t lag = observe_strong_lag_ms(srv);
+		bool here = srv->role == RAFT_LEADER ? strong_read_lease(srv->strong) == 0
+						     : lag <= (uint64_t)bound;
+		level = !here			   ? LEVEL_LINEARIZABLE
+			: srv->role == RAFT_LEADER ? LEVEL_LEASE
+						   : LEVEL_STALE;
+	}
 	observe_op_level(c,
 			 cls == REQ_WRITE	? OBS_LINEARIZABLE
 			 : level == LEVEL_STALE ? OBS_STALE
@@ -724,6 +753,8 @@ void route_submit(struct client *c, const struct command *cmd)
 			size_t mark = route_capture_begin(c);
 			cmd->fn(c);
 			route_capture_end(c, mark);
+			observe_receipt(&c->op, srv->node_id, 1, RCPT_INDEX,
+					strong_applied_index(srv->strong), 0, 0);
 			if (cmd->fn == cmd_get)
 				stale_strong_read(srv, level == LEVEL_STALE ? OBS_STALE : OBS_LEASE,
 						  c->argv[1].p, c->argv[1].len);

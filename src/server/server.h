@@ -82,6 +82,7 @@ enum {
 	CLIENT_MULTI = 1u << 8,	    /* between MULTI and EXEC/DISCARD */
 	CLIENT_MULTI_BAD = 1u << 9, /* a queued command was refused: EXEC aborts */
 	CLIENT_STALLED = 1u << 10,  /* input left unparsed: too many replies pending */
+	CLIENT_RECEIPTS = 1u << 11, /* CLIENT RECEIPTS ON: data replies carry a receipt */
 };
 
 /* Read levels of a strong keyspace (DESIGN.md "level"). */
@@ -114,6 +115,22 @@ struct op_obs {
 	int8_t level;	   /* enum obs_level; -1: not a data command (yet) */
 	bool write;
 	bool slotted; /* its reply took a slot, which reports it when filled */
+	/* The staleness receipt (CLIENT RECEIPTS ON), filled by the engine
+	 * path that serves the command (observe_receipt). */
+	bool receipt;	  /* the client asked for one */
+	uint8_t proto;	  /* its protocol when the command came */
+	uint8_t vkind;	  /* enum receipt_version */
+	uint8_t replicas; /* nodes whose answer the reply rests on */
+	uint64_t node;	  /* the node that served it (0: unknown) */
+	uint64_t v1, v2, v3;
+};
+
+/* What identifies the state a receipt's reply came from. */
+enum receipt_version {
+	RCPT_NONE = 0,
+	RCPT_INDEX,  /* strong: the Raft index the node's state was at (v1) */
+	RCPT_HLC,    /* eventual: the value's HLC timestamp (v1) and writer (v2) */
+	RCPT_CAUSAL, /* causal: the value's HLC (v1), origin (v2) and seq (v3) */
 };
 
 /* A reply that must wait for its turn: one per command of a client that
@@ -171,6 +188,8 @@ struct client {
 	uint8_t req_ev_level;	   /* LEVEL prefix with an eventual level */
 	uint8_t causal_level;	   /* CONSISTENCY causal|local */
 	uint8_t req_causal_level;  /* LEVEL prefix with a causal level */
+	uint64_t maxstale_ms;	   /* CONSISTENCY MAXSTALE: ms + 1 (0: none) */
+	uint64_t req_maxstale_ms;  /* MAXSTALE prefix: ms + 1 (0: none) */
 	struct vclock *session;	   /* causal context (cmd_causal.c); NULL until used */
 	uint32_t causal_waiting;   /* its causal commands waiting */
 	uint64_t session_id;	   /* the session's id (0 until used; tokens carry it) */
@@ -280,6 +299,11 @@ struct server {
 	struct server_stats stats;
 	struct server_obs *obs;		   /* metrics, HTTP endpoint, sampler (observe.c) */
 	struct stale_strong *stale_strong; /* strong reads the sampler checks (stale.c) */
+	/* A follower's freshness (observe.c): its state holds every write
+	 * committed before fresh_as_of_ns (monotonic), as a ReadIndex round
+	 * sent then proved; probes_out are in flight. */
+	uint64_t fresh_as_of_ns, last_probe_ns;
+	uint32_t probes_out;
 };
 
 /* server.c ------------------------------------------------------------- */
@@ -322,8 +346,25 @@ void observe_close(struct server *srv);
 void observe_op_begin(struct client *c);
 void observe_op_level(struct client *c, enum obs_level level, bool write);
 void observe_op_end(struct client *c, const char *reply, size_t len);
+/* observe_strong_lag_ms: 0 on the leader; on a follower, how long ago the
+ * newest write it may be missing could have committed (UINT64_MAX: not
+ * known yet). Every 50 ms a follower sends a ReadIndex round; when its
+ * state reaches the index that round returns, it holds every write
+ * committed before the round was sent, however slow the network was. */
+uint64_t observe_strong_lag_ms(struct server *srv);
+/* observe_freshness_probe sends that round when one is due (call it
+ * every few ms). */
+void observe_freshness_probe(struct server *srv);
 /* observe_slot_done: a timed reply slot was filled with its bytes. */
 void observe_slot_done(struct server *srv, const struct reply_slot *s);
+/* observe_receipt records what a receipt says of op's reply. */
+void observe_receipt(struct op_obs *op, uint64_t node, uint8_t replicas, enum receipt_version vkind,
+		     uint64_t v1, uint64_t v2, uint64_t v3);
+/* observe_wrap appends reply p[0..len) to out, with op's receipt when the
+ * client asked for one: a RESP3 attribute before it, or in RESP2 a
+ * two-element array [reply, receipt]. Error replies carry none. */
+void observe_wrap(struct server *srv, const struct op_obs *op, const void *p, size_t len,
+		  struct sp_buf *out);
 /* observe_tick keeps the recent windows /status reports (call it often;
  * it acts once a second). */
 void observe_tick(struct server *srv);

@@ -11,7 +11,10 @@
  *   seq u64 | ts u64 | flags u8 | deps (vclock) | key (u32 len) | value (u32 len)
  * Messages (channel CAUSAL_CHANNEL):
  *   UPDATES  1 | count u32 | update*      from their origin only
- *   ACK      2 | applied (vclock)         every ack_ms, to every peer
+ *   ACK      2 | applied (vclock) | stamp u64 | echo u64
+ *                                         every ack_ms, to every peer; stamp
+ *                                         is the sender's clock, echo the
+ *                                         last stamp it had from the peer
  *   PEEK     3 | id u64 | klen u32 | key  the stale-read sampler asks ...
  *   SEEN     4 | id u64 | found u8 | ts u64 | origin u64 | seq u64
  *                                         ... for the peer's version of key
@@ -51,9 +54,11 @@ struct peer {
 	uint64_t sent;	/* last seq of ours sent (SENT_UNKNOWN: not yet known) */
 	uint64_t acked; /* its applied[self] */
 	uint64_t progress_ms;
-	/* Its own updates: the latest seq its ACKs reported, when that came,
-	 * and when this node last held everything so reported (0: never). */
-	uint64_t their_seq, their_seq_ms, caught_up_ms;
+	/* Its own updates: the latest seq its ACKs reported and a time of
+	 * ours before that ACK was sent (the stamp it echoed: the ACK left
+	 * after ours arrived), and that time when this node last held
+	 * everything so reported (0: never). their_stamp: its clock, to echo. */
+	uint64_t their_seq, their_seq_ms, caught_up_ms, their_stamp;
 };
 
 /* An update waiting for its dependencies: its sequence and encoding. */
@@ -471,9 +476,17 @@ static void recv_ack(struct causal_engine *e, struct peer *pe, const uint8_t *p,
 	if (vclock_decode(p + 1, len - 1, &v, &used))
 		return;
 	uint64_t theirs = vclock_get(&v, pe->id);
-	if (theirs >= pe->their_seq) {
-		pe->their_seq = theirs;
-		pe->their_seq_ms = now_ms(e);
+	if (len - 1 - used >= 16) {
+		pe->their_stamp = sp_get_le64(p + 1 + used);
+		uint64_t echo = sp_get_le64(p + 1 + used + 8);
+		/* Everything it had written by the time it sent this has a seq
+		 * up to theirs, and it sent this after our ACK stamped echo
+		 * arrived: so as of echo (our clock), at the latest. */
+		if (echo && echo <= now_ms(e) && theirs >= pe->their_seq &&
+		    echo >= pe->their_seq_ms) {
+			pe->their_seq = theirs;
+			pe->their_seq_ms = echo;
+		}
 	}
 	caught_up(e, pe);
 	uint64_t a = vclock_get(&v, e->cfg.self_id);
@@ -811,8 +824,13 @@ void causal_tick(struct causal_engine *e)
 		sp_buf_init(&m);
 		sp_buf_put_u8(&m, CM_ACK);
 		vclock_encode(&e->applied, &m);
-		for (size_t i = 0; i < e->npeers; i++)
+		size_t base = m.len;
+		for (size_t i = 0; i < e->npeers; i++) {
+			m.len = base;
+			sp_buf_put_le64(&m, now);
+			sp_buf_put_le64(&m, e->peers[i].their_stamp);
 			hold(e, e->peers[i].id, sp_buf_begin(&m), m.len);
+		}
 		sp_buf_free(&m);
 	}
 	for (size_t i = 0; i < e->npeers; i++) {

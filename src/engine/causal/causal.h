@@ -158,10 +158,13 @@ int causal_peer_lag(const struct causal_engine *e, uint64_t id, struct causal_pe
 
 /*
  * causal_lag_ms bounds how stale this node's reads may be: it holds every
- * update every peer had made by that many milliseconds ago, as the peers'
- * ACKs (every ack_ms) reported their own sequence; the one-way delay of
- * that ACK is not included. UINT64_MAX while some peer has not reported
- * yet (a node that just started, or a peer down since); 0 with no peers.
+ * update every peer had made by that many milliseconds ago. Each ACK (every
+ * ack_ms) reports the peer's own sequence and echoes the stamp of the last
+ * ACK it had from this node, so the report is known to describe the peer at
+ * or after that stamp: the bound holds whatever the network delay (it is
+ * about a round trip plus ack_ms in a healthy cluster). UINT64_MAX while
+ * some peer has not reported yet (a node that just started, or a peer down
+ * since); 0 with no peers.
  */
 uint64_t causal_lag_ms(const struct causal_engine *e);
 

@@ -445,6 +445,11 @@ const struct raft_conf *strong_conf(const struct strong *s)
 	return raft_configuration(raft_node_core(s->node));
 }
 
+uint64_t strong_applied_index(const struct strong *s)
+{
+	return s->applied;
+}
+
 void strong_get_stats(const struct strong *s, struct strong_stats *st)
 {
 	*st = s->stats;

@@ -107,6 +107,8 @@ uint64_t strong_term(const struct strong *s);
 uint64_t strong_commit_index(const struct strong *s);
 const struct raft_conf *strong_conf(const struct strong *s);
 void strong_get_stats(const struct strong *s, struct strong_stats *st);
+/* strong_applied_index: the highest index applied to the store. */
+uint64_t strong_applied_index(const struct strong *s);
 /* strong_peer_match: as raft_peer_match, for the metrics. */
 int strong_peer_match(const struct strong *s, uint64_t id, uint64_t *match);
 
