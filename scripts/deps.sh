@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential pkg-config clang libclang-rt-14-dev
   libuv1-dev liblmdb-dev lmdb-utils zlib1g-dev
   libcmocka-dev libhiredis-dev libraft-dev libjansson-dev libxxhash-dev libmicrohttpd-dev
-  curl chromium python3-prometheus-client
+  curl chromium fonts-dejavu-core python3-prometheus-client
   redis-server redis-tools
   valgrind python3
 )

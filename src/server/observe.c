@@ -753,9 +753,16 @@ static json_t *status_stale(struct server_obs *o)
 		json_object_set_new(e, "p95_ms_behind",
 				    now ? quantile_ms(s->ms, now->ms[l], NULL, 0.95, 1)
 					: json_null());
-		json_object_set_new(e, "p95_versions_behind",
-				    now ? quantile_ms(s->versions, now->versions[l], NULL, 0.95, 1)
-					: json_null());
+		/* Versions are whole: the bucket interpolation's 0.95 is 1. */
+		json_t *pv = now ? quantile_ms(s->versions, now->versions[l], NULL, 0.95, 1)
+				 : json_null();
+		if (json_is_real(pv)) {
+			double v = json_real_value(pv);
+			uint64_t whole = (uint64_t)v;
+			json_decref(pv);
+			pv = json_integer((json_int_t)(whole + ((double)whole < v)));
+		}
+		json_object_set_new(e, "p95_versions_behind", pv);
 		json_array_append_new(arr, e);
 	}
 	return arr;
@@ -820,6 +827,10 @@ static void status_json(struct server *srv, struct sp_buf *out)
 		json_object_set_new(j, "read_repairs", json_integer((json_int_t)es.read_repairs));
 	}
 	json_t *ks = json_array();
+	json_t *def = json_object();
+	json_object_set_new(def, "name", json_string("default"));
+	json_object_set_new(def, "mode", json_string(mode_name((uint8_t)srv->cfg->default_mode)));
+	json_array_append_new(ks, def);
 	for (size_t i = 0; i < srv->nkeyspaces; i++) {
 		json_t *k = json_object();
 		json_object_set_new(k, "name", json_string(srv->keyspaces[i].name));
