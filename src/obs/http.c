@@ -117,11 +117,12 @@ int http_server_start(struct http_server **out, uv_loop_t *loop, const char *bin
 	struct http_server *h = sp_calloc(1, sizeof(*h));
 	h->fn = fn;
 	h->ctx = ctx;
-	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, port, NULL, NULL, answer, h,
-				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S,
-				     MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_END);
+	/* The logger first: libmicrohttpd logs the options after it. */
+	h->daemon = MHD_start_daemon(
+	    MHD_USE_EPOLL | MHD_USE_ERROR_LOG, port, NULL, NULL, answer, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_END);
 	if (!h->daemon) {
 		sp_error("http: cannot listen on %s:%u (is the port taken?)", bind, port);
 		free(h);

@@ -71,6 +71,13 @@ static enum sp_log_level parse_level(const char *s)
 	return SP_LOG_INFO;
 }
 
+static void close_handle(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	int status = 1;
@@ -135,8 +142,10 @@ int main(int argc, char **argv)
 	struct server srv;
 	rc = server_init(&srv, &loop, &cfg, sp_clock_system(), store);
 	if (rc != 0) {
-		fprintf(stderr, "spectrad: cannot start (listening on %s:%d or peers): %s\n",
-			cfg.bind, cfg.port, rc < SP_ERR__BASE ? sp_strerror(rc) : uv_strerror(rc));
+		fprintf(stderr,
+			"spectrad: cannot start: %s (listening for clients on %s:%d, for peers, or "
+			"for HTTP: the log names which)\n",
+			rc < SP_ERR__BASE ? sp_strerror(rc) : uv_strerror(rc), cfg.bind, cfg.port);
 		goto close_loop;
 	}
 	srv.config_file = config_file;
@@ -158,8 +167,14 @@ int main(int argc, char **argv)
 close_loop:
 	/* Run the loop once more so every handle's close callback fires. */
 	uv_run(&loop, UV_RUN_DEFAULT);
-	if (uv_loop_close(&loop) != 0)
-		sp_warn("loop closed with handles still open");
+	if (uv_loop_close(&loop) != 0) {
+		/* A start that failed half-way leaves handles open: close them,
+		 * so the loop (and what it holds) is released all the same. */
+		uv_walk(&loop, close_handle, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		if (uv_loop_close(&loop) != 0)
+			sp_warn("loop closed with handles still open");
+	}
 	store_close(store);
 close_log:
 	sp_log_setup(SP_LOG_INFO, NULL);
