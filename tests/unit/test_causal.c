@@ -202,6 +202,108 @@ static void test_causal_delivery_buffers(void **state)
 	sim_free(s);
 }
 
+struct peek_result {
+	int calls, err;
+	size_t n;
+	struct causal_version v[N];
+};
+
+static void on_peek(void *arg, int err, const struct causal_version *v, size_t n)
+{
+	struct peek_result *r = arg;
+	r->calls++;
+	r->err = err;
+	r->n = n;
+	memcpy(r->v, v, n * sizeof(*v));
+}
+
+/* PEEK/SEEN (the stale-read sampler): a node asks its peers for their
+ * version of a key and gets every answer; malformed or duplicate SEENs are
+ * ignored; with too few answers by the deadline, SP_ERR_AGAIN. */
+static void test_peek_peers(void **state)
+{
+	(void)state;
+	struct sim *s = sim_new();
+	advance(s, 50, NULL);
+	s->cut[0][2] = true; /* node 3 misses node 1's write */
+	put(s, 0, "cz:k", "v1");
+	deliver(s, NULL);
+	struct causal_version mine;
+	assert_int_equal(causal_read_version(s->e[2], "cz:k", 4, &mine), 0);
+	assert_false(mine.found);
+	s->cut[0][2] = false; /* the write was dropped; the peek's answers pass */
+
+	struct peek_result r = {0};
+	assert_int_equal(causal_peek_peers(s->e[2], "cz:k", 4, 500, on_peek, &r), 0);
+	commit_all(s);
+	/* Before the answers: a SEEN of the wrong length and one with a bad
+	 * flag are dropped without an answer being counted. */
+	uint8_t bad[34] = {4};
+	bad[1] = 1; /* id 1: the peek's */
+	causal_recv(s->e[2], 1, bad, sizeof(bad) - 1);
+	bad[9] = 7;
+	causal_recv(s->e[2], 1, bad, sizeof(bad));
+	assert_int_equal(r.calls, 0);
+	deliver(s, NULL);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.n, 2);
+	for (size_t i = 0; i < r.n; i++) {
+		assert_true(r.v[i].found);
+		assert_int_equal(r.v[i].origin, 1);
+		assert_int_equal(r.v[i].seq, 1);
+	}
+
+	/* Node 3 cut off from both: nothing answers, and at the deadline
+	 * the peek fails (one node of three is no majority). */
+	s->cut[0][2] = s->cut[1][2] = true;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(causal_peek_peers(s->e[2], "cz:k", 4, 100, on_peek, &r), 0);
+	advance(s, 200, NULL);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.err, SP_ERR_AGAIN);
+	/* One of two peers answering is a majority with this node. */
+	s->cut[1][2] = false;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(causal_peek_peers(s->e[2], "cz:k", 4, 100, on_peek, &r), 0);
+	advance(s, 200, NULL);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(r.n, 1);
+	/* Pending at close: answered, not leaked. */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(causal_peek_peers(s->e[2], "cz:k", 4, 100000, on_peek, &r), 0);
+	causal_close(s->e[2]);
+	s->e[2] = NULL;
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.err, SP_ERR_AGAIN);
+	sim_free(s);
+}
+
+/* causal_lag_ms: small while ACKs flow both ways; grows while a peer's
+ * ACKs cannot arrive (this node cannot prove it holds that peer's recent
+ * writes), and small again after. */
+static void test_lag_bound(void **state)
+{
+	(void)state;
+	struct sim *s = sim_new();
+	assert_int_equal(causal_lag_ms(s->e[0]), UINT64_MAX); /* no reports yet */
+	advance(s, 200, NULL);
+	assert_true(causal_lag_ms(s->e[0]) <= 60);
+	s->cut[1][0] = true; /* node 2's messages do not reach node 1 */
+	advance(s, 500, NULL);
+	assert_true(causal_lag_ms(s->e[0]) >= 450);
+	struct causal_peer_lag pl;
+	assert_int_equal(causal_peer_lag(s->e[0], 2, &pl), 0);
+	assert_true(pl.behind_ms >= 450);
+	assert_int_equal(causal_peer_lag(s->e[0], 3, &pl), 0);
+	assert_true(pl.behind_ms <= 60);
+	s->cut[1][0] = false;
+	advance(s, 200, NULL);
+	assert_true(causal_lag_ms(s->e[0]) <= 60);
+	sim_free(s);
+}
+
 /* Random delivery orders, duplicates and drops: every node ends with the
  * same applied vector and the same values, and no node ever shows a
  * value whose dependency it lacks (checked through a chain of writes
@@ -303,6 +405,8 @@ int main(void)
 	    cmocka_unit_test(test_causal_delivery_buffers),
 	    cmocka_unit_test(test_random_orders_converge),
 	    cmocka_unit_test(test_restart_catches_up),
+	    cmocka_unit_test(test_peek_peers),
+	    cmocka_unit_test(test_lag_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
