@@ -150,6 +150,19 @@ void cmd_consistency(struct client *c)
 	reply_ok(c);
 }
 
+/* run_inner runs the command a two-word prefix (LEVEL x, MAXSTALE n)
+ * wraps, with c's own argv restored after. */
+static void run_inner(struct client *c)
+{
+	struct slice *argv = c->argv;
+	size_t argc = c->argc;
+	c->argv += 2;
+	c->argc -= 2;
+	command_execute(c);
+	c->argv = argv;
+	c->argc = argc;
+}
+
 /* LEVEL <level> <command> [args...]: one command at another level. */
 void cmd_level(struct client *c)
 {
@@ -167,13 +180,7 @@ void cmd_level(struct client *c)
 	c->req_level = ev || causal ? 0 : level ? level : LEVEL_DEFAULT;
 	c->req_ev_level = ev;
 	c->req_causal_level = causal;
-	struct slice *argv = c->argv;
-	size_t argc = c->argc;
-	c->argv += 2;
-	c->argc -= 2;
-	command_execute(c);
-	c->argv = argv;
-	c->argc = argc;
+	run_inner(c);
 	c->req_level = 0;
 	c->req_ev_level = 0;
 	c->req_causal_level = 0;
@@ -192,13 +199,7 @@ void cmd_maxstale(struct client *c)
 		return;
 	}
 	c->req_maxstale_ms = b;
-	struct slice *argv = c->argv;
-	size_t argc = c->argc;
-	c->argv += 2;
-	c->argc -= 2;
-	command_execute(c);
-	c->argv = argv;
-	c->argc = argc;
+	run_inner(c);
 	c->req_maxstale_ms = 0;
 }
 

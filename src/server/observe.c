@@ -754,8 +754,8 @@ static json_t *status_stale(struct server_obs *o)
 				    now ? quantile_ms(s->ms, now->ms[l], NULL, 0.95, 1)
 					: json_null());
 		/* Versions are whole: the bucket interpolation's 0.95 is 1. */
-		json_t *pv = now ? quantile_ms(s->versions, now->versions[l], NULL, 0.95, 1)
-				 : json_null();
+		json_t *pv =
+		    now ? quantile_ms(s->versions, now->versions[l], NULL, 0.95, 1) : json_null();
 		if (json_is_real(pv)) {
 			double v = json_real_value(pv);
 			uint64_t whole = (uint64_t)v;

@@ -41,11 +41,8 @@ cleanup() {
 trap cleanup EXIT
 
 fail() {
-	local f
 	echo "FAIL: $*" >&2
-	for f in "$dir"/node-*/spectrad.log; do
-		[ -f "$f" ] && { echo "--- $f (last 10 lines):" >&2; tail -n 10 "$f" >&2; }
-	done
+	node_logs "$dir"
 	exit 1
 }
 

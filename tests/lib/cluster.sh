@@ -12,6 +12,8 @@
 #   ok MSG               prints "ok - MSG"
 #   cluster_kill DIR     stops the cluster in DIR (if any) and kills -9 any
 #                        node a pidfile there still names
+#   node_logs DIR        the last 10 lines of each node's log in DIR, on
+#                        stderr (for a test's fail)
 
 port() { echo $(($1 + base - 1)); }
 
@@ -45,4 +47,12 @@ cluster_kill() {
 	for p in "$d"/node-*/spectrad.pid; do
 		if [ -f "$p" ]; then kill -9 "$(cat "$p")" 2>/dev/null || true; fi
 	done
+}
+
+node_logs() {
+	local f
+	for f in "$1"/node-*/spectrad.log; do
+		[ -f "$f" ] && { echo "--- $f (last 10 lines):" >&2; tail -n 10 "$f" >&2; }
+	done
+	return 0
 }
