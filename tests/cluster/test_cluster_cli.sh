@@ -106,6 +106,10 @@ has err "go past port 65535"
 run $USAGE "$SPECTRA" cluster up --dir "$never" --nodes 3 --base-port 7000 --peer-base-port 7002
 has err "overlap"
 run $USAGE "$SPECTRA" cluster up --dir "$never" --nodes 3 --base-port 0
+run $USAGE "$SPECTRA" cluster up --dir "$never" --nodes 3 --http-base-port 70000
+has err "--http-base-port: '70000' is not a port"
+run $USAGE "$SPECTRA" cluster up --dir "$never" --nodes 3 --base-port 7000 --http-base-port 7001
+has err "HTTP ports 7001..7003 overlap the client or peer ports"
 run $USAGE "$SPECTRA" cluster up --dir "$never" --nodes 3 --name "a b"
 has err "--name: 'a b'"
 run $USAGE "$SPECTRA" cluster up --dir "$never" --nodes 3 -- --port 1
@@ -172,8 +176,9 @@ for i in 1 2 3; do
 		fail "node $i did not get the spectrad flags after --"
 done
 grep -qx "cluster test-cli" "$dir/cluster.conf" || fail "cluster.conf has no cluster line"
-grep -qx "node 2 127.0.0.1 $((base + 1)) $((peer + 1))" "$dir/cluster.conf" ||
-	fail "cluster.conf has no line for node 2"
+# HTTP ports default to the client ports + 2000.
+grep -qx "node 2 127.0.0.1 $((base + 1)) $((peer + 1)) http=$((base + 2001))" "$dir/cluster.conf" ||
+	fail "cluster.conf has no line for node 2: $(grep '^node 2 ' "$dir/cluster.conf")"
 grep -qx "bootstrap 1 2 3" "$dir/cluster.conf" || fail "cluster.conf's bootstrap line is wrong"
 [ "$(cat "$dir/spectrad.args")" = "$(printf -- '--fsync\nbatch')" ] || fail "spectrad.args is wrong"
 # Each node directory works with `spectra node` too.
@@ -255,8 +260,9 @@ if [ "$capable" = 1 ]; then
 	echo "== add a 4th node, then remove it"
 	run 0 "$SPECTRA" cluster add --dir "$dir"
 	has out "node 4 added (127.0.0.1:$((base + 3)), peer port $((peer + 3))"
-	grep -qx "node 4 127.0.0.1 $((base + 3)) $((peer + 3))" "$dir/cluster.conf" ||
-		fail "cluster.conf has no line for node 4"
+	# The new node continues the HTTP ports too.
+	grep -qx "node 4 127.0.0.1 $((base + 3)) $((peer + 3)) http=$((base + 2003))" \
+		"$dir/cluster.conf" || fail "cluster.conf has no line for node 4"
 	grep -qx "bootstrap 1 2 3" "$dir/cluster.conf" || fail "node 4 was made a bootstrap node"
 	p4=$(pid_of 4)
 	if [ -z "$p4" ] || ! alive "$p4"; then fail "node 4 is not running"; fi
