@@ -130,6 +130,7 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 		rc = causal_read_siblings(srv->causal, key, klen, count_sibling, &n);
 		if (rc >= 0) {
 			struct sib_ctx sc = {out, 0, 0};
+			observe_siblings(srv, false, n);
 			resp_write_array_len(out, n);
 			(void)causal_read_siblings(srv->causal, key, klen, put_sibling, &sc);
 			trace_op(srv, "read", key, klen, sid, tp, sc.origin, sc.seq);

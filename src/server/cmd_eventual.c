@@ -260,6 +260,7 @@ static void format(struct ev_req *q, const struct ev_result *r, struct sp_buf *b
 			resp_write_error(b, msg);
 			return;
 		}
+		observe_siblings(srv, true, n);
 		resp_write_array_len(b, n);
 		struct members_ctx mc = {b};
 		(void)crdt_mvreg_values(s, sl, put_member, &mc);

@@ -79,6 +79,7 @@ struct server_obs {
 	struct metric *hints_queued, *hints_delivered, *hints_dropped;
 	struct metric *read_repairs, *ae_rounds, *ae_divergent, *ae_repaired;
 	struct metric *crdt_merges, *lww_concurrent, *clock_skew;
+	struct metric *siblings[2]; /* causal, eventual */
 	struct snapshot win[WIN_N];
 	size_t win_head, win_n; /* win[win_head] is the newest */
 	uint64_t last_tick_ns;
@@ -272,6 +273,15 @@ static void register_metrics(struct server_obs *o)
 	    scalar(m, "spectra_lww_concurrent_overwrites_total", "",
 		   "Eventual: LWW writes that overwrote, or lost to, one they had not seen",
 		   METRIC_COUNTER);
+	static const char *const mode_label[] = {"mode", NULL};
+	struct metric_family *sib = metrics_family(
+	    m, "spectra_read_siblings", "",
+	    "Concurrent values (siblings) a read of a multi-value register returned: MVREG.GET, "
+	    "or GET on a causal keyspace with SIBLINGS yes",
+	    METRIC_HISTOGRAM, mode_label, metrics_versions_buckets, metrics_versions_nbuckets);
+	const char *causal[] = {"causal"}, *eventual[] = {"eventual"};
+	o->siblings[0] = metrics_series(sib, causal);
+	o->siblings[1] = metrics_series(sib, eventual);
 	o->clock_skew = scalar(m, "spectra_clock_skew_flagged_total", "",
 			       "Eventual: LWW timestamps ahead of this clock by more than "
 			       "max-clock-skew-ms",
@@ -449,6 +459,12 @@ void observe_stale(struct server *srv, enum obs_level level, bool stale, uint64_
 	metric_inc(s->stale);
 	metric_observe(s->ms, (double)ms_behind);
 	metric_observe(s->versions, (double)versions_behind);
+}
+
+void observe_siblings(struct server *srv, bool eventual, size_t n)
+{
+	if (srv->obs && srv->obs->siblings[eventual])
+		metric_observe(srv->obs->siblings[eventual], (double)n);
 }
 
 void observe_stale_failed(struct server *srv, enum obs_level level)

@@ -373,6 +373,8 @@ void observe_tick(struct server *srv);
 void observe_stale(struct server *srv, enum obs_level level, bool stale, uint64_t versions_behind,
 		   uint64_t ms_behind);
 void observe_stale_failed(struct server *srv, enum obs_level level);
+/* observe_siblings: a read of a multi-value key returned n values. */
+void observe_siblings(struct server *srv, bool eventual, size_t n);
 /* observe_sample_pick: should this read be checked? (one in
  * stale-sample-every, at random) */
 bool observe_sample_pick(struct server *srv);

@@ -249,6 +249,12 @@ load strong linearizable linearizable s:m
 ok "200 strong SETs and GETs through node 1 raise its linearizable write/read requests and duration counts by 200, commands by 400"
 load eventual quorum one feat:m
 ok "200 eventual SETs at QUORUM and GETs at ONE through node 1 raise its counters of those levels by 200, commands by 400"
+sb=$(values 2 "spectra_read_siblings_count mode=eventual")
+[ "$(cli 1 mvreg.set feat:mv a)" = OK ] || fail "MVREG.SET"
+[ "$(cli 2 mvreg.get feat:mv)" = a ] || fail "MVREG.GET"
+sa=$(values 2 "spectra_read_siblings_count mode=eventual")
+[ "$sa" -eq $((sb + 1)) ] || fail "node 2: spectra_read_siblings_count went $sb -> $sa over one MVREG.GET"
+ok "an MVREG.GET is counted in spectra_read_siblings"
 
 leaders=() mis=()
 for _ in $(seq 1 50); do
