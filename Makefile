@@ -8,6 +8,7 @@
 #   make bench-strong  5-node cluster: writes and linearizable reads, 100/1000 clients
 #   make bench-causal  5-node causal keyspace beside eventual ONE, 100/1000 clients
 #   make bench-eventual  5-node eventual keyspace (QUORUM/ONE) vs Redis primary + 4 replicas
+#   make bench-sampler  stale-read sampler off vs 1 in 100 (default) vs 1 in 10: 3-node clusters
 #   make deps     install the Debian packages (scripts/deps.sh)
 
 CC      ?= cc
@@ -41,7 +42,7 @@ ifneq ($(BUILD),build)
 BIN := $(BUILD)/bin
 endif
 
-.PHONY: all test check fuzz bench bench-raft bench-strong bench-eventual bench-causal deps clean format tests-build
+.PHONY: all test check fuzz bench bench-raft bench-strong bench-eventual bench-causal bench-sampler deps clean format tests-build
 # Keep the objects of test binaries (make would delete them as intermediate).
 .SECONDARY:
 all: $(BIN)/spectrad $(BIN)/spectra
@@ -172,6 +173,12 @@ bench-eventual: all
 # bench-causal: causal keyspace writes and reads beside eventual ONE, spectra bench.
 bench-causal: all
 	bench/causal.sh
+
+# bench-sampler: eventual ONE and strong stale reads with the stale-read
+# sampler off, at its default rate and at 1 in 10, spectra bench; fails if
+# the default rate costs 5% of throughput or more.
+bench-sampler: all
+	bench/sampler.sh
 
 # sim: the deterministic simulation of the Raft core (tests/sim), SEEDS
 # seeds of SIM_SECONDS simulated seconds each. sim-canaries builds the core
