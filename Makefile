@@ -109,8 +109,13 @@ FUZZ_DEPS_fuzz_crdt     := $(wildcard src/crdt/*.c) src/common/buf.c src/common/
 FUZZ_DEPS_fuzz_ev_msg   := src/engine/eventual/msg.c src/common/buf.c src/common/alloc.c \
                            src/common/err.c
 FUZZ_DEPS_fuzz_vclock   := src/engine/causal/vclock.c src/common/buf.c src/common/alloc.c src/common/err.c
+FUZZ_DEPS_fuzz_causal_msg := src/engine/causal/causal.c src/engine/causal/vclock.c \
+                           src/common/held.c src/common/hlc.c src/common/log.c src/common/clock.c \
+                           src/common/fileio.c src/store/store.c src/store/wal.c src/common/buf.c \
+                           src/common/alloc.c src/common/err.c
 # Libraries a target links besides libFuzzer's runtime: FUZZ_LIBS_<target>.
 FUZZ_LIBS_fuzz_frame    := -lz
+FUZZ_LIBS_fuzz_causal_msg := -llmdb -lz
 fuzz_deps = $(or $(FUZZ_DEPS_$(1)),$(FUZZ_DEPS))
 .SECONDEXPANSION:
 $(BUILD)/fuzz/%: tests/fuzz/%.c $$(call fuzz_deps,$$*)
