@@ -47,9 +47,9 @@
 #define LEADER_WAIT_S	 30.0  /* the cluster to agree on a leader */
 #define FINAL_READ_TRIES 10    /* per key, through the leader */
 #define EXPLAIN_MAX	 16    /* ops shown for a violation */
-#define PORT_LOW	 20000 /* free ports are looked for in [PORT_LOW, PORT_HIGH) */
-#define PORT_HIGH	 60000
-#define CONVERGE_POLL_MS 100 /* EVENTUAL DIGEST polls, eventual workloads */
+#define PORT_LOW	 20000 /* free ports are looked for in [PORT_LOW, PORT_HIGH), */
+#define PORT_HIGH	 60000 /* below the kernel's ephemeral range (ephemeral_low) */
+#define CONVERGE_POLL_MS 100   /* EVENTUAL DIGEST polls, eventual workloads */
 /* How long converged digests must stay the same: longer than spectrad's
  * longest peer redial backoff (1 s), so that what a node's peers queued
  * for it while it was down has reached it. */
@@ -137,14 +137,37 @@ static bool port_free(int port)
 	return ok;
 }
 
+/* ephemeral_low: the first port the kernel hands out as the local end of
+ * outgoing connections (net.ipv4.ip_local_port_range; 32768 if unknown). */
+static long ephemeral_low(void)
+{
+	long low = 32768, high;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%ld %ld", &low, &high) != 2)
+			low = 32768;
+		fclose(f);
+	}
+	return low;
+}
+
 /* pick_ports finds 2n consecutive ports that can be bound now: the
- * clients' first, then the peers'. Another process may take one before
- * the nodes bind it; the nodes' start then fails and says so. */
+ * clients' first, then the peers'. They lie below the ephemeral range: a
+ * killed node's port in it could be taken, while the node is down, as the
+ * local end of one of the many connections a run makes, and its restart
+ * would fail (a CI run failed so). Another process may still take one
+ * before the nodes bind it; the nodes' start then fails and says so. */
 static bool pick_ports(long n, long *base, long *peer_base)
 {
 	uint64_t rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ sp_mono_ns(sp_clock_system());
+	long high = ephemeral_low();
+	if (high > PORT_HIGH)
+		high = PORT_HIGH;
+	if (high - PORT_LOW < 4 * n)
+		high = PORT_HIGH; /* an odd range: fall back, restarts may then fail */
 	for (int attempt = 0; attempt < 500; attempt++) {
-		long start = PORT_LOW + (long)chaos_rand_below(&rng, PORT_HIGH - PORT_LOW - 2 * n);
+		long start =
+		    PORT_LOW + (long)chaos_rand_below(&rng, (uint64_t)(high - PORT_LOW - 2 * n));
 		long p;
 		for (p = start; p < start + 2 * n && port_free((int)p); p++)
 			;

@@ -103,6 +103,15 @@ grep -Eq '^final: .* 0 reads failed, 0 keys with answers that differ' "$work/run
 grep -Eq '^nemesis: +kill [1-9][0-9]*, pause [0-9]+, partition [1-9]' "$work/run.out" ||
 	fail "run: the nemesis never killed or never partitioned"
 grep -Eq '^workload: .* \([1-9][0-9]* hops\)' "$work/run.out" || fail "run: no session hopped"
+# Regression: the ports chaos picks lie below the ephemeral range, so no
+# outgoing connection can take a killed node's port before its restart.
+low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+ports=$(sed -n 's/.*(ports \([0-9]*\)\.\., peers \([0-9]*\)\.\.).*/\1 \2/p' "$work/run.out" | head -n 1)
+[ -n "$ports" ] || fail "run: no 'ports N.., peers M..' line"
+for p in $ports; do
+	[ $((p + 4)) -lt "$low" ] || fail "run: port range $p.. reaches the ephemeral range ($low..)"
+done
+grep -q 'FAILED' "$work/run.out" && fail "run: a restart failed: $(grep -m1 FAILED "$work/run.out")"
 if [ "$have_checker" = 1 ]; then
 	grep -q '^verdict:   consistent' "$work/run.out" || fail "run: no consistent verdict"
 fi
