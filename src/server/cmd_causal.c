@@ -167,7 +167,8 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 		if (rc == 0)
 			trace_op(srv, "write", key, klen, sid, tp, srv->node_id,
 				 vclock_get(causal_applied(srv->causal), srv->node_id));
-		if (rc == 0 && rc_op) {
+		/* Only for a receipt: the version costs a second store read. */
+		if (rc == 0 && rc_op && rc_op->receipt) {
 			struct causal_version w;
 			if (causal_read_version(srv->causal, key, klen, &w) == 0)
 				observe_receipt(rc_op, srv->node_id, 1, RCPT_CAUSAL, w.ts, w.origin,

@@ -592,9 +592,7 @@ static void refresh_metrics(struct server *srv)
 	metric_set(o->connections, (double)srv->nclients);
 	uint64_t applied = 0, last = 0;
 	if (srv->strong) {
-		struct strong_stats ss;
-		strong_get_stats(srv->strong, &ss);
-		applied = ss.applied_index;
+		applied = strong_applied_index(srv->strong);
 		last = strong_commit_index(srv->strong);
 		metric_set(o->raft_term, (double)strong_term(srv->strong));
 		metric_set(o->raft_leader, (double)strong_leader(srv->strong));
@@ -788,12 +786,7 @@ static void status_json(struct server *srv, struct sp_buf *out)
 {
 	struct server_obs *o = srv->obs;
 	uint64_t last = srv->strong ? strong_commit_index(srv->strong) : 0;
-	uint64_t applied = 0;
-	if (srv->strong) {
-		struct strong_stats ss;
-		strong_get_stats(srv->strong, &ss);
-		applied = ss.applied_index;
-	}
+	uint64_t applied = srv->strong ? strong_applied_index(srv->strong) : 0;
 	static const char *const roles[] = {
 	    [RAFT_FOLLOWER] = "follower", [RAFT_CANDIDATE] = "candidate", [RAFT_LEADER] = "leader"};
 	json_t *j = json_object();

@@ -187,9 +187,7 @@ void stale_strong_read(struct server *srv, enum obs_level level, const void *key
 	s->srv = srv;
 	s->level = level;
 	s->t_read_ms = sp_wall_ms(srv->clock);
-	struct strong_stats st;
-	strong_get_stats(srv->strong, &st);
-	s->applied = st.applied_index;
+	s->applied = strong_applied_index(srv->strong);
 	s->klen = klen;
 	memcpy(s->key, key, klen);
 	s->next = srv->stale_strong;
