@@ -9,7 +9,7 @@ PACKAGES=(
   libuv1-dev liblmdb-dev lmdb-utils zlib1g-dev
   libcmocka-dev libhiredis-dev libraft-dev libjansson-dev libxxhash-dev libmicrohttpd-dev
   curl chromium fonts-dejavu-core python3-prometheus-client
-  redis-server redis-tools
+  redis-server redis-tools etcd-server etcd-client
   valgrind python3
 )
 
@@ -30,8 +30,9 @@ echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# redis-server's package starts a system instance on port 6379; spectra's
-# benchmarks start their own, so the system one is stopped if it runs.
+# redis-server's and etcd-server's packages start a system instance (ports
+# 6379, 2379); spectra's benchmarks start their own, so those are stopped.
 if command -v systemctl >/dev/null 2>&1; then
   $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now etcd >/dev/null 2>&1 || true
 fi

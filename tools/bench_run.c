@@ -35,10 +35,13 @@
 #define DROPPED_WORD	  "conn_dropped"
 #define NS_PER_S	  1000000000ull
 #define PROGRESS_EVERY_MS 1000
+#define TIMEOUT_WORD	  "timeout"
+#define FAILOVER_FIRST_MS 10 /* first retry, at the next host, after a drop */
 
 struct slot {
 	struct bench_vars vars;
 	uint64_t start_ns; /* first send (closed loop) or scheduled start (open) */
+	uint64_t sent_ns;  /* when its current request was made */
 	uint32_t op;
 	uint32_t step;
 	bool measured;
@@ -88,7 +91,8 @@ struct run {
 	struct bench_result *res;
 	uv_loop_t loop;
 	struct conn *conns;
-	uv_timer_t end_timer, drain_timer, progress_timer;
+	uv_timer_t end_timer, drain_timer, progress_timer, timeout_timer, fault_timer;
+	uv_process_t fault_proc;
 	uv_signal_t sigint, sigterm;
 	uv_prepare_t prepare;
 	uv_poll_t tick;
@@ -106,6 +110,8 @@ struct run {
 	size_t next_conn;
 	bool sched_done;
 	uint64_t last_done_ns; /* latest end of a recorded op */
+	uint64_t last_ok_ns;   /* latest success in the window (its start at first) */
+	uint64_t max_gap_ns, max_gap_from;
 	size_t up, tried;
 	uint64_t completed, errors; /* every op, for the progress line */
 	uint64_t progress_completed, progress_errors, progress_ns;
@@ -190,6 +196,15 @@ static void finish_op(struct conn *c, uint32_t si, bool ok, const char *word, si
 	c->free_slots[c->nfree++] = si;
 	r->completed++;
 	r->errors += !ok;
+	/* Availability counts every success inside the window, whenever its
+	 * op started. */
+	if (ok && now >= r->t_measure && now <= r->t_end) {
+		if (now - r->last_ok_ns > r->max_gap_ns) {
+			r->max_gap_ns = now - r->last_ok_ns;
+			r->max_gap_from = r->last_ok_ns;
+		}
+		r->last_ok_ns = now;
+	}
 	if (!s->measured)
 		return;
 	/* A closed loop's window ends at t_end sharp; the timer that stops
@@ -256,6 +271,7 @@ static void start_op(struct conn *c, uint64_t start_ns, bool measured)
 	s->op = pick_op(r);
 	s->step = 0;
 	s->start_ns = start_ns;
+	s->sent_ns = uv_hrtime();
 	s->measured = measured;
 	s->vars.key = bench_keys_next(cfg->keys, &r->rng);
 	s->vars.rand = (uint32_t)bench_rng_next(&r->rng);
@@ -327,6 +343,7 @@ static void conn_fill(struct conn *c)
 /* ---- writing -------------------------------------------------------------- */
 
 static void conn_drop(struct conn *c, const char *what, int status);
+static void conn_drop_as(struct conn *c, const char *what, int status, const char *word);
 
 static void on_written(uv_write_t *req, int status)
 {
@@ -393,6 +410,7 @@ static void on_reply(struct conn *c, const struct bench_reply *reply)
 	const void *op = cfg->ops[s->op].compiled;
 	if (s->step + 1 < cfg->driver->op_steps(op)) {
 		s->step++;
+		s->sent_ns = r->now;
 		cfg->driver->op_encode(op, s->step, &s->vars, &c->out);
 		fifo_push(c, si);
 		return;
@@ -494,6 +512,13 @@ static void on_tcp_closed(uv_handle_t *h)
  */
 static void conn_drop(struct conn *c, const char *what, int status)
 {
+	conn_drop_as(c, what, status, DROPPED_WORD);
+}
+
+/* conn_drop_as is conn_drop failing the in-flight ops with word. With
+ * failover, the reconnect goes to the next host. */
+static void conn_drop_as(struct conn *c, const char *what, int status, const char *word)
+{
 	struct run *r = c->run;
 	if (c->state != CONN_UP && c->state != CONN_CONNECTING)
 		return;
@@ -506,9 +531,14 @@ static void conn_drop(struct conn *c, const char *what, int status)
 		r->res->connect_failures++;
 	}
 	conn_message(c, what, status);
+	if (r->cfg->failover) {
+		c->host = (c->host + 1) % r->cfg->nhosts;
+		if (was_up)
+			c->backoff_ms = FAILOVER_FIRST_MS;
+	}
 	r->now = uv_hrtime();
 	while (c->fifo_n > 0)
-		finish_op(c, fifo_pop(c), false, DROPPED_WORD, strlen(DROPPED_WORD));
+		finish_op(c, fifo_pop(c), false, word, strlen(word));
 	sp_buf_clear(&c->out);
 	sp_buf_clear(&c->in);
 	if (!uv_is_closing((uv_handle_t *)&c->tcp))
@@ -645,6 +675,64 @@ static void on_prepare(uv_prepare_t *p)
 	schedule_due(p->data);
 }
 
+/* ---- availability: timeouts and the fault ------------------------------------ */
+
+/* on_timeout_check drops every connection whose oldest request has waited
+ * longer than the timeout, failing its ops as "timeout". */
+static void on_timeout_check(uv_timer_t *t)
+{
+	struct run *r = t->data;
+	uint64_t now = uv_hrtime();
+	uint64_t limit = (uint64_t)r->cfg->timeout_ms * 1000000u;
+	for (size_t i = 0; i < r->cfg->clients && !r->stopping; i++) {
+		struct conn *c = &r->conns[i];
+		if (c->state != CONN_UP || c->fifo_n == 0)
+			continue;
+		if (now - c->slots[c->fifo[c->fifo_head]].sent_ns > limit)
+			conn_drop_as(c, "no reply in time", 0, TIMEOUT_WORD);
+	}
+}
+
+static void on_fault_exit(uv_process_t *p, int64_t status, int signum)
+{
+	struct run *r = p->data;
+	r->res->fault_status = signum ? -1 : (int)status;
+	uv_close((uv_handle_t *)p, NULL);
+}
+
+/* on_fault runs the fault command; the run goes on meanwhile, and ends
+ * only once the command has. */
+static void on_fault(uv_timer_t *t)
+{
+	struct run *r = t->data;
+	if (r->stopping)
+		return;
+	char *args[] = {"sh", "-c", (char *)r->cfg->fault_cmd, NULL};
+	uv_stdio_container_t stdio[3] = {
+	    {.flags = UV_IGNORE},
+	    {.flags = UV_INHERIT_FD, .data.fd = 1},
+	    {.flags = UV_INHERIT_FD, .data.fd = 2},
+	};
+	uv_process_options_t opts = {
+	    .exit_cb = on_fault_exit,
+	    .file = "/bin/sh",
+	    .args = args,
+	    .stdio = stdio,
+	    .stdio_count = 3,
+	};
+	uint64_t now = uv_hrtime();
+	r->res->fault_ran = true;
+	r->res->fault_ran_at_s = now > r->t_measure ? (double)(now - r->t_measure) / 1e9 : 0.0;
+	r->fault_proc.data = r;
+	int rc = uv_spawn(&r->loop, &r->fault_proc, &opts);
+	if (rc < 0) {
+		fprintf(stderr, "spectra bench: cannot run the fault command: %s\n",
+			uv_strerror(rc));
+		r->res->fault_status = -1;
+		uv_close((uv_handle_t *)&r->fault_proc, NULL);
+	}
+}
+
 /* ---- phases --------------------------------------------------------------- */
 
 static void on_end(uv_timer_t *t)
@@ -717,6 +805,8 @@ static void run_stop(struct run *r)
 	close_handle((uv_handle_t *)&r->end_timer);
 	close_handle((uv_handle_t *)&r->drain_timer);
 	close_handle((uv_handle_t *)&r->progress_timer);
+	close_handle((uv_handle_t *)&r->timeout_timer);
+	close_handle((uv_handle_t *)&r->fault_timer);
 	close_handle((uv_handle_t *)&r->sigint);
 	close_handle((uv_handle_t *)&r->sigterm);
 	if (r->open_loop) {
@@ -816,9 +906,12 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
 	uv_timer_init(&r->loop, &r->end_timer);
 	uv_timer_init(&r->loop, &r->drain_timer);
 	uv_timer_init(&r->loop, &r->progress_timer);
+	uv_timer_init(&r->loop, &r->timeout_timer);
+	uv_timer_init(&r->loop, &r->fault_timer);
 	uv_signal_init(&r->loop, &r->sigint);
 	uv_signal_init(&r->loop, &r->sigterm);
 	r->end_timer.data = r->drain_timer.data = r->progress_timer.data = r;
+	r->timeout_timer.data = r->fault_timer.data = r;
 	r->sigint.data = r->sigterm.data = r;
 
 	r->conns = sp_calloc(cfg->clients, sizeof(*r->conns));
@@ -831,6 +924,7 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
 	r->t_end = cfg->requests ? UINT64_MAX : r->t_measure + (uint64_t)(cfg->duration_s * 1e9);
 	r->progress_ns = r->t0;
 	r->next_at = r->t0;
+	r->last_ok_ns = r->t_measure;
 
 	uv_signal_start(&r->sigint, on_signal, SIGINT);
 	uv_signal_start(&r->sigterm, on_signal, SIGTERM);
@@ -839,6 +933,13 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
 			       PROGRESS_EVERY_MS);
 	if (!r->open_loop && !cfg->requests)
 		uv_timer_start(&r->end_timer, on_end, (r->t_end - r->t0 + 999999) / 1000000, 0);
+	if (cfg->timeout_ms > 0) {
+		uint64_t every = cfg->timeout_ms / 4 < 10 ? 10 : cfg->timeout_ms / 4;
+		uv_timer_start(&r->timeout_timer, on_timeout_check, every, every);
+	}
+	if (cfg->fault_cmd)
+		uv_timer_start(&r->fault_timer, on_fault,
+			       (uint64_t)((cfg->warmup_s + cfg->fault_at_s) * 1000), 0);
 	if (r->open_loop) {
 		uv_poll_start(&r->tick, UV_READABLE, on_tick);
 		uv_prepare_start(&r->prepare, on_prepare);
@@ -854,6 +955,14 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
 	run_stop(r);
 	uv_run(&r->loop, UV_RUN_DEFAULT);
 	res->seconds = window_seconds(r);
+	/* The stretch from the last success to the window's end is a gap too. */
+	uint64_t window_end = r->t_measure + (uint64_t)(res->seconds * 1e9);
+	if (window_end > r->last_ok_ns && window_end - r->last_ok_ns > r->max_gap_ns) {
+		r->max_gap_ns = window_end - r->last_ok_ns;
+		r->max_gap_from = r->last_ok_ns;
+	}
+	res->max_gap_s = (double)r->max_gap_ns / 1e9;
+	res->max_gap_at_s = (double)(r->max_gap_from - r->t_measure) / 1e9;
 	rc = 0;
 	for (size_t i = 0; i < cfg->clients; i++)
 		conn_free(&r->conns[i]);

@@ -78,6 +78,19 @@ struct bench_config {
 	struct bench_keys *keys; /* borrowed; the seq distribution advances */
 	uint64_t seed;
 	bool progress; /* a line on stdout every second */
+	/*
+	 * For availability runs. timeout_ms > 0: an op still unanswered that
+	 * long fails as "timeout" and its connection is dropped (replies come
+	 * in order, so one cannot be skipped). failover: a connection that
+	 * drops or cannot connect moves to the next host, as a client with a
+	 * list of endpoints would. fault_cmd (borrowed, may be NULL): run with
+	 * /bin/sh -c fault_at_s seconds into the measured window, without
+	 * stopping the load.
+	 */
+	unsigned timeout_ms;
+	bool failover;
+	const char *fault_cmd;
+	double fault_at_s;
 };
 
 struct bench_result {
@@ -92,6 +105,15 @@ struct bench_result {
 	bool connected;		   /* at least one connection came up */
 	bool interrupted;	   /* SIGINT or SIGTERM ended the run */
 	char first_error[160];	   /* the first connection error seen, or "" */
+	/* The longest stretch of the measured window with no op succeeding,
+	 * counting from the window's start and to its end, and where it
+	 * began (seconds into the window). */
+	double max_gap_s, max_gap_at_s;
+	/* The fault: whether it ran, when (seconds into the window), and its
+	 * exit status (or -1 if it could not be started or was killed). */
+	bool fault_ran;
+	double fault_ran_at_s;
+	int fault_status;
 };
 
 /*

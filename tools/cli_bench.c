@@ -8,6 +8,7 @@
 #include "cli_bench.h"
 
 #include "bench_hist.h"
+#include "bench_http.h"
 #include "bench_keys.h"
 #include "bench_resp.h"
 #include "bench_run.h"
@@ -29,6 +30,8 @@
 #include <unistd.h>
 
 #define DEFAULT_HOSTS	"127.0.0.1:7379"
+#define DEFAULT_ETCD	"127.0.0.1:2379"
+#define MAX_TIMEOUT_MS	3600000
 #define MAX_CLIENTS	10000
 #define SPARE_FDS	64 /* descriptors besides the connections */
 #define MAX_PIPELINE	1024
@@ -39,8 +42,10 @@
 #define LABEL_WIDTH_MAX 40
 
 static const char *const default_ops[] = {"1:SET bench:{key} {value}", "1:GET bench:{key}"};
+static const char *const default_etcd_ops[] = {"1:PUT bench:{key} {value}", "1:GET bench:{key}"};
 
 struct bench_opts {
+	const struct bench_driver *driver;
 	char **hosts; /* "h:p", owned */
 	struct sockaddr_storage *addrs;
 	size_t nhosts;
@@ -53,6 +58,10 @@ struct bench_opts {
 	const char **op_texts; /* "WEIGHT:TEMPLATE", borrowed from argv */
 	size_t nops;
 	struct bench_op *ops; /* compiled, owned */
+	unsigned timeout_ms;
+	bool failover;
+	const char *fault_cmd;
+	double fault_at_s;
 };
 
 /* ---- flags -------------------------------------------------------------- */
@@ -190,7 +199,7 @@ static int parse_hosts(const char *path, const char *text, struct bench_opts *o)
 	return CLI_EXIT_OK;
 }
 
-/* compile_ops turns o->op_texts into o->ops with the RESP driver. */
+/* compile_ops turns o->op_texts into o->ops with o->driver. */
 static int compile_ops(const char *path, struct bench_opts *o)
 {
 	o->ops = sp_calloc(o->nops, sizeof(*o->ops));
@@ -208,8 +217,8 @@ static int compile_ops(const char *path, struct bench_opts *o)
 					       MAX_WEIGHT);
 		char err[256];
 		void *compiled;
-		if (bench_resp_driver.op_compile(colon + 1, o->value_size, &compiled, err,
-						 sizeof(err)) < 0)
+		if (o->driver->op_compile(colon + 1, o->value_size, &compiled, err, sizeof(err)) <
+		    0)
 			return cli_usage_error(path, "--op: %s", err);
 		o->ops[i] = (struct bench_op){
 		    .label = colon + 1, .compiled = compiled, .weight = (unsigned)w};
@@ -225,7 +234,7 @@ static void opts_free(struct bench_opts *o)
 	free(o->addrs);
 	if (o->ops)
 		for (size_t i = 0; i < o->nops; i++)
-			bench_resp_driver.op_free(o->ops[i].compiled);
+			o->driver->op_free(o->ops[i].compiled);
 	free(o->ops);
 	free(o->op_texts);
 }
@@ -332,7 +341,8 @@ static void print_table(const struct bench_opts *o, const struct bench_result *r
 
 static void print_header(const struct bench_opts *o)
 {
-	printf("spectra bench: %zu connection%s to", o->clients, o->clients == 1 ? "" : "s");
+	printf("spectra bench (%s): %zu connection%s to", o->driver->name, o->clients,
+	       o->clients == 1 ? "" : "s");
 	for (size_t i = 0; i < o->nhosts; i++)
 		printf("%s%s", i ? "," : " ", o->hosts[i]);
 	if (o->rate > 0)
@@ -353,7 +363,25 @@ static void print_header(const struct bench_opts *o)
 	for (size_t i = 0; i < o->nops; i++)
 		printf("%s %s", i ? "," : "", o->op_texts[i]);
 	printf("\n");
+	if (o->timeout_ms || o->failover || o->fault_cmd) {
+		printf(" ");
+		if (o->timeout_ms)
+			printf(" timeout %u ms;", o->timeout_ms);
+		if (o->failover)
+			printf(" failover to the next host;");
+		if (o->fault_cmd)
+			printf(" fault at %g s: %s", o->fault_at_s, o->fault_cmd);
+		printf("\n");
+	}
 	fflush(stdout);
+}
+
+/* availability_of returns the share of an op's recorded attempts that
+ * succeeded (1 when there were none). */
+static double availability_of(const struct bench_op_stats *st)
+{
+	uint64_t all = st->ok + errors_of(st);
+	return all ? (double)st->ok / (double)all : 1.0;
 }
 
 static void print_summary(const struct bench_opts *o, const struct bench_result *res)
@@ -367,6 +395,22 @@ static void print_summary(const struct bench_opts *o, const struct bench_result 
 	if (res->interrupted)
 		printf("; interrupted");
 	printf("\n");
+	uint64_t ok = 0, err = 0;
+	for (size_t i = 0; i < res->nops; i++) {
+		ok += res->ops[i].ok;
+		err += errors_of(&res->ops[i]);
+	}
+	printf("availability: %.4f%% of %" PRIu64 " ops succeeded; longest gap without a success "
+	       "%.1f ms, from %.3f s into the window\n",
+	       ok + err ? 100.0 * (double)ok / (double)(ok + err) : 100.0, ok + err,
+	       res->max_gap_s * 1000, res->max_gap_at_s);
+	if (o->fault_cmd) {
+		if (res->fault_ran)
+			printf("fault ran at %.3f s, exit status %d\n", res->fault_ran_at_s,
+			       res->fault_status);
+		else
+			printf("fault did not run (the window ended first)\n");
+	}
 }
 
 /* write_json appends one line per op type to o->json. */
@@ -412,6 +456,18 @@ static int write_json(const struct bench_opts *o, const struct bench_result *res
 		json_object_set_new(j, "p999_us",
 				    json_integer((json_int_t)bench_hist_percentile(h, 99.9)));
 		json_object_set_new(j, "max_us", json_integer((json_int_t)bench_hist_max(h)));
+		json_object_set_new(j, "availability", json_real(availability_of(st)));
+		json_object_set_new(j, "max_gap_ms", json_real(res->max_gap_s * 1000));
+		json_object_set_new(j, "max_gap_at_s", json_real(res->max_gap_at_s));
+		json_object_set_new(j, "driver", json_string(o->driver->name));
+		json_object_set_new(j, "timeout_ms", json_integer((json_int_t)o->timeout_ms));
+		json_object_set_new(j, "failover", json_boolean(o->failover));
+		json_object_set_new(j, "fault",
+				    o->fault_cmd ? json_string(o->fault_cmd) : json_null());
+		json_object_set_new(j, "fault_ran_at_s",
+				    res->fault_ran ? json_real(res->fault_ran_at_s) : json_null());
+		json_object_set_new(j, "fault_status",
+				    res->fault_ran ? json_integer(res->fault_status) : json_null());
 		/* Beyond the table: what the run was, and how it went. */
 		json_object_set_new(j, "hosts", json_string(hosts));
 		json_object_set_new(j, "mode", json_string(o->rate > 0 ? "open" : "closed"));
@@ -419,6 +475,9 @@ static int write_json(const struct bench_opts *o, const struct bench_result *res
 		json_object_set_new(j, "keys", json_integer((json_int_t)o->keys));
 		json_object_set_new(j, "dist", json_string(dist_names[o->dist]));
 		json_object_set_new(j, "value_size", json_integer((json_int_t)o->value_size));
+		json_object_set_new(j, "connects", json_integer((json_int_t)res->connects));
+		json_object_set_new(j, "connect_failures",
+				    json_integer((json_int_t)res->connect_failures));
 		json_object_set_new(j, "drops", json_integer((json_int_t)res->drops));
 		json_object_set_new(j, "reconnects", json_integer((json_int_t)res->reconnects));
 		json_object_set_new(j, "unfinished", json_integer((json_int_t)res->unfinished));
@@ -438,9 +497,9 @@ static int write_json(const struct bench_opts *o, const struct bench_result *res
 /* ---- the command ---------------------------------------------------------- */
 
 static const char description[] =
-    "Drive RESP servers (spectrad, redis-server) with a mix of ops and report\n"
-    "throughput and latency per op type. Connections are spread round-robin over\n"
-    "--hosts.\n"
+    "Drive RESP servers (spectrad, redis-server), or etcd through its v3 JSON\n"
+    "gateway (--driver etcd), with a mix of ops and report throughput and latency\n"
+    "per op type. Connections are spread round-robin over --hosts.\n"
     "\n"
     "An op is WEIGHT:TEMPLATE (--op, repeatable; ops are drawn per request by\n"
     "weight). TEMPLATE is one or more commands separated by ';', each a list of\n"
@@ -450,6 +509,19 @@ static const char description[] =
     "reply to the one before; an error reply ends the op as an error. Default:\n"
     "--op '1:SET bench:{key} {value}' --op '1:GET bench:{key}'. Example, SET then\n"
     "WAIT on the same key: --op '1:SET k:{key} {value};WAIT 2 0'.\n"
+    "\n"
+    "With --driver etcd a command is PUT KEY VALUE, GET KEY (linearizable),\n"
+    "GET KEY SERIALIZABLE or DEL KEY, sent as HTTP/1.1 POSTs to /v3/kv/...; keys\n"
+    "and values are base64-encoded as the gateway wants; a non-2xx answer is an\n"
+    "error named by its gRPC code (UNAVAILABLE, ...) or HTTP_<status>. Default\n"
+    "--hosts " DEFAULT_ETCD ", ops PUT and GET.\n"
+    "\n"
+    "Availability: every run reports the share of ops that succeeded and the\n"
+    "longest stretch of the window without a success. --timeout fails an op that\n"
+    "waits longer (and drops its connection, replies being in order); --failover\n"
+    "moves a connection that drops or cannot connect to the next host; --fault CMD\n"
+    "runs CMD with /bin/sh --fault-at seconds into the window (after warm-up),\n"
+    "e.g. a kill -9 of one server, without pausing the load.\n"
     "\n"
     "Closed loop (default): each connection keeps --pipeline ops in flight; an op's\n"
     "latency runs from its first command's send to its last reply. Open loop\n"
@@ -475,6 +547,7 @@ int cli_bench_main(const char *path, int argc, char **argv)
 	const char *hosts = NULL, *clients = NULL, *duration = NULL, *requests = NULL;
 	const char *warmup = NULL, *op_dummy = NULL, *keys = NULL, *dist = NULL, *zipf_s = NULL;
 	const char *value_size = NULL, *pipeline = NULL, *rate = NULL, *seed = NULL;
+	const char *driver = NULL, *timeout = NULL, *fault_at = NULL;
 	struct bench_opts o = {0};
 	const struct cli_flag flags[] = {
 	    {"hosts", "H:P[,H:P...]",
@@ -497,6 +570,13 @@ int cli_bench_main(const char *path, int argc, char **argv)
 	    {"name", "LABEL", "a name for the result (JSON \"name\")", &o.name, NULL},
 	    {"json", "FILE", "append one JSON line per op type to FILE", &o.json, NULL},
 	    {"seed", "N", "seed of keys and op choice (default: from the clock)", &seed, NULL},
+	    {"driver", "D", "protocol: resp (default) or etcd", &driver, NULL},
+	    {"timeout", "MS", "fail an op unanswered this long (default: none)", &timeout, NULL},
+	    {"failover", NULL, "reconnect to the next host after a drop", NULL, &o.failover},
+	    {"fault", "CMD", "run CMD (sh -c) during the window, at --fault-at", &o.fault_cmd,
+	     NULL},
+	    {"fault-at", "SECONDS", "when to run --fault, into the window (default 0)", &fault_at,
+	     NULL},
 	    {"quiet", NULL, "print only the table", NULL, &o.quiet},
 	};
 	const struct cli_spec spec = {
@@ -504,7 +584,8 @@ int cli_bench_main(const char *path, int argc, char **argv)
 	    "[--hosts H:P[,H:P...]] [--clients N] [--duration SECONDS | --requests N]\n"
 	    "       [--warmup SECONDS] [--op WEIGHT:TEMPLATE]... [--keys N] [--dist D]\n"
 	    "       [--zipf-s S] [--value-size BYTES] [--pipeline P] [--rate OPS_PER_S]\n"
-	    "       [--name LABEL] [--json FILE] [--seed N] [--quiet]",
+	    "       [--name LABEL] [--json FILE] [--seed N] [--driver resp|etcd]\n"
+	    "       [--timeout MS] [--failover] [--fault CMD [--fault-at SECONDS]] [--quiet]",
 	    description,
 	    flags,
 	    sizeof(flags) / sizeof(flags[0]),
@@ -526,6 +607,33 @@ int cli_bench_main(const char *path, int argc, char **argv)
 	code = CLI_EXIT_USAGE;
 
 	uint64_t u;
+	o.driver = &bench_resp_driver;
+	if (driver && strcmp(driver, "etcd") == 0) {
+		o.driver = &bench_etcd_driver;
+	} else if (driver && strcmp(driver, "resp") != 0) {
+		cli_usage_error(path, "--driver: '%s' is not resp or etcd", driver);
+		goto free_opts;
+	}
+	if (timeout) {
+		if (!parse_u64(timeout, 1, MAX_TIMEOUT_MS, &u)) {
+			cli_usage_error(path, "--timeout: '%s' is not 1..%d ms", timeout,
+					MAX_TIMEOUT_MS);
+			goto free_opts;
+		}
+		o.timeout_ms = (unsigned)u;
+	}
+	if (o.fault_cmd && !*o.fault_cmd) {
+		cli_usage_error(path, "--fault must not be empty");
+		goto free_opts;
+	}
+	if (fault_at && !o.fault_cmd) {
+		cli_usage_error(path, "--fault-at needs --fault");
+		goto free_opts;
+	}
+	if (fault_at && !parse_double(fault_at, 0, 86400, &o.fault_at_s)) {
+		cli_usage_error(path, "--fault-at: '%s' is not a number of seconds", fault_at);
+		goto free_opts;
+	}
 	o.clients = 50;
 	if (clients) {
 		if (!parse_u64(clients, 1, MAX_CLIENTS, &u)) {
@@ -610,14 +718,18 @@ int cli_bench_main(const char *path, int argc, char **argv)
 		goto free_opts;
 	}
 	if (o.nops == 0) {
-		o.nops = sizeof(default_ops) / sizeof(default_ops[0]);
+		bool etcd = o.driver == &bench_etcd_driver;
+		const char *const *defaults = etcd ? default_etcd_ops : default_ops;
+		o.nops = 2;
 		for (size_t i = 0; i < o.nops; i++)
-			o.op_texts[i] = default_ops[i];
+			o.op_texts[i] = defaults[i];
 	}
 	code = compile_ops(path, &o);
 	if (code != CLI_EXIT_OK)
 		goto free_opts;
-	code = parse_hosts(path, hosts ? hosts : DEFAULT_HOSTS, &o);
+	code = parse_hosts(
+	    path, hosts ? hosts : (o.driver == &bench_etcd_driver ? DEFAULT_ETCD : DEFAULT_HOSTS),
+	    &o);
 	if (code != CLI_EXIT_OK)
 		goto free_opts;
 	if (bench_keys_init(&keyspace, o.dist, o.keys, o.zipf_s) < 0) {
@@ -632,7 +744,7 @@ int cli_bench_main(const char *path, int argc, char **argv)
 	for (size_t i = 0; i < o.nhosts; i++)
 		names[i] = o.hosts[i];
 	struct bench_config cfg = {
-	    .driver = &bench_resp_driver,
+	    .driver = o.driver,
 	    .addrs = o.addrs,
 	    .host_names = names,
 	    .nhosts = o.nhosts,
@@ -648,6 +760,10 @@ int cli_bench_main(const char *path, int argc, char **argv)
 	    .keys = &keyspace,
 	    .seed = o.seed,
 	    .progress = !o.quiet,
+	    .timeout_ms = o.timeout_ms,
+	    .failover = o.failover,
+	    .fault_cmd = o.fault_cmd,
+	    .fault_at_s = o.fault_at_s,
 	};
 	if (!o.quiet)
 		print_header(&o);

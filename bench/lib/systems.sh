@@ -1,0 +1,220 @@
+# shellcheck shell=bash
+# systems.sh: start and stop the systems the benchmarks compare, each on
+# free 127.0.0.1 ports below the ephemeral range. Source it after
+# tests/lib/ports.sh, with TMP (a scratch directory) and SPECTRA set, and
+# call sys_stop_all on exit. Functions only.
+#
+#   sys_spectra NAME NODES [spectrad flags...]
+#       a `spectra cluster up` cluster in $TMP/NAME; sets SPECTRA_DIR,
+#       SPECTRA_BASE (node i's client port is SPECTRA_BASE+i-1), SPECTRA_HOSTS
+#   sys_spectra_leader   the id of the node a majority names as leader
+#   sys_redis REPLICAS [redis-server flags...]
+#       a primary and REPLICAS replicas, no persistence; sets REDIS_BASE,
+#       REDIS_PRIMARY, REDIS_ALL, REDIS_PIDS (index 0 is the primary)
+#   sys_etcd NODES [etcd flags...]
+#       an etcd cluster (Debian's etcd-server); sets ETCD_HOSTS,
+#       ETCD_ENDPOINTS (http://...), ETCD_PIDS, ETCD_CMDS (each member's
+#       command line, to restart it)
+#   sys_etcd_leader      the index (0-based) of the member that leads
+#   sys_stop_all         stop everything started here
+
+SYS_PIDS=()
+
+sys_die() {
+	echo "systems: $*" >&2
+	exit 1
+}
+
+sys_stop_pid() {
+	local pid=$1
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 1 100); do
+		alive "$pid" || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+sys_stop_all() {
+	local pid d
+	for d in "$TMP"/spectra-*; do
+		[ -f "$d/cluster.conf" ] &&
+			"$SPECTRA" cluster down --dir "$d" --timeout 10 >/dev/null 2>&1
+	done
+	for pid in "${SYS_PIDS[@]}"; do
+		sys_stop_pid "$pid"
+	done
+	SYS_PIDS=()
+}
+
+# sys_wait_port PORT PID: wait until something answers on PORT (PID alive).
+sys_wait_port() {
+	for _ in $(seq 1 300); do
+		alive "$2" || return 1
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+SPECTRA_DIR=
+SPECTRA_BASE=
+SPECTRA_HOSTS=
+sys_spectra() {
+	local name=$1 nodes=$2 rc peer i
+	shift 2
+	SPECTRA_DIR=$TMP/spectra-$name
+	for _ in 1 2 3; do
+		SPECTRA_BASE=$(free_base "$nodes")
+		peer=$(free_base "$nodes")
+		rc=0
+		"$SPECTRA" cluster up --nodes "$nodes" --dir "$SPECTRA_DIR" --base-port "$SPECTRA_BASE" \
+			--peer-base-port "$peer" --http-base-port 0 --name "$name" --wait 60 \
+			-- --loglevel warn "$@" >"$TMP/up-$name.out" 2>&1 || rc=$?
+		[ "$rc" -eq 0 ] && break
+		"$SPECTRA" cluster down --dir "$SPECTRA_DIR" >/dev/null 2>&1 || true
+		grep -q "already answers\|in use" "$TMP/up-$name.out" ||
+			sys_die "spectra cluster up failed: $(tail -n 5 "$TMP/up-$name.out")"
+		rm -rf "$SPECTRA_DIR"
+	done
+	[ "$rc" -eq 0 ] || sys_die "spectra: no free ports after 3 attempts"
+	SPECTRA_HOSTS=
+	for i in $(seq 0 $((nodes - 1))); do
+		SPECTRA_HOSTS="$SPECTRA_HOSTS${SPECTRA_HOSTS:+,}127.0.0.1:$((SPECTRA_BASE + i))"
+	done
+}
+
+sys_spectra_leader() {
+	"$SPECTRA" cluster status --dir "$SPECTRA_DIR" --json 2>/dev/null |
+		/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin).get("leader") or "")'
+}
+
+REDIS_BASE=
+REDIS_PRIMARY=
+REDIS_ALL=
+REDIS_PIDS=()
+sys_redis() {
+	local replicas=$1 i port dir up
+	shift
+	for _ in 1 2 3; do
+		REDIS_BASE=$(free_base $((replicas + 1)))
+		REDIS_PIDS=()
+		up=1
+		for i in $(seq 0 "$replicas"); do
+			port=$((REDIS_BASE + i))
+			dir=$TMP/redis-$i
+			rm -rf "$dir"
+			mkdir -p "$dir"
+			local role=()
+			[ "$i" -eq 0 ] || role=(--replicaof 127.0.0.1 "$REDIS_BASE")
+			redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' \
+				--appendonly no --databases 1 --repl-diskless-sync yes \
+				--repl-diskless-sync-delay 0 "${role[@]}" "$@" >"$dir/redis.log" 2>&1 &
+			REDIS_PIDS+=($!)
+			SYS_PIDS+=($!)
+		done
+		for i in $(seq 0 "$replicas"); do
+			sys_wait_port $((REDIS_BASE + i)) "${REDIS_PIDS[$i]}" || up=0
+		done
+		[ "$up" = 1 ] && break
+		for i in "${REDIS_PIDS[@]}"; do sys_stop_pid "$i"; done
+		grep -qi "in use" "$TMP"/redis-*/redis.log ||
+			sys_die "redis-server did not start: $(tail -n 5 "$TMP"/redis-*/redis.log)"
+	done
+	[ "$up" = 1 ] || sys_die "redis: no free ports after 3 attempts"
+	REDIS_PRIMARY=127.0.0.1:$REDIS_BASE
+	REDIS_ALL=
+	for i in $(seq 0 "$replicas"); do
+		REDIS_ALL="$REDIS_ALL${REDIS_ALL:+,}127.0.0.1:$((REDIS_BASE + i))"
+	done
+	local linked
+	for _ in $(seq 1 200); do
+		linked=0
+		for i in $(seq 1 "$replicas"); do
+			redis-cli -p $((REDIS_BASE + i)) INFO replication 2>/dev/null |
+				grep -q "master_link_status:up" && linked=$((linked + 1))
+		done
+		[ "$linked" -eq "$replicas" ] && break
+		sleep 0.1
+	done
+	[ "$linked" -eq "$replicas" ] || sys_die "redis: only $linked of $replicas replicas linked"
+}
+
+ETCD_HOSTS=
+ETCD_ENDPOINTS=
+ETCD_PIDS=()
+ETCD_CMDS=()
+sys_etcd() {
+	local nodes=$1 i cbase pbase initial up name dir
+	shift
+	command -v etcd >/dev/null || sys_die "etcd not installed (make deps: etcd-server)"
+	for _ in 1 2 3; do
+		cbase=$(free_base "$nodes")
+		pbase=$(free_base "$nodes")
+		initial=
+		for i in $(seq 0 $((nodes - 1))); do
+			initial="$initial${initial:+,}e$i=http://127.0.0.1:$((pbase + i))"
+		done
+		ETCD_PIDS=()
+		ETCD_CMDS=()
+		ETCD_HOSTS=
+		ETCD_ENDPOINTS=
+		up=1
+		for i in $(seq 0 $((nodes - 1))); do
+			name=e$i
+			dir=$TMP/etcd-$i
+			rm -rf "$dir"
+			mkdir -p "$dir"
+			ETCD_CMDS+=("etcd --name $name --data-dir $dir/data \
+--listen-client-urls http://127.0.0.1:$((cbase + i)) \
+--advertise-client-urls http://127.0.0.1:$((cbase + i)) \
+--listen-peer-urls http://127.0.0.1:$((pbase + i)) \
+--initial-advertise-peer-urls http://127.0.0.1:$((pbase + i)) \
+--initial-cluster $initial --initial-cluster-state new \
+--initial-cluster-token bench --log-level error $*")
+			# shellcheck disable=SC2086 # the command line is words
+			${ETCD_CMDS[$i]} >>"$dir/etcd.log" 2>&1 &
+			ETCD_PIDS+=($!)
+			SYS_PIDS+=($!)
+			ETCD_HOSTS="$ETCD_HOSTS${ETCD_HOSTS:+,}127.0.0.1:$((cbase + i))"
+			ETCD_ENDPOINTS="$ETCD_ENDPOINTS${ETCD_ENDPOINTS:+,}http://127.0.0.1:$((cbase + i))"
+		done
+		for i in $(seq 0 $((nodes - 1))); do
+			sys_wait_port $((cbase + i)) "${ETCD_PIDS[$i]}" || up=0
+		done
+		[ "$up" = 1 ] && break
+		for i in "${ETCD_PIDS[@]}"; do sys_stop_pid "$i"; done
+		grep -qi "in use" "$TMP"/etcd-*/etcd.log ||
+			sys_die "etcd did not start: $(tail -n 5 "$TMP"/etcd-*/etcd.log)"
+	done
+	[ "$up" = 1 ] || sys_die "etcd: no free ports after 3 attempts"
+	for _ in $(seq 1 200); do
+		ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" endpoint health >/dev/null 2>&1 &&
+			return 0
+		sleep 0.1
+	done
+	sys_die "etcd: the cluster did not become healthy in 20 s"
+}
+
+# sys_etcd_restart I: start member I again on its data.
+sys_etcd_restart() {
+	local i=$1
+	alive "${ETCD_PIDS[$i]}" && return 0
+	# shellcheck disable=SC2086 # the command line is words
+	${ETCD_CMDS[$i]/--initial-cluster-state new/--initial-cluster-state existing} \
+		>>"$TMP/etcd-$i/etcd.log" 2>&1 &
+	ETCD_PIDS[i]=$!
+	SYS_PIDS+=($!)
+}
+
+sys_etcd_leader() {
+	ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" endpoint status -w json 2>/dev/null |
+		/usr/bin/python3 -c '
+import json, sys
+for i, e in enumerate(json.load(sys.stdin)):
+    st = e["Status"]
+    if st["header"]["member_id"] == st["leader"]:
+        print(i)
+        break'
+}
