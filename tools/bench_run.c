@@ -28,15 +28,17 @@
 #include "common/buf.h"
 #include "common/err.h"
 
-#define READ_CHUNK	  (64 * 1024)
-#define BACKOFF_FIRST_MS  100
-#define BACKOFF_MAX_MS	  2000
-#define MESSAGES_MAX	  10 /* connection messages printed before counting only */
-#define DROPPED_WORD	  "conn_dropped"
-#define NS_PER_S	  1000000000ull
-#define PROGRESS_EVERY_MS 1000
-#define TIMEOUT_WORD	  "timeout"
-#define FAILOVER_FIRST_MS 10 /* first retry, at the next host, after a drop */
+#define READ_CHUNK	    (64 * 1024)
+#define BACKOFF_FIRST_MS    100
+#define BACKOFF_MAX_MS	    2000
+#define MESSAGES_MAX	    10 /* connection messages printed before counting only */
+#define DROPPED_WORD	    "conn_dropped"
+#define NS_PER_S	    1000000000ull
+#define PROGRESS_EVERY_MS   1000
+#define TIMEOUT_WORD	    "timeout"
+#define FAILOVER_FIRST_MS   10			 /* first retry, at the next host, after a drop */
+#define CONNECT_WAIT_MAX_NS (30 * 1000000000ull) /* longest wait for every connection */
+#define WARM_RECHECK_MS	    100
 
 struct slot {
 	struct bench_vars vars;
@@ -91,7 +93,7 @@ struct run {
 	struct bench_result *res;
 	uv_loop_t loop;
 	struct conn *conns;
-	uv_timer_t end_timer, drain_timer, progress_timer, timeout_timer, fault_timer;
+	uv_timer_t end_timer, drain_timer, progress_timer, timeout_timer, fault_timer, warm_timer;
 	uv_process_t fault_proc;
 	uv_signal_t sigint, sigterm;
 	uv_prepare_t prepare;
@@ -100,6 +102,8 @@ struct run {
 	uint64_t armed_ns;
 	bool open_loop;
 	bool stopping;
+	bool warmed;	/* the warm-up time is over */
+	bool measuring; /* the window has begun (t_measure is set) */
 	uint64_t t0, t_measure, t_end, t_stop, now;
 	uint64_t rng;
 	uint64_t total_weight;
@@ -120,6 +124,7 @@ struct run {
 };
 
 static void run_stop(struct run *r);
+static void try_begin(struct run *r);
 static void conn_connect(struct conn *c);
 static void conn_flush(struct conn *c);
 static void conn_fill(struct conn *c);
@@ -570,6 +575,8 @@ static void on_connect(uv_connect_t *req, int status)
 	c->ever_up = true;
 	c->backoff_ms = BACKOFF_FIRST_MS;
 	mark_tried(c);
+	if (r->warmed && !r->measuring && r->up == r->cfg->clients)
+		try_begin(r);
 	conn_fill(c);
 	conn_flush(c);
 }
@@ -677,8 +684,27 @@ static void on_prepare(uv_prepare_t *p)
 
 /* ---- availability: timeouts and the fault ------------------------------------ */
 
+/*
+ * fail_pending ends an open-loop op that never got sent (its connection
+ * was down for the whole timeout) as a failure of a drawn op type, so an
+ * outage counts against availability even when no request could be made.
+ */
+static void fail_pending(struct conn *c, const struct pending *p)
+{
+	struct run *r = c->run;
+	r->completed++;
+	r->errors++;
+	if (!p->measured)
+		return;
+	add_error(&r->res->ops[pick_op(r)], TIMEOUT_WORD, strlen(TIMEOUT_WORD));
+	r->outstanding--;
+	if (r->sched_done && r->outstanding == 0)
+		run_stop(r);
+}
+
 /* on_timeout_check drops every connection whose oldest request has waited
- * longer than the timeout, failing its ops as "timeout". */
+ * longer than the timeout, failing its ops as "timeout"; in an open loop,
+ * ops queued that long for a connection that is not up fail too. */
 static void on_timeout_check(uv_timer_t *t)
 {
 	struct run *r = t->data;
@@ -686,10 +712,16 @@ static void on_timeout_check(uv_timer_t *t)
 	uint64_t limit = (uint64_t)r->cfg->timeout_ms * 1000000u;
 	for (size_t i = 0; i < r->cfg->clients && !r->stopping; i++) {
 		struct conn *c = &r->conns[i];
-		if (c->state != CONN_UP || c->fifo_n == 0)
-			continue;
-		if (now - c->slots[c->fifo[c->fifo_head]].sent_ns > limit)
+		if (c->state == CONN_UP && c->fifo_n > 0 &&
+		    now - c->slots[c->fifo[c->fifo_head]].sent_ns > limit)
 			conn_drop_as(c, "no reply in time", 0, TIMEOUT_WORD);
+		while (c->state != CONN_UP && c->pend_n > 0 && !r->stopping &&
+		       now > c->pend[c->pend_head].at_ns + limit) {
+			struct pending p = c->pend[c->pend_head];
+			c->pend_head = (c->pend_head + 1) % c->pend_cap;
+			c->pend_n--;
+			fail_pending(c, &p);
+		}
 	}
 }
 
@@ -734,6 +766,49 @@ static void on_fault(uv_timer_t *t)
 }
 
 /* ---- phases --------------------------------------------------------------- */
+
+static void on_end(uv_timer_t *t);
+
+/*
+ * try_begin opens the measured window once the warm-up time is over and
+ * every connection is up (a burst of connections can overflow a server's
+ * accept queue, and the kernel retries a dropped SYN only after a second:
+ * a window opened earlier would measure fewer clients than asked for), or
+ * after CONNECT_WAIT_MAX_NS with whatever came up.
+ */
+static void try_begin(struct run *r)
+{
+	const struct bench_config *cfg = r->cfg;
+	if (r->measuring || r->stopping)
+		return;
+	uint64_t now = uv_hrtime();
+	if (r->up < cfg->clients && now - r->t0 < CONNECT_WAIT_MAX_NS)
+		return;
+	if (r->up < cfg->clients)
+		fprintf(stderr,
+			"spectra bench: only %zu of %zu connections up after %.0f s; measuring "
+			"anyway\n",
+			r->up, cfg->clients, (double)CONNECT_WAIT_MAX_NS / 1e9);
+	r->measuring = true;
+	uv_timer_stop(&r->warm_timer);
+	r->t_measure = now;
+	r->t_end = cfg->requests ? UINT64_MAX : now + (uint64_t)(cfg->duration_s * 1e9);
+	r->last_ok_ns = now;
+	r->res->warmup_s = (double)(now - r->t0) / 1e9;
+	if (!r->open_loop && !cfg->requests)
+		uv_timer_start(&r->end_timer, on_end, (r->t_end - now + 999999) / 1000000, 0);
+	if (cfg->fault_cmd)
+		uv_timer_start(&r->fault_timer, on_fault, (uint64_t)(cfg->fault_at_s * 1000), 0);
+}
+
+static void on_warm(uv_timer_t *t)
+{
+	struct run *r = t->data;
+	r->warmed = true;
+	try_begin(r);
+	if (!r->measuring && !r->stopping)
+		uv_timer_start(&r->warm_timer, on_warm, WARM_RECHECK_MS, 0);
+}
 
 static void on_end(uv_timer_t *t)
 {
@@ -807,6 +882,7 @@ static void run_stop(struct run *r)
 	close_handle((uv_handle_t *)&r->progress_timer);
 	close_handle((uv_handle_t *)&r->timeout_timer);
 	close_handle((uv_handle_t *)&r->fault_timer);
+	close_handle((uv_handle_t *)&r->warm_timer);
 	close_handle((uv_handle_t *)&r->sigint);
 	close_handle((uv_handle_t *)&r->sigterm);
 	if (r->open_loop) {
@@ -908,10 +984,11 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
 	uv_timer_init(&r->loop, &r->progress_timer);
 	uv_timer_init(&r->loop, &r->timeout_timer);
 	uv_timer_init(&r->loop, &r->fault_timer);
+	uv_timer_init(&r->loop, &r->warm_timer);
 	uv_signal_init(&r->loop, &r->sigint);
 	uv_signal_init(&r->loop, &r->sigterm);
 	r->end_timer.data = r->drain_timer.data = r->progress_timer.data = r;
-	r->timeout_timer.data = r->fault_timer.data = r;
+	r->timeout_timer.data = r->fault_timer.data = r->warm_timer.data = r;
 	r->sigint.data = r->sigterm.data = r;
 
 	r->conns = sp_calloc(cfg->clients, sizeof(*r->conns));
@@ -920,26 +997,22 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
 
 	/* uv_hrtime is CLOCK_MONOTONIC in nanoseconds, the timerfd's clock. */
 	r->t0 = uv_hrtime();
-	r->t_measure = r->t0 + (uint64_t)(cfg->warmup_s * 1e9);
-	r->t_end = cfg->requests ? UINT64_MAX : r->t_measure + (uint64_t)(cfg->duration_s * 1e9);
+	/* The window opens in try_begin. */
+	r->t_measure = UINT64_MAX;
+	r->t_end = UINT64_MAX;
 	r->progress_ns = r->t0;
 	r->next_at = r->t0;
-	r->last_ok_ns = r->t_measure;
 
 	uv_signal_start(&r->sigint, on_signal, SIGINT);
 	uv_signal_start(&r->sigterm, on_signal, SIGTERM);
 	if (cfg->progress)
 		uv_timer_start(&r->progress_timer, on_progress, PROGRESS_EVERY_MS,
 			       PROGRESS_EVERY_MS);
-	if (!r->open_loop && !cfg->requests)
-		uv_timer_start(&r->end_timer, on_end, (r->t_end - r->t0 + 999999) / 1000000, 0);
+	uv_timer_start(&r->warm_timer, on_warm, (uint64_t)(cfg->warmup_s * 1000), 0);
 	if (cfg->timeout_ms > 0) {
 		uint64_t every = cfg->timeout_ms / 4 < 10 ? 10 : cfg->timeout_ms / 4;
 		uv_timer_start(&r->timeout_timer, on_timeout_check, every, every);
 	}
-	if (cfg->fault_cmd)
-		uv_timer_start(&r->fault_timer, on_fault,
-			       (uint64_t)((cfg->warmup_s + cfg->fault_at_s) * 1000), 0);
 	if (r->open_loop) {
 		uv_poll_start(&r->tick, UV_READABLE, on_tick);
 		uv_prepare_start(&r->prepare, on_prepare);
@@ -956,13 +1029,15 @@ int bench_run(const struct bench_config *cfg, struct bench_result *res)
 	uv_run(&r->loop, UV_RUN_DEFAULT);
 	res->seconds = window_seconds(r);
 	/* The stretch from the last success to the window's end is a gap too. */
-	uint64_t window_end = r->t_measure + (uint64_t)(res->seconds * 1e9);
-	if (window_end > r->last_ok_ns && window_end - r->last_ok_ns > r->max_gap_ns) {
-		r->max_gap_ns = window_end - r->last_ok_ns;
-		r->max_gap_from = r->last_ok_ns;
+	if (r->measuring) {
+		uint64_t window_end = r->t_measure + (uint64_t)(res->seconds * 1e9);
+		if (window_end > r->last_ok_ns && window_end - r->last_ok_ns > r->max_gap_ns) {
+			r->max_gap_ns = window_end - r->last_ok_ns;
+			r->max_gap_from = r->last_ok_ns;
+		}
+		res->max_gap_s = (double)r->max_gap_ns / 1e9;
+		res->max_gap_at_s = (double)(r->max_gap_from - r->t_measure) / 1e9;
 	}
-	res->max_gap_s = (double)r->max_gap_ns / 1e9;
-	res->max_gap_at_s = (double)(r->max_gap_from - r->t_measure) / 1e9;
 	rc = 0;
 	for (size_t i = 0; i < cfg->clients; i++)
 		conn_free(&r->conns[i]);

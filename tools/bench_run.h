@@ -13,7 +13,9 @@
  * timerfd armed to the nanosecond, not by libuv's millisecond timers.
  *
  * Ops that end during the warm-up are not recorded; nor, in a closed loop,
- * ops that started during it. With a duration, a closed loop records ops
+ * ops that started during it. The warm-up lasts warmup_s, and beyond that
+ * until every connection is up (at most 30 s), so a run measures the
+ * clients it was asked for. With a duration, a closed loop records ops
  * that end before the window closes; an open loop records ops scheduled in
  * the window and waits up to drain_s after it for the late ones (those
  * still out are counted as unfinished). With a request count, exactly that
@@ -111,6 +113,9 @@ struct bench_result {
 	double max_gap_s, max_gap_at_s;
 	/* The fault: whether it ran, when (seconds into the window), and its
 	 * exit status (or -1 if it could not be started or was killed). */
+	/* How long the warm-up lasted: --warmup, or longer until every
+	 * connection was up (at most 30 s). */
+	double warmup_s;
 	bool fault_ran;
 	double fault_ran_at_s;
 	int fault_status;

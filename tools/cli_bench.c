@@ -475,6 +475,7 @@ static int write_json(const struct bench_opts *o, const struct bench_result *res
 		json_object_set_new(j, "keys", json_integer((json_int_t)o->keys));
 		json_object_set_new(j, "dist", json_string(dist_names[o->dist]));
 		json_object_set_new(j, "value_size", json_integer((json_int_t)o->value_size));
+		json_object_set_new(j, "warmup_s", json_real(res->warmup_s));
 		json_object_set_new(j, "connects", json_integer((json_int_t)res->connects));
 		json_object_set_new(j, "connect_failures",
 				    json_integer((json_int_t)res->connect_failures));
@@ -531,7 +532,8 @@ static const char description[] =
     "(no coordinated omission). After the window, an open loop waits up to 5 s for\n"
     "ops still out.\n"
     "\n"
-    "Ops that end during --warmup are not recorded. Errors are counted per error\n"
+    "Ops that end during --warmup are not recorded; the warm-up lasts until every\n"
+    "connection is up (at most 30 s more). Errors are counted per error\n"
     "word (ERR, TRYAGAIN, ...); an op lost with a dropped connection counts as\n"
     "conn_dropped, and the connection is made again. Latencies are kept in a\n"
     "histogram with 2 significant digits, 1 us to 60 s. SIGINT ends the run early\n"
