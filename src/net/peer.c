@@ -62,6 +62,7 @@ struct peer {
 	int backing_off;
 	int removed;
 	int ever_connected;
+	int link_failed;       /* the last outgoing connection failed or broke */
 	uint32_t backoff_ms;   /* ceiling of the next backoff wait */
 	struct sp_buf queue;   /* encoded frames not yet handed to a write */
 	uint64_t queue_frames; /* frames in queue */
@@ -260,6 +261,7 @@ static void conn_close(struct conn *c)
 		if (p) {
 			p->conn = NULL;
 			c->peer = NULL;
+			p->link_failed = !net->closing;
 			uint64_t lived = uv_now(net->loop) - c->opened_ms;
 			if (!p->removed && !net->closing)
 				schedule_redial(p,
@@ -410,6 +412,7 @@ static void on_connect(uv_connect_t *req, int status)
 	c->established = 1;
 	c->opened_ms = uv_now(net->loop);
 	set_socket_options(c);
+	p->link_failed = 0;
 	net->stats.connects++;
 	if (p->ever_connected)
 		net->stats.reconnects++;
@@ -891,6 +894,12 @@ int peer_net_send(struct peer_net *net, uint64_t to, uint8_t channel, const void
 			enqueue(p, channel, payload, len);
 	}
 	return 0;
+}
+
+bool peer_net_link_down(const struct peer_net *net, uint64_t id)
+{
+	const struct peer *p = net ? find_peer(net, id) : NULL;
+	return p && p->link_failed;
 }
 
 void peer_net_get_stats(const struct peer_net *net, struct peer_net_stats *out)

@@ -47,6 +47,7 @@
 #define SP_NET_PEER_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -171,6 +172,17 @@ int peer_net_remove_peer(struct peer_net *net, uint64_t id);
  */
 int peer_net_send(struct peer_net *net, uint64_t to, uint8_t channel, const void *payload,
 		  size_t len);
+
+/*
+ * peer_net_link_down says whether the last outgoing connection to node id
+ * failed to connect or broke (refused, reset, closed by the peer) and no
+ * connection has come up since: a strong hint that the node is down or
+ * restarting, known at once rather than after a failure detector's
+ * timeout. False for an unknown id, for a peer not dialled yet, and while
+ * a connection is up -- also one whose frames a fault hook or partition
+ * drops (those look healthy here).
+ */
+bool peer_net_link_down(const struct peer_net *net, uint64_t id);
 
 /* peer_net_get_stats copies the counters into *out. */
 void peer_net_get_stats(const struct peer_net *net, struct peer_net_stats *out);

@@ -242,6 +242,12 @@ static int ev_send_frame(void *ctx, uint64_t to, const void *p, size_t len)
 	return peer_net_send(srv->net, to, EV_CHANNEL, p, len);
 }
 
+static bool link_down(void *ctx, uint64_t id)
+{
+	struct server *srv = ctx;
+	return peer_net_link_down(srv->net, id);
+}
+
 static void on_ev_timer(uv_timer_t *t)
 {
 	struct server *srv = t->data;
@@ -277,6 +283,7 @@ static int open_eventual(struct server *srv, const struct cluster_file *file)
 	    .seed = srv->node_id ^ sp_mono_ns(srv->clock),
 	    .limits = srv->ev_limits,
 	    .send = ev_send_frame,
+	    .link_down = link_down,
 	    .ctx = srv,
 	};
 	uint64_t ids[CLUSTER_FILE_MAX_NODES];

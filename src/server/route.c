@@ -424,6 +424,14 @@ static void on_read_ready(void *arg, int err, uint64_t index)
 static void forward(struct request *r)
 {
 	struct server *srv = r->srv;
+	if (peer_net_link_down(srv->net, srv->leader)) {
+		/* The leader's node refuses connections (killed, restarting):
+		 * a request sent now would be lost with the frame. Hold it
+		 * until a leader is reachable; at its deadline it is answered
+		 * TRYAGAIN, not executed. */
+		r->state = REQ_WAITING;
+		return;
+	}
 	struct sp_buf *b = &srv->scratch;
 	sp_buf_clear(b);
 	uint8_t h[17];
@@ -444,6 +452,7 @@ static void forward(struct request *r)
 		return;
 	}
 	r->state = REQ_FORWARDED;
+	r->fwd_to = srv->leader;
 }
 
 static void propose(struct request *r)
@@ -555,10 +564,39 @@ static bool is_expired(const struct request *r, uint64_t now)
 	return now >= r->deadline_ms;
 }
 
+/* is_forward_lost: forwarded to a leader that is no longer the leader, or
+ * whose node went down, so no answer may ever come. */
+static bool is_forward_lost(const struct request *r, uint64_t now)
+{
+	(void)now;
+	if (r->state != REQ_FORWARDED)
+		return false;
+	const struct server *srv = r->srv;
+	return (srv->leader && srv->leader != r->fwd_to) || peer_net_link_down(srv->net, r->fwd_to);
+}
+
 void route_role_changed(struct server *srv)
 {
 	size_t n;
-	uint64_t *ids = collect_ids(srv, is_waiting, 0, &n);
+	/* A read lost with its leader is routed again (it changed nothing);
+	 * a write may have been committed, so it is answered UNKNOWN now
+	 * rather than at its deadline. */
+	uint64_t *ids = collect_ids(srv, is_forward_lost, 0, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct request *r = req_find(srv, ids[i]);
+		if (!r || r->state != REQ_FORWARDED)
+			continue;
+		if (r->cls == REQ_READ) {
+			r->state = REQ_WAITING;
+			continue;
+		}
+		req_answer_error(r,
+				 "UNKNOWN the leader (node %llu) was lost before it answered; "
+				 "the write may or may not have been applied",
+				 (unsigned long long)r->fwd_to);
+	}
+	free(ids);
+	ids = collect_ids(srv, is_waiting, 0, &n);
 	for (size_t i = 0; i < n; i++) {
 		struct request *r = req_find(srv, ids[i]);
 		if (r && r->state == REQ_WAITING)
@@ -607,10 +645,10 @@ static void on_timer(uv_timer_t *t)
 	}
 	free(ids);
 	/* A node that learns of a leader only by a role change already
-	 * retried; one whose leader is known but unreachable, or whose
-	 * request the leader sent back, retries here. */
-	if (srv->role == RAFT_LEADER || srv->leader)
-		route_role_changed(srv);
+	 * retried; one whose leader is known but unreachable, whose
+	 * request the leader sent back, or whose leader's node went down,
+	 * retries here. */
+	route_role_changed(srv);
 }
 
 /* ---- submitting ---- */

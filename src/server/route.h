@@ -53,6 +53,7 @@ struct request {
 	struct client *c;	     /* local origin; NULL when gone or remote */
 	struct reply_slot *slot;
 	uint64_t from_node, from_req; /* remote origin: a follower forwarded it */
+	uint64_t fwd_to;	      /* FORWARDED: the leader it went to */
 	uint8_t cls, level, type, proto, state;
 	bool applied;	      /* its entry was applied here: reply holds the answer */
 	uint64_t deadline_ms; /* monotonic */

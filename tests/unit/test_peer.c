@@ -759,6 +759,40 @@ static void test_peer_restart(void **state)
 	assert_true(sa.disconnects >= 1);
 }
 
+/* link_down: false until a dial fails, true at once when the peer's
+ * process goes away (no failure detector timeout), false again once a
+ * connection comes back; a partition does not make a link look down. */
+static void test_peer_link_down(void **state)
+{
+	struct harness *h = *state;
+	struct node *a = &h->nodes[0], *b = &h->nodes[1];
+	open_mesh(h, 2);
+	assert_false(peer_net_link_down(a->net, 999));
+	assert_false(peer_net_link_down(a->net, b->id)); /* not dialled yet */
+	send_seq(a, b->id, 0, 64);
+	RUN_UNTIL(h, b->nrx == 1, 3000);
+	assert_false(peer_net_link_down(a->net, b->id));
+	uint64_t pid[] = {b->id};
+	peer_net_partition(a->net, pid, 1);
+	send_seq(a, b->id, 1, 64);
+	run_for(h, 20);
+	assert_false(peer_net_link_down(a->net, b->id));
+	peer_net_heal(a->net);
+	int port = b->port;
+	node_close(b);
+	RUN_UNTIL(h, peer_net_link_down(a->net, b->id), 1000);
+	assert_true(peer_net_link_down(a->net, b->id));
+	/* Dials to a closed port keep failing: still down. */
+	send_seq(a, b->id, 2, 64);
+	run_for(h, 50);
+	assert_true(peer_net_link_down(a->net, b->id));
+	node_open(b, port);
+	assert_int_equal(peer_net_add_peer(b->net, a->id, "127.0.0.1", a->port), 0);
+	send_seq(a, b->id, 3, 64);
+	RUN_UNTIL(h, !peer_net_link_down(a->net, b->id) && b->nrx >= 1, 3000);
+	assert_false(peer_net_link_down(a->net, b->id));
+}
+
 static void test_peer_drop_all(void **state)
 {
 	struct harness *h = *state;
@@ -1124,6 +1158,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_peer_batches_small_frames, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_peer_late_start, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_peer_restart, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_peer_link_down, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_peer_drop_all, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_peer_partition_and_heal, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_peer_duplicate, setup, teardown),

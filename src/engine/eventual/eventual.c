@@ -140,6 +140,8 @@ bool ev_peer_alive(const struct ev_engine *e, uint64_t id)
 {
 	if (id == e->cfg.self_id)
 		return true;
+	if (e->cfg.link_down && e->cfg.link_down(e->cfg.ctx, id))
+		return false;
 	uint64_t now = ev_now_ms(e);
 	for (size_t i = 0; i < e->npeers; i++) {
 		if (e->peers[i].id != id)
@@ -1156,6 +1158,15 @@ static void expire_ops(struct ev_engine *e, uint64_t now)
 		    now - p->start_ms >= EV_READ_SPECULATE_MS && popcount8(p->sent) < p->ntargets) {
 			/* A replica asked is slow or gone: ask the others. */
 			read_ask_more(e, p, p->ntargets);
+		}
+		if (p->role == P_PROXY && !ev_peer_alive(e, p->proxy_to)) {
+			/* Its coordinator went down: waiting for the deadline
+			 * would only hold the client longer. */
+			answer(e, p, SP_ERR_UNKNOWN,
+			       "the replica coordinating the write went down before it answered");
+			op_free(e, p);
+			p = next;
+			continue;
 		}
 		if (now < p->deadline_ms) {
 			p = next;

@@ -152,6 +152,10 @@ struct eventual_config {
 	struct crdt_limits limits;
 	/* send one message (channel EV_CHANNEL) to node `to`. */
 	int (*send)(void *ctx, uint64_t to, const void *p, size_t len);
+	/* Optional (NULL: none): the transport's word that its link to node
+	 * id is down (refused or reset), which makes the peer count as down at
+	 * once instead of after suspect_ms of silence. */
+	bool (*link_down)(void *ctx, uint64_t id);
 	void *ctx;
 };
 
