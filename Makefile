@@ -9,6 +9,7 @@
 #   make bench-causal  5-node causal keyspace beside eventual ONE, 100/1000 clients
 #   make bench-eventual  5-node eventual keyspace (QUORUM/ONE) vs Redis primary + 4 replicas
 #   make bench-sampler  stale-read sampler off vs 1 in 100 (default) vs 1 in 10: 3-node clusters
+#   make bench-table  the design's table at 1,000 and 10,000 clients beside etcd and Redis
 #   make deps     install the Debian packages (scripts/deps.sh)
 
 CC      ?= cc
@@ -42,7 +43,7 @@ ifneq ($(BUILD),build)
 BIN := $(BUILD)/bin
 endif
 
-.PHONY: all test check fuzz bench bench-raft bench-strong bench-eventual bench-causal bench-sampler deps clean format tests-build
+.PHONY: all test check fuzz bench bench-raft bench-strong bench-eventual bench-causal bench-sampler bench-table deps clean format tests-build
 # Keep the objects of test binaries (make would delete them as intermediate).
 .SECONDARY:
 all: $(BIN)/spectrad $(BIN)/spectra
@@ -186,6 +187,12 @@ bench-causal: all
 # the default rate costs 5% of throughput or more.
 bench-sampler: all
 	bench/sampler.sh
+
+# bench-table: spectra (strong, causal, eventual), etcd and Redis, one after
+# the other on this machine, at 1,000 and 10,000 clients, with a node killed
+# in the availability runs; a table, bench/results/table-<date>.{json,svg}.
+bench-table: all
+	bench/table.sh
 
 # sim: the deterministic simulation of the Raft core (tests/sim), SEEDS
 # seeds of SIM_SECONDS simulated seconds each. sim-canaries builds the core

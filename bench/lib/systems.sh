@@ -16,6 +16,8 @@
 #       ETCD_ENDPOINTS (http://...), ETCD_PIDS, ETCD_CMDS (each member's
 #       command line, to restart it)
 #   sys_etcd_leader      the index (0-based) of the member that leads
+#   sys_etcd_restart I   start member I again on its data
+#   sys_etcd_check       restart members that exited (and say so)
 #   sys_stop_all         stop everything started here
 
 SYS_PIDS=()
@@ -212,9 +214,32 @@ sys_etcd_leader() {
 	ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" endpoint status -w json 2>/dev/null |
 		/usr/bin/python3 -c '
 import json, sys
-for i, e in enumerate(json.load(sys.stdin)):
-    st = e["Status"]
-    if st["header"]["member_id"] == st["leader"]:
-        print(i)
-        break'
+for e in json.load(sys.stdin):
+    st = e.get("Status") or {}
+    if st.get("leader") and st.get("header", {}).get("member_id") == st["leader"]:
+        # Members are listed in endpoint order, but a dead one is left
+        # out: find the index by the endpoint.
+        print(sys.argv[1].split(",").index(e["Endpoint"]))
+        break' "$ETCD_ENDPOINTS"
+}
+
+# sys_etcd_check: restart every member that exited (their number and the
+# reason their log gives are printed) and wait until the cluster is
+# healthy again. Returns 1 if a member had exited.
+sys_etcd_check() {
+	local i died=0 why
+	for i in "${!ETCD_PIDS[@]}"; do
+		alive "${ETCD_PIDS[$i]}" && continue
+		died=1
+		why=$(grep -m1 -E "^(panic|fatal)|too many open files|out of memory" "$TMP/etcd-$i/etcd.log" || true)
+		echo "systems: etcd member $i exited${why:+: $why}; restarting it" >&2
+		sys_etcd_restart "$i"
+	done
+	[ "$died" = 1 ] || return 0
+	for _ in $(seq 1 300); do
+		ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" endpoint health >/dev/null 2>&1 &&
+			return 1
+		sleep 0.1
+	done
+	sys_die "etcd: the cluster did not recover in 30 s after a member exited"
 }
