@@ -268,12 +268,16 @@ run_etcd() {
 	for c in $CLIENTS; do
 		for s in "put:PUT e:{key} {value}" "range:GET e:{key}" \
 			"serializable_range:GET e:{key} SERIALIZABLE"; do
+			# Every row starts from a healthy cluster: a member may still
+			# be working off the row before.
+			sys_etcd_healthy 60 || echo "  (etcd was not healthy after 60 s)"
 			row etcd "${s%%:*}" "$c" "$ETCD_HOSTS" "${s#*:}" --driver etcd
 			sys_etcd_check || echo "  (an etcd member exited during etcd ${s%%:*} at $c clients)"
 		done
 	done
 	if [ "$FAULTS" = yes ]; then
 		local leader
+		sys_etcd_healthy 60 || true
 		leader=$(sys_etcd_leader)
 		[ -n "$leader" ] || die "etcd: no leader before the fault rows"
 		fault_row etcd put_kill_leader "$ETCD_HOSTS" 2500 'PUT e:{key} {value}' \

@@ -210,8 +210,30 @@ sys_etcd_restart() {
 	SYS_PIDS+=($!)
 }
 
+# sys_etcd_healthy SECONDS: wait until every member answers healthy (a
+# member still working off a 10,000-client row may take a while).
+sys_etcd_healthy() {
+	local tries=$(($1 * 5))
+	for _ in $(seq 1 "$tries"); do
+		ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --command-timeout 2s \
+			endpoint health >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 sys_etcd_leader() {
-	ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" endpoint status -w json 2>/dev/null |
+	local got
+	for _ in $(seq 1 30); do
+		got=$(sys_etcd_leader_once)
+		[ -n "$got" ] && break
+		sleep 1
+	done
+	echo "$got"
+}
+
+sys_etcd_leader_once() {
+	ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --command-timeout 3s endpoint status -w json 2>/dev/null |
 		/usr/bin/python3 -c '
 import json, sys
 for e in json.load(sys.stdin):
@@ -236,10 +258,6 @@ sys_etcd_check() {
 		sys_etcd_restart "$i"
 	done
 	[ "$died" = 1 ] || return 0
-	for _ in $(seq 1 300); do
-		ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" endpoint health >/dev/null 2>&1 &&
-			return 1
-		sleep 0.1
-	done
+	sys_etcd_healthy 30 && return 1
 	sys_die "etcd: the cluster did not recover in 30 s after a member exited"
 }

@@ -174,8 +174,9 @@ ok, gap, at, t = r["ok"], r["max_gap_ms"], r["max_gap_at_s"], r["fault_ran_at_s"
 print("ok %d failed %d availability %.4f gap %.0f ms at %.2f s (fault at %.2f s, exit %s)" % (
     ok, errs, r["availability"], gap, at, t, r["fault_status"]))
 assert r["fault_status"] == 0, "the kill failed"
-assert errs > 0, "killing the leader failed no op"
-assert 0.5 < r["availability"] < 1, "availability out of range"
+# Requests held through the election succeed late rather than fail, so
+# a run may see no failure at all; the gap shows the outage.
+assert 0.5 < r["availability"] <= 1, "availability out of range"
 assert 50 <= gap <= 6000, "gap out of range"
 assert t - 1.0 <= at <= t + 1.5, "the longest gap is not at the kill"
 assert at + gap / 1000 < r["seconds"] - 0.5, "no op succeeded after the gap"
