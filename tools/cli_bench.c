@@ -400,6 +400,10 @@ static void print_summary(const struct bench_opts *o, const struct bench_result 
 		ok += res->ops[i].ok;
 		err += errors_of(&res->ops[i]);
 	}
+	if (o->rate > 0 && !o->requests)
+		printf("served: %.1f ops/s succeeded inside the window (of %.0f offered), queued "
+		       "ops included\n",
+		       (double)res->window_ok / o->duration_s, o->rate);
 	printf("availability: %.4f%% of %" PRIu64 " ops succeeded; longest gap without a success "
 	       "%.1f ms, from %.3f s into the window\n",
 	       ok + err ? 100.0 * (double)ok / (double)(ok + err) : 100.0, ok + err,
@@ -457,6 +461,10 @@ static int write_json(const struct bench_opts *o, const struct bench_result *res
 				    json_integer((json_int_t)bench_hist_percentile(h, 99.9)));
 		json_object_set_new(j, "max_us", json_integer((json_int_t)bench_hist_max(h)));
 		json_object_set_new(j, "availability", json_real(availability_of(st)));
+		json_object_set_new(j, "served_ops_per_s",
+				    json_real(o->duration_s > 0 && !o->requests
+						  ? (double)res->window_ok / o->duration_s
+						  : 0));
 		json_object_set_new(j, "max_gap_ms", json_real(res->max_gap_s * 1000));
 		json_object_set_new(j, "max_gap_at_s", json_real(res->max_gap_at_s));
 		json_object_set_new(j, "driver", json_string(o->driver->name));
