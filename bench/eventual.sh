@@ -126,6 +126,8 @@ done
 
 # shellcheck source=tests/lib/ports.sh
 source tests/lib/ports.sh
+# shellcheck source=bench/lib/systems.sh
+source bench/lib/systems.sh
 
 # ---- spectra: a 5-node cluster and an eventual keyspace ----------------
 
@@ -177,66 +179,9 @@ start_spectra() {
 
 # ---- redis: a primary and 4 replicas -------------------------------------
 
-REDIS_BASE=
-REDIS_PRIMARY=
-REDIS_ALL=
 start_redis() {
-	local i port dir up
-	for _ in 1 2 3; do
-		REDIS_BASE=$(free_base $((REPLICAS + 1)))
-		REDIS_PIDS=()
-		up=1
-		for i in $(seq 0 "$REPLICAS"); do
-			port=$((REDIS_BASE + i))
-			dir=$TMP/redis-$i
-			rm -rf "$dir"
-			mkdir -p "$dir"
-			local role=()
-			[ "$i" -eq 0 ] || role=(--replicaof 127.0.0.1 "$REDIS_BASE")
-			# shellcheck disable=SC2086 # REDIS_FLAGS is words on purpose
-			redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' \
-				--appendonly no --databases 1 --repl-diskless-sync yes \
-				--repl-diskless-sync-delay 0 "${role[@]}" $REDIS_FLAGS \
-				>"$dir/redis.log" 2>&1 &
-			REDIS_PIDS+=($!)
-		done
-		for i in $(seq 0 "$REPLICAS"); do
-			port=$((REDIS_BASE + i))
-			local ok=0
-			for _ in $(seq 1 200); do
-				alive "${REDIS_PIDS[$i]}" || break
-				if [ "$(redis-cli -p "$port" PING 2>/dev/null)" = PONG ]; then
-					ok=1
-					break
-				fi
-				sleep 0.05
-			done
-			[ "$ok" = 1 ] || up=0
-		done
-		[ "$up" = 1 ] && break
-		for i in "${REDIS_PIDS[@]}"; do stop_pid "$i"; done
-		REDIS_PIDS=()
-		grep -qi "in use" "$TMP"/redis-*/redis.log ||
-			die "redis-server did not start: $(tail -n 5 "$TMP"/redis-*/redis.log)"
-	done
-	[ "$up" = 1 ] || die "redis: no free ports after 3 attempts"
-	REDIS_PRIMARY=127.0.0.1:$REDIS_BASE
-	REDIS_ALL=
-	for i in $(seq 0 "$REPLICAS"); do
-		REDIS_ALL="$REDIS_ALL${REDIS_ALL:+,}127.0.0.1:$((REDIS_BASE + i))"
-	done
-	# Every replica has finished its first sync.
-	local linked
-	for _ in $(seq 1 200); do
-		linked=0
-		for i in $(seq 1 "$REPLICAS"); do
-			redis-cli -p $((REDIS_BASE + i)) INFO replication 2>/dev/null |
-				grep -q "master_link_status:up" && linked=$((linked + 1))
-		done
-		[ "$linked" -eq "$REPLICAS" ] && break
-		sleep 0.1
-	done
-	[ "$linked" -eq "$REPLICAS" ] || die "redis: only $linked of $REPLICAS replicas linked"
+	# shellcheck disable=SC2086 # REDIS_FLAGS is words on purpose
+	sys_redis "$REPLICAS" $REDIS_FLAGS
 	local got
 	got=$(redis-cli -p "$REDIS_BASE" SET k:sanity v) || true
 	[ "$got" = OK ] || die "redis primary refused SET: $got"
