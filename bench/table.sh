@@ -43,6 +43,14 @@
 # Redis writes (nothing promotes a replica without Sentinel) and a replica
 # for Redis reads. The killed node is restarted after its row.
 #
+# Environment (for a quicker or smaller run; the defaults are the table):
+# TABLE_CLIENTS ("1000 10000"), TABLE_SECONDS (8), TABLE_WARMUP (3),
+# TABLE_KEYS (20000), TABLE_SYSTEMS ("spectra etcd redis"),
+# TABLE_OPEN_CLIENTS (10000, the open loops' connections), TABLE_RATE_SCALE
+# (1; scales every open loop's rate), TABLE_FAULT_CLIENTS (1000),
+# TABLE_FAULT_SECONDS (15), TABLE_FAULT_AT (5), TABLE_FAULTS (yes),
+# TABLE_RESULTS_DIR (bench/results), SPECTRA, SPECTRAD.
+#
 # bench/table.py then prints the table in the design's format, every row
 # with a ratio against its peer, the availability runs and the goals of
 # the benchmark issue met or missed; writes bench/results/table-<UTC>.json
@@ -58,6 +66,8 @@ WARMUP=${TABLE_WARMUP:-3}
 CLIENTS=${TABLE_CLIENTS:-"1000 10000"}
 KEYS=${TABLE_KEYS:-20000}
 SYSTEMS=${TABLE_SYSTEMS:-"spectra etcd redis"}
+OPEN_CLIENTS=${TABLE_OPEN_CLIENTS:-10000}
+RATE_SCALE=${TABLE_RATE_SCALE:-1}
 FAULT_CLIENTS=${TABLE_FAULT_CLIENTS:-1000}
 FAULT_SECS=${TABLE_FAULT_SECONDS:-15}
 FAULT_AT=${TABLE_FAULT_AT:-5}
@@ -66,7 +76,7 @@ RESULTS_DIR=${TABLE_RESULTS_DIR:-bench/results}
 STAMP=$(date -u +%Y-%m-%dT%H-%M-%SZ)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/spectra-bench-table-XXXXXX")
 ROWS=$TMP/rows.jsonl
-ROW_LIMIT=$((SECS + WARMUP + 90))
+ROW_LIMIT=$(awk -v s="$SECS" -v w="$WARMUP" 'BEGIN { printf "%d", s + w + 90 }')
 
 cleanup() {
 	local rc=$?
@@ -94,8 +104,8 @@ has_system() { [[ " $SYSTEMS " == *" $1 "* ]]; }
 
 [ -x "$SPECTRA" ] || die "no spectra at $SPECTRA (run make)"
 [ -x "$SPECTRAD" ] || die "no spectrad at $SPECTRAD (run make)"
-for c in $CLIENTS $FAULT_CLIENTS; do
-	[ "$c" -le 10000 ] || die "TABLE_CLIENTS: at most 10000"
+for c in $CLIENTS $OPEN_CLIENTS $FAULT_CLIENTS; do
+	[ "$c" -le 10000 ] || die "TABLE_*CLIENTS: at most 10000"
 done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge 20000 ] ||
@@ -155,6 +165,9 @@ preload() { # SYSTEM HOSTS TEMPLATE [flags...]
 		die "$system: writes of the write pass failed: $(cat "$out.json")"
 }
 
+# rate OPS: OPS scaled by TABLE_RATE_SCALE (a miniature run for tests).
+rate() { awk -v r="$1" -v s="$RATE_SCALE" 'BEGIN { printf "%d", r * s < 1 ? 1 : r * s }'; }
+
 # fault_row SYSTEM SCENARIO HOSTS RATE TEMPLATE FAULT_CMD [flags...]: an open
 # loop at RATE ops/s, so an outage fails the requests scheduled during it
 # (a closed loop would simply send fewer).
@@ -162,7 +175,7 @@ fault_row() {
 	local a=$1 b=$2 d=$3 rate=$4 e=$5 cmd=$6
 	shift 6
 	bench "$a" "$b" "$FAULT_CLIENTS" "$d" "$e" --duration "$FAULT_SECS" --warmup "$WARMUP" \
-		--rate "$rate" --timeout 2000 --failover --fault "$cmd" --fault-at "$FAULT_AT" "$@"
+		--rate "$(rate "$rate")" --timeout 2000 --failover --fault "$cmd" --fault-at "$FAULT_AT" "$@"
 }
 
 # settle_causal waits until every spectra node has applied every causal
@@ -222,19 +235,20 @@ run_spectra() {
 	done
 	# The design table's own load, and five times it (the benchmark
 	# issue's goal), 10,000 connections, open loop.
-	row spectra design_strong_write 10000 "$SPECTRA_HOSTS" 'SET s:{key} {value}' --rate 2500
-	row spectra design_causal_write 10000 "$SPECTRA_HOSTS" 'SET cz:{key} {value}' --rate 8200
+	local o=$OPEN_CLIENTS h=$SPECTRA_HOSTS
+	row spectra design_strong_write "$o" "$h" 'SET s:{key} {value}' --rate "$(rate 2500)"
+	row spectra design_causal_write "$o" "$h" 'SET cz:{key} {value}' --rate "$(rate 8200)"
 	settle_causal
-	row spectra design_eventual_write 10000 "$SPECTRA_HOSTS" 'LEVEL quorum SET ev:{key} {value}' \
-		--rate 25000
-	row spectra x5_strong_write 10000 "$SPECTRA_HOSTS" 'SET s:{key} {value}' --rate 12500
-	row spectra x5_strong_read 10000 "$SPECTRA_HOSTS" 'GET s:{key}' --rate 12500
-	row spectra x5_causal_write 10000 "$SPECTRA_HOSTS" 'SET cz:{key} {value}' --rate 41000
+	row spectra design_eventual_write "$o" "$h" 'LEVEL quorum SET ev:{key} {value}' \
+		--rate "$(rate 25000)"
+	row spectra x5_strong_write "$o" "$h" 'SET s:{key} {value}' --rate "$(rate 12500)"
+	row spectra x5_strong_read "$o" "$h" 'GET s:{key}' --rate "$(rate 12500)"
+	row spectra x5_causal_write "$o" "$h" 'SET cz:{key} {value}' --rate "$(rate 41000)"
 	settle_causal
-	row spectra x5_causal_read 10000 "$SPECTRA_HOSTS" 'GET cz:{key}' --rate 41000
-	row spectra x5_eventual_write 10000 "$SPECTRA_HOSTS" 'LEVEL quorum SET ev:{key} {value}' \
-		--rate 125000
-	row spectra x5_eventual_read 10000 "$SPECTRA_HOSTS" 'LEVEL one GET ev:{key}' --rate 125000
+	row spectra x5_causal_read "$o" "$h" 'GET cz:{key}' --rate "$(rate 41000)"
+	row spectra x5_eventual_write "$o" "$h" 'LEVEL quorum SET ev:{key} {value}' \
+		--rate "$(rate 125000)"
+	row spectra x5_eventual_read "$o" "$h" 'LEVEL one GET ev:{key}' --rate "$(rate 125000)"
 	if [ "$FAULTS" = yes ]; then
 		local leader
 		leader=$(sys_spectra_leader)
