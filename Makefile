@@ -87,8 +87,8 @@ $(BUILD)/tests/unit/test_chaos_plan: $(BUILD)/tools/chaos_plan.o
 $(BUILD)/tests/unit/test_trace_model: $(BUILD)/tools/trace_model.o
 # ... and so are the benchmark tool's histogram, key distributions and RESP driver.
 $(BUILD)/tests/unit/test_bench_hist: $(BUILD)/tools/bench_hist.o $(BUILD)/tools/bench_keys.o \
-                                     $(BUILD)/tools/bench_resp.o
-$(BUILD)/tests/unit/test_bench_http: $(BUILD)/tools/bench_http.o
+                                     $(BUILD)/tools/bench_resp.o $(BUILD)/tools/bench_tmpl.o
+$(BUILD)/tests/unit/test_bench_http: $(BUILD)/tools/bench_http.o $(BUILD)/tools/bench_tmpl.o
 
 $(BUILD)/tests/cluster/%: $(BUILD)/tests/cluster/%.o $(TESTLIB_OBJS) $(BUILD)/libspectra.a
 	@mkdir -p $(dir $@)
@@ -115,7 +115,7 @@ FUZZ_DEPS_fuzz_causal_msg := src/engine/causal/causal.c src/engine/causal/vclock
                            src/common/held.c src/common/hlc.c src/common/log.c src/common/clock.c \
                            src/common/fileio.c src/store/store.c src/store/wal.c src/common/buf.c \
                            src/common/alloc.c src/common/err.c
-FUZZ_DEPS_fuzz_bench_http := tools/bench_http.c src/common/buf.c src/common/alloc.c src/common/err.c
+FUZZ_DEPS_fuzz_bench_http := tools/bench_http.c tools/bench_tmpl.c src/common/buf.c src/common/alloc.c src/common/err.c
 # Libraries a target links besides libFuzzer's runtime: FUZZ_LIBS_<target>.
 FUZZ_LIBS_fuzz_frame    := -lz
 FUZZ_LIBS_fuzz_causal_msg := -llmdb -lz

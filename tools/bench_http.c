@@ -2,8 +2,8 @@
  * bench_http: the etcd v3 JSON-gateway driver of `spectra bench`. See
  * bench_http.h.
  *
- * A compiled op is its template cut into pieces as bench_resp cuts one
- * (literal text, {key}, {value}, {rand}), plus, per command, its verb and
+ * A compiled op is its template as bench_tmpl parses it (words cut into
+ * literal text, {key}, {value} and {rand}), plus, per command, its verb and
  * which words are its key and value. A word's raw length is known from the
  * lengths of {key} and {rand} this op, hence its base64 length, hence the
  * body's length: the request is written front to back in one pass, its
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_tmpl.h"
 #include "common/alloc.h"
 #include "common/err.h"
 
@@ -101,26 +102,6 @@ static char *b64_finish(struct b64_stream *s)
 
 /* ---- templates ------------------------------------------------------------ */
 
-enum piece_kind {
-	PIECE_TEXT,
-	PIECE_KEY,
-	PIECE_VALUE,
-	PIECE_RAND,
-};
-
-struct piece {
-	enum piece_kind kind;
-	size_t off, len; /* PIECE_TEXT: bytes text[off .. off+len) */
-};
-
-struct word {
-	size_t src_off, src_len; /* the word as written in the template */
-	size_t first, n;	 /* pieces[first .. first+n) */
-	size_t fixed;		 /* raw bytes of text and value */
-	unsigned nkey, nrand;	 /* placeholders whose length varies */
-	size_t b64_off;		 /* a constant word: its base64 at consts[b64_off] */
-};
-
 enum verb {
 	VERB_PUT,
 	VERB_GET,
@@ -149,98 +130,20 @@ static const char head_end[] = "\r\n\r\n";
 static const char body_open[] = "{\"key\":\"";
 static const char put_close[] = "\"}"; /* after PUT's value */
 
+/* What a command of the template asks etcd for. */
 struct command {
 	enum verb verb;
-	size_t key, value; /* indexes in words; value only for PUT */
+	size_t key, value; /* indexes in tmpl.words; value only for PUT */
 	size_t max_len;	   /* most bytes its request can take */
 };
 
 struct http_op {
-	char *text; /* owned copy of the template; TEXT pieces point into it */
-	struct piece *pieces;
-	size_t npieces, pieces_cap;
-	struct word *words;
-	size_t nwords, words_cap;
-	struct command *cmds;
-	size_t ncmds, cmds_cap;
-	char *value; /* owned: value_size bytes of filler */
-	size_t value_size;
-	char *consts; /* owned: base64 of the constant words */
+	struct bench_tmpl tmpl;
+	struct command *cmds; /* owned: one per command of tmpl */
+	char *consts;	      /* owned: base64 of the constant words */
 	size_t consts_len;
+	size_t *b64_off; /* owned: per word of tmpl, a constant one's base64 at consts[b64_off] */
 };
-
-#define U64_DIGITS 20 /* decimal digits of the largest uint64_t */
-#define U32_DIGITS 10
-
-/* grow makes room for one more element in a growable array. */
-static void *grow(void *arr, size_t n, size_t *cap, size_t size)
-{
-	if (n < *cap)
-		return arr;
-	*cap = *cap ? *cap * 2 : 8;
-	return sp_realloc(arr, *cap * size);
-}
-
-static void add_piece(struct http_op *op, enum piece_kind kind, size_t off, size_t len)
-{
-	op->pieces = grow(op->pieces, op->npieces, &op->pieces_cap, sizeof(*op->pieces));
-	op->pieces[op->npieces++] = (struct piece){kind, off, len};
-	struct word *w = &op->words[op->nwords - 1];
-	w->n++;
-	if (kind == PIECE_TEXT)
-		w->fixed += len;
-	else if (kind == PIECE_VALUE)
-		w->fixed += op->value_size;
-	else if (kind == PIECE_KEY)
-		w->nkey++;
-	else
-		w->nrand++;
-}
-
-static const struct {
-	const char *name; /* with its braces */
-	enum piece_kind kind;
-} placeholders[] = {
-    {"{key}", PIECE_KEY},
-    {"{value}", PIECE_VALUE},
-    {"{rand}", PIECE_RAND},
-};
-
-static int is_name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_';
-}
-
-/* placeholder_at says whether text[i] starts a placeholder: returns its
- * length and sets *kind, returns 0 for a literal '{', or -1 (with a message
- * in err) for braces around an unknown name. The rules are bench_resp's. */
-static long placeholder_at(const char *text, size_t i, size_t end, enum piece_kind *kind, char *err,
-			   size_t errlen)
-{
-	for (size_t p = 0; p < sizeof(placeholders) / sizeof(placeholders[0]); p++) {
-		size_t n = strlen(placeholders[p].name);
-		if (end - i >= n && memcmp(text + i, placeholders[p].name, n) == 0) {
-			*kind = placeholders[p].kind;
-			return (long)n;
-		}
-	}
-	size_t j = i + 1;
-	while (j < end && is_name_char(text[j]))
-		j++;
-	if (j > i + 1 && j < end && text[j] == '}') {
-		snprintf(err, errlen,
-			 "etcd: unknown placeholder '%.*s' (known: {key}, {value}, {rand})",
-			 (int)(j + 1 - i), text + i);
-		return -1;
-	}
-	return 0;
-}
-
-static int is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
 
 static char lower(char c)
 {
@@ -259,18 +162,13 @@ static int same_word(const char *s, size_t n, const char *w)
 	return 1;
 }
 
-static size_t word_max_len(const struct word *w)
-{
-	return w->fixed + w->nkey * U64_DIGITS + w->nrand * U32_DIGITS;
-}
-
-/* check_command picks the verb of cmd, whose words are words[first ..
+/* check_command picks the verb of cmd, whose words are t->words[first ..
  * first+n), and checks its arity. */
-static int check_command(struct http_op *op, struct command *cmd, size_t first, size_t n, char *err,
-			 size_t errlen)
+static int check_command(const struct bench_tmpl *t, struct command *cmd, size_t first, size_t n,
+			 char *err, size_t errlen)
 {
-	const struct word *w = &op->words[first];
-	const char *verb = op->text + w[0].src_off;
+	const struct bench_tmpl_word *w = &t->words[first];
+	const char *verb = t->text + w[0].src_off;
 	size_t verb_len = w[0].src_len;
 
 	if (same_word(verb, verb_len, "put")) {
@@ -287,11 +185,11 @@ static int check_command(struct http_op *op, struct command *cmd, size_t first, 
 		}
 		cmd->verb = VERB_GET;
 		if (n == 3) {
-			if (!same_word(op->text + w[2].src_off, w[2].src_len, "serializable")) {
+			if (!same_word(t->text + w[2].src_off, w[2].src_len, "serializable")) {
 				snprintf(err, errlen,
 					 "etcd: GET's optional third word is SERIALIZABLE, not "
 					 "'%.*s'",
-					 (int)w[2].src_len, op->text + w[2].src_off);
+					 (int)w[2].src_len, t->text + w[2].src_off);
 				return SP_ERR_INVAL;
 			}
 			cmd->verb = VERB_GET_SERIALIZABLE;
@@ -310,88 +208,40 @@ static int check_command(struct http_op *op, struct command *cmd, size_t first, 
 	cmd->key = first + 1;
 
 	const struct verb_layout *l = &layouts[cmd->verb];
-	cmd->max_len = l->head_len + U64_DIGITS + sizeof(head_end) - 1 + sizeof(body_open) - 1 +
-		       BENCH_HTTP_B64_LEN(word_max_len(&op->words[cmd->key])) + l->after_key_len;
+	cmd->max_len =
+	    l->head_len + BENCH_TMPL_U64_DIGITS + sizeof(head_end) - 1 + sizeof(body_open) - 1 +
+	    BENCH_HTTP_B64_LEN(bench_tmpl_word_max_len(&t->words[cmd->key])) + l->after_key_len;
 	if (cmd->verb == VERB_PUT)
-		cmd->max_len += BENCH_HTTP_B64_LEN(word_max_len(&op->words[cmd->value])) +
+		cmd->max_len += BENCH_HTTP_B64_LEN(bench_tmpl_word_max_len(&t->words[cmd->value])) +
 				sizeof(put_close) - 1;
 	return 0;
 }
 
-/* compile_command adds the command text[start .. end) to op. */
-static int compile_command(struct http_op *op, size_t start, size_t end, char *err, size_t errlen)
+/* add_command is bench_tmpl_parse's check: it gives command ci of t its
+ * entry in op->cmds (arg is op) and checks it. Templates are short and
+ * compiled once, so the array grows one entry at a time. */
+static int add_command(void *arg, const struct bench_tmpl *t, size_t ci, char *err, size_t errlen)
 {
-	const char *text = op->text;
-	size_t first = op->nwords, i = start;
-	for (;;) {
-		while (i < end && is_blank(text[i]))
-			i++;
-		if (i == end)
-			break;
-		op->words = grow(op->words, op->nwords, &op->words_cap, sizeof(*op->words));
-		op->words[op->nwords++] = (struct word){.src_off = i, .first = op->npieces};
-		size_t lit = i;
-		while (i < end && !is_blank(text[i])) {
-			enum piece_kind kind;
-			long n =
-			    text[i] == '{' ? placeholder_at(text, i, end, &kind, err, errlen) : 0;
-			if (n < 0)
-				return SP_ERR_INVAL;
-			if (n == 0) {
-				i++;
-				continue;
-			}
-			if (i > lit)
-				add_piece(op, PIECE_TEXT, lit, i - lit);
-			add_piece(op, kind, 0, 0);
-			i += (size_t)n;
-			lit = i;
-		}
-		if (i > lit)
-			add_piece(op, PIECE_TEXT, lit, i - lit);
-		struct word *w = &op->words[op->nwords - 1];
-		w->src_len = i - w->src_off;
-	}
-	if (op->nwords == first) {
-		snprintf(err, errlen, "etcd: empty command in template '%s'", text);
-		return SP_ERR_INVAL;
-	}
-	op->cmds = grow(op->cmds, op->ncmds, &op->cmds_cap, sizeof(*op->cmds));
-	struct command *cmd = &op->cmds[op->ncmds];
-	*cmd = (struct command){0};
-	int rc = check_command(op, cmd, first, op->nwords - first, err, errlen);
-	if (rc < 0)
-		return rc;
-	op->ncmds++;
-	return 0;
+	struct http_op *op = arg;
+	op->cmds = sp_realloc(op->cmds, (ci + 1) * sizeof(*op->cmds));
+	op->cmds[ci] = (struct command){0};
+	return check_command(t, &op->cmds[ci], t->cmds[ci].first, t->cmds[ci].n, err, errlen);
 }
 
-static int is_constant(const struct word *w)
+static int is_constant(const struct bench_tmpl_word *w)
 {
 	return w->nkey == 0 && w->nrand == 0;
 }
 
-/* feed_word feeds word w's raw bytes, with key and rnd substituted, to a
- * base64 stream. */
-static void feed_word(const struct http_op *op, const struct word *w, struct b64_stream *s,
-		      const char *key, size_t key_len, const char *rnd, size_t rnd_len)
+/* feed_word feeds word w's raw bytes, with vars substituted, to a base64
+ * stream. */
+static void feed_word(const struct bench_tmpl *t, const struct bench_tmpl_word *w,
+		      struct b64_stream *s, const struct bench_tmpl_vars *vars)
 {
 	for (size_t pi = w->first; pi < w->first + w->n; pi++) {
-		const struct piece *pc = &op->pieces[pi];
-		switch (pc->kind) {
-		case PIECE_TEXT:
-			b64_feed(s, op->text + pc->off, pc->len);
-			break;
-		case PIECE_KEY:
-			b64_feed(s, key, key_len);
-			break;
-		case PIECE_RAND:
-			b64_feed(s, rnd, rnd_len);
-			break;
-		case PIECE_VALUE:
-			b64_feed(s, op->value, op->value_size);
-			break;
-		}
+		size_t n;
+		const char *bytes = bench_tmpl_piece_bytes(t, &t->pieces[pi], vars, &n);
+		b64_feed(s, bytes, n);
 	}
 }
 
@@ -399,21 +249,24 @@ static void feed_word(const struct http_op *op, const struct word *w, struct b64
  * once, into op->consts. */
 static void encode_constants(struct http_op *op)
 {
+	const struct bench_tmpl *t = &op->tmpl;
+	const struct bench_tmpl_vars none = {0}; /* no {key} or {rand} in a constant word */
 	size_t total = 0;
-	for (size_t wi = 0; wi < op->nwords; wi++)
-		if (is_constant(&op->words[wi]))
-			total += BENCH_HTTP_B64_LEN(op->words[wi].fixed);
+	for (size_t wi = 0; wi < t->nwords; wi++)
+		if (is_constant(&t->words[wi]))
+			total += BENCH_HTTP_B64_LEN(t->words[wi].fixed);
 	op->consts = sp_malloc(total);
+	op->b64_off = sp_calloc(t->nwords, sizeof(*op->b64_off));
 	char *p = op->consts;
-	for (size_t wi = 0; wi < op->nwords; wi++) {
-		struct word *w = &op->words[wi];
+	for (size_t wi = 0; wi < t->nwords; wi++) {
+		const struct bench_tmpl_word *w = &t->words[wi];
 		if (!is_constant(w))
 			continue;
 		struct b64_stream s = {.out = p};
-		w->b64_off = (size_t)(p - op->consts);
-		feed_word(op, w, &s, NULL, 0, NULL, 0);
+		op->b64_off[wi] = (size_t)(p - op->consts);
+		feed_word(t, w, &s, &none);
 		p = b64_finish(&s);
-		assert((size_t)(p - op->consts - w->b64_off) == BENCH_HTTP_B64_LEN(w->fixed));
+		assert((size_t)(p - op->consts - op->b64_off[wi]) == BENCH_HTTP_B64_LEN(w->fixed));
 	}
 	op->consts_len = total;
 }
@@ -421,23 +274,11 @@ static void encode_constants(struct http_op *op)
 int bench_http_compile(const char *text, size_t value_size, void **out, char *err, size_t errlen)
 {
 	struct http_op *op = sp_calloc(1, sizeof(*op));
-	op->text = sp_strdup(text);
-	op->value_size = value_size;
-	op->value = sp_malloc(value_size + 1);
-	/* bench_resp's filler, so both drivers write the same values. */
-	for (size_t i = 0; i < value_size; i++)
-		op->value[i] = "0123456789abcdefghijklmnopqrstuvwxyz"[i % 36];
-
-	size_t len = strlen(text), start = 0;
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && text[i] != ';')
-			continue;
-		int rc = compile_command(op, start, i, err, errlen);
-		if (rc < 0) {
-			bench_http_free(op);
-			return rc;
-		}
-		start = i + 1;
+	int rc =
+	    bench_tmpl_parse(&op->tmpl, text, value_size, "etcd: ", add_command, op, err, errlen);
+	if (rc < 0) {
+		bench_http_free(op);
+		return rc;
 	}
 	encode_constants(op);
 	*out = op;
@@ -449,33 +290,17 @@ void bench_http_free(void *opaque)
 	struct http_op *op = opaque;
 	if (!op)
 		return;
-	free(op->text);
-	free(op->pieces);
-	free(op->words);
+	bench_tmpl_free(&op->tmpl);
 	free(op->cmds);
-	free(op->value);
 	free(op->consts);
+	free(op->b64_off);
 	free(op);
 }
 
 size_t bench_http_steps(const void *opaque)
 {
 	const struct http_op *op = opaque;
-	return op->ncmds;
-}
-
-/* dec writes v in decimal at dst (no NUL) and returns its length. */
-static size_t dec(char *dst, uint64_t v)
-{
-	char tmp[U64_DIGITS];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		dst[i] = tmp[n - 1 - i];
-	return n;
+	return op->tmpl.ncmds;
 }
 
 static char *put(char *p, const char *s, size_t n)
@@ -484,14 +309,15 @@ static char *put(char *p, const char *s, size_t n)
 	return p + n;
 }
 
-/* put_word writes word w's base64 at p and returns the end. */
-static char *put_word(const struct http_op *op, const struct word *w, char *p, const char *key,
-		      size_t key_len, const char *rnd, size_t rnd_len)
+/* put_word writes the base64 of word wi at p and returns the end. */
+static char *put_word(const struct http_op *op, size_t wi, char *p,
+		      const struct bench_tmpl_vars *vars)
 {
+	const struct bench_tmpl_word *w = &op->tmpl.words[wi];
 	if (is_constant(w))
-		return put(p, op->consts + w->b64_off, BENCH_HTTP_B64_LEN(w->fixed));
+		return put(p, op->consts + op->b64_off[wi], BENCH_HTTP_B64_LEN(w->fixed));
 	struct b64_stream s = {.out = p};
-	feed_word(op, w, &s, key, key_len, rnd, rnd_len);
+	feed_word(&op->tmpl, w, &s, vars);
 	return b64_finish(&s);
 }
 
@@ -501,30 +327,31 @@ void bench_http_encode(const void *opaque, size_t step, const struct bench_vars 
 	const struct http_op *op = opaque;
 	const struct command *cmd = &op->cmds[step];
 	const struct verb_layout *l = &layouts[cmd->verb];
-	const struct word *kw = &op->words[cmd->key];
-	const struct word *vw = cmd->verb == VERB_PUT ? &op->words[cmd->value] : NULL;
-	char key[U64_DIGITS], rnd[U32_DIGITS];
-	size_t key_len = dec(key, vars->key), rnd_len = dec(rnd, vars->rand);
+	const struct bench_tmpl_word *words = op->tmpl.words;
+	bool has_value = cmd->verb == VERB_PUT;
+	struct bench_tmpl_vars v;
+	bench_tmpl_vars_format(&v, vars);
 
-	size_t body_len = sizeof(body_open) - 1 +
-			  BENCH_HTTP_B64_LEN(kw->fixed + kw->nkey * key_len + kw->nrand * rnd_len) +
-			  l->after_key_len;
-	if (vw)
-		body_len +=
-		    BENCH_HTTP_B64_LEN(vw->fixed + vw->nkey * key_len + vw->nrand * rnd_len) +
-		    sizeof(put_close) - 1;
+	size_t body_len =
+	    sizeof(body_open) - 1 +
+	    BENCH_HTTP_B64_LEN(bench_tmpl_word_len(&words[cmd->key], v.key_len, v.rand_len)) +
+	    l->after_key_len;
+	if (has_value)
+		body_len += BENCH_HTTP_B64_LEN(
+				bench_tmpl_word_len(&words[cmd->value], v.key_len, v.rand_len)) +
+			    sizeof(put_close) - 1;
 
 	sp_buf_reserve(out, cmd->max_len);
 	char *start = sp_buf_end(out), *p = start;
 	p = put(p, l->head, l->head_len);
-	p += dec(p, body_len);
+	p += bench_tmpl_dec(p, body_len);
 	p = put(p, head_end, sizeof(head_end) - 1);
 	char *body = p;
 	p = put(p, body_open, sizeof(body_open) - 1);
-	p = put_word(op, kw, p, key, key_len, rnd, rnd_len);
+	p = put_word(op, cmd->key, p, &v);
 	p = put(p, l->after_key, l->after_key_len);
-	if (vw) {
-		p = put_word(op, vw, p, key, key_len, rnd, rnd_len);
+	if (has_value) {
+		p = put_word(op, cmd->value, p, &v);
 		p = put(p, put_close, sizeof(put_close) - 1);
 	}
 	assert((size_t)(p - body) == body_len);
@@ -820,7 +647,8 @@ static int parse_status_line(const char *s, size_t n, int *status)
 /* is_tchar: a byte of a token (RFC 9110 §5.6.2), so of a field name. */
 static int is_tchar(char c)
 {
-	return is_name_char(c) || (c && strchr("!#$%&'*+-.^`|~", c));
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 static int is_ows(char c)
