@@ -553,12 +553,6 @@ static uint64_t *collect_ids(struct server *srv, bool (*pick)(const struct reque
 	return ids;
 }
 
-static bool is_waiting(const struct request *r, uint64_t now)
-{
-	(void)now;
-	return r->state == REQ_WAITING;
-}
-
 static bool is_expired(const struct request *r, uint64_t now)
 {
 	return now >= r->deadline_ms;
@@ -566,40 +560,44 @@ static bool is_expired(const struct request *r, uint64_t now)
 
 /* is_forward_lost: forwarded to a leader that is no longer the leader, or
  * whose node went down, so no answer may ever come. */
-static bool is_forward_lost(const struct request *r, uint64_t now)
+static bool is_forward_lost(const struct request *r)
 {
-	(void)now;
 	if (r->state != REQ_FORWARDED)
 		return false;
 	const struct server *srv = r->srv;
 	return (srv->leader && srv->leader != r->fwd_to) || peer_net_link_down(srv->net, r->fwd_to);
 }
 
+/* needs_route: waiting for a leader, or forwarded and lost. */
+static bool needs_route(const struct request *r, uint64_t now)
+{
+	(void)now;
+	return r->state == REQ_WAITING || is_forward_lost(r);
+}
+
 void route_role_changed(struct server *srv)
 {
 	size_t n;
-	/* A read lost with its leader is routed again (it changed nothing);
-	 * a write may have been committed, so it is answered UNKNOWN now
-	 * rather than at its deadline. */
-	uint64_t *ids = collect_ids(srv, is_forward_lost, 0, &n);
+	uint64_t *ids = collect_ids(srv, needs_route, 0, &n);
 	for (size_t i = 0; i < n; i++) {
 		struct request *r = req_find(srv, ids[i]);
-		if (!r || r->state != REQ_FORWARDED)
+		if (!r)
 			continue;
-		if (r->cls == REQ_READ) {
+		if (is_forward_lost(r)) {
+			/* A read lost with its leader is routed again (it changed
+			 * nothing); a write may have been committed, so it is
+			 * answered UNKNOWN now rather than at its deadline. */
+			if (r->cls != REQ_READ) {
+				req_answer_error(
+				    r,
+				    "UNKNOWN the leader (node %llu) was lost before it "
+				    "answered; the write may or may not have been applied",
+				    (unsigned long long)r->fwd_to);
+				continue;
+			}
 			r->state = REQ_WAITING;
-			continue;
 		}
-		req_answer_error(r,
-				 "UNKNOWN the leader (node %llu) was lost before it answered; "
-				 "the write may or may not have been applied",
-				 (unsigned long long)r->fwd_to);
-	}
-	free(ids);
-	ids = collect_ids(srv, is_waiting, 0, &n);
-	for (size_t i = 0; i < n; i++) {
-		struct request *r = req_find(srv, ids[i]);
-		if (r && r->state == REQ_WAITING)
+		if (r->state == REQ_WAITING)
 			req_dispatch(r);
 	}
 	free(ids);
