@@ -111,8 +111,6 @@ struct bench_result {
 	 * counting from the window's start and to its end, and where it
 	 * began (seconds into the window). */
 	double max_gap_s, max_gap_at_s;
-	/* The fault: whether it ran, when (seconds into the window), and its
-	 * exit status (or -1 if it could not be started or was killed). */
 	/* Ops that succeeded inside the window, recorded or not: what the
 	 * servers delivered then. An overloaded open loop spends its window
 	 * on ops queued during the warm-up, so its recorded ops alone
@@ -121,6 +119,8 @@ struct bench_result {
 	/* How long the warm-up lasted: --warmup, or longer until every
 	 * connection was up (at most 30 s). */
 	double warmup_s;
+	/* The fault: whether it ran, when (seconds into the window), and its
+	 * exit status (or -1 if it could not be started or was killed). */
 	bool fault_ran;
 	double fault_ran_at_s;
 	int fault_status;

@@ -376,6 +376,13 @@ static void print_header(const struct bench_opts *o)
 	fflush(stdout);
 }
 
+/* served_rate: ops/s that succeeded inside a timed window, recorded or
+ * not (0 for a run of a request count). */
+static double served_rate(const struct bench_opts *o, const struct bench_result *res)
+{
+	return o->duration_s > 0 && !o->requests ? (double)res->window_ok / o->duration_s : 0;
+}
+
 /* availability_of returns the share of an op's recorded attempts that
  * succeeded (1 when there were none). */
 static double availability_of(const struct bench_op_stats *st)
@@ -403,7 +410,7 @@ static void print_summary(const struct bench_opts *o, const struct bench_result 
 	if (o->rate > 0 && !o->requests)
 		printf("served: %.1f ops/s succeeded inside the window (of %.0f offered), queued "
 		       "ops included\n",
-		       (double)res->window_ok / o->duration_s, o->rate);
+		       served_rate(o, res), o->rate);
 	printf("availability: %.4f%% of %" PRIu64 " ops succeeded; longest gap without a success "
 	       "%.1f ms, from %.3f s into the window\n",
 	       ok + err ? 100.0 * (double)ok / (double)(ok + err) : 100.0, ok + err,
@@ -461,10 +468,7 @@ static int write_json(const struct bench_opts *o, const struct bench_result *res
 				    json_integer((json_int_t)bench_hist_percentile(h, 99.9)));
 		json_object_set_new(j, "max_us", json_integer((json_int_t)bench_hist_max(h)));
 		json_object_set_new(j, "availability", json_real(availability_of(st)));
-		json_object_set_new(j, "served_ops_per_s",
-				    json_real(o->duration_s > 0 && !o->requests
-						  ? (double)res->window_ok / o->duration_s
-						  : 0));
+		json_object_set_new(j, "served_ops_per_s", json_real(served_rate(o, res)));
 		json_object_set_new(j, "max_gap_ms", json_real(res->max_gap_s * 1000));
 		json_object_set_new(j, "max_gap_at_s", json_real(res->max_gap_at_s));
 		json_object_set_new(j, "driver", json_string(o->driver->name));
