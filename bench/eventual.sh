@@ -73,31 +73,16 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/spectra-bench-eventual-XXXXXX")
 CLUSTER=$TMP/cluster
 REDIS_PIDS=()
 
-stop_pid() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 100); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
 	local rc=$? pid
 	if [ -f "$CLUSTER/cluster.conf" ]; then
 		"$SPECTRA" cluster down --dir "$CLUSTER" --timeout 10 >/dev/null 2>&1 || true
 	fi
 	for pid in "${REDIS_PIDS[@]}"; do
-		stop_pid "$pid"
+		sys_stop_pid "$pid"
 	done
 	if [ "$rc" -ne 0 ]; then
-		for log in "$CLUSTER"/node-*/spectrad.log "$TMP"/redis-*/redis.log "$TMP"/*.err; do
-			[ -s "$log" ] || continue
-			echo "---- last 20 lines of ${log#"$TMP"/} ----"
-			tail -n 20 "$log"
-		done
+		sys_tail_logs 20 "$CLUSTER"/node-*/spectrad.log "$TMP"/redis-*/redis.log "$TMP"/*.err
 	fi
 	rm -rf "$TMP"
 	exit "$rc"

@@ -116,20 +116,12 @@ BENCH_PID= # the `spectra bench` running in the background, if any
 
 # shellcheck source=tests/lib/ports.sh
 source tests/lib/ports.sh
-
-stop_pid() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 100); do
-		alive "$pid" || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/lib/systems.sh
+source bench/lib/systems.sh
 
 cleanup() {
 	local rc=$? dir pidfile pid log
-	[ -z "$BENCH_PID" ] || stop_pid "$BENCH_PID"
+	[ -z "$BENCH_PID" ] || sys_stop_pid "$BENCH_PID"
 	for dir in "$TMP"/cluster-*; do
 		[ -f "$dir/cluster.conf" ] || continue
 		"$SPECTRA" cluster down --dir "$dir" --timeout 10 >/dev/null 2>&1 || true
@@ -137,15 +129,11 @@ cleanup() {
 		for pidfile in "$dir"/node-*/spectrad.pid; do
 			[ -s "$pidfile" ] || continue
 			pid=$(cat "$pidfile")
-			alive "$pid" && stop_pid "$pid"
+			alive "$pid" && sys_stop_pid "$pid"
 		done
 	done
 	if [ "$DIED" = 1 ]; then
-		for log in "$TMP"/cluster-*/node-*/spectrad.log "$TMP"/*.err; do
-			[ -s "$log" ] || continue
-			echo "---- last 20 lines of ${log#"$TMP"/} ----"
-			tail -n 20 "$log"
-		done
+		sys_tail_logs 20 "$TMP"/cluster-*/node-*/spectrad.log "$TMP"/*.err
 	fi
 	rm -rf "$TMP"
 	exit "$rc"

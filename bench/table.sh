@@ -82,12 +82,8 @@ cleanup() {
 	local rc=$?
 	sys_stop_all
 	if [ "$rc" -ne 0 ]; then
-		for log in "$TMP"/spectra-*/node-*/spectrad.log "$TMP"/redis-*/redis.log \
-			"$TMP"/etcd-*/etcd.log "$TMP"/*.err; do
-			[ -s "$log" ] || continue
-			echo "---- last 10 lines of ${log#"$TMP"/} ----"
-			tail -n 10 "$log"
-		done
+		sys_tail_logs 10 "$TMP"/spectra-*/node-*/spectrad.log "$TMP"/redis-*/redis.log \
+			"$TMP"/etcd-*/etcd.log "$TMP"/*.err
 	fi
 	rm -rf "$TMP"
 	exit "$rc"

@@ -19,6 +19,9 @@
 #   sys_etcd_restart I   start member I again on its data
 #   sys_etcd_check       restart members that exited (and say so)
 #   sys_stop_all         stop everything started here
+#   sys_stop_pid PID     SIGTERM, then SIGKILL after 10 s
+#   sys_tail_logs N FILE...  the last N lines of each non-empty FILE, under
+#                        a header naming it (for a failed run's cleanup)
 
 SYS_PIDS=()
 
@@ -36,6 +39,16 @@ sys_stop_pid() {
 	done
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+}
+
+sys_tail_logs() {
+	local n=$1 log
+	shift
+	for log in "$@"; do
+		[ -s "$log" ] || continue
+		echo "---- last $n lines of ${log#"$TMP"/} ----"
+		tail -n "$n" "$log"
+	done
 }
 
 sys_stop_all() {
