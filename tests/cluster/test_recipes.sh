@@ -74,6 +74,21 @@ on_node1() {
 # sorted ID ARGS...: a command's multi-line reply, sorted, on one line.
 sorted() { cli "$@" | sort | tr '\n' ' '; }
 
+# everywhere WANT READ ARGS...: on every node, `READ ID ARGS...` (cli or
+# sorted) gives WANT within 10 s.
+everywhere() {
+	local want=$1 read=$2 i got
+	shift 2
+	for i in 1 2 3 4 5; do
+		for _ in $(seq 1 100); do
+			got=$("$read" "$i" "$@")
+			[ "$got" = "$want" ] && break
+			sleep 0.1
+		done
+		[ "$got" = "$want" ] || fail "node $i: $*: '$got', want '$want'"
+	done
+}
+
 partition_node1() {
 	expect OK 1 debug net partition 2 3 4 5
 	for i in 2 3 4 5; do expect OK "$i" debug net partition 1; done
@@ -95,16 +110,7 @@ partition_node1
 expect 1 1 level one gset.add "$models" v6
 expect 1 3 level quorum gset.add "$models" v7
 heal
-want="v1 v2 v3 v4 v5 v6 v7 "
-for i in 1 2 3 4 5; do
-	got=
-	for _ in $(seq 1 100); do
-		got=$(sorted "$i" level all gset.members "$models")
-		[ "$got" = "$want" ] && break
-		sleep 0.1
-	done
-	[ "$got" = "$want" ] || fail "node $i: GSET.MEMBERS at ALL after the heal: '$got', want '$want'"
-done
+everywhere "v1 v2 v3 v4 v5 v6 v7 " sorted level all gset.members "$models"
 expect 1 2 level all gset.contains "$models" v6
 ok "G-Set of model versions: 7 versions from 5 nodes and both sides of a partition, on every node"
 
@@ -126,15 +132,7 @@ job() { # N: a job that reports 30 completions and retracts 5, node by node
 for n in $(seq 1 10); do job "$n" & done
 wait
 [ ! -s "$work/counter.err" ] || fail "counter ops failed: $(head -3 "$work/counter.err")"
-for i in 1 2 3 4 5; do
-	got=
-	for _ in $(seq 1 100); do
-		got=$(cli "$i" level all counter.get ml:jobs:completed)
-		[ "$got" = 250 ] && break
-		sleep 0.1
-	done
-	[ "$got" = 250 ] || fail "node $i: COUNTER.GET at ALL = '$got', want 250"
-done
+everywhere 250 cli level all counter.get ml:jobs:completed
 ok "PN-Counter of job completions: 10 jobs x (30 - 5) = 250 on every node"
 
 # ---- 3. OR-Set of feature flags ---------------------------------------------------
@@ -145,16 +143,7 @@ partition_node1
 expect 1 1 level one orset.rem "$flags" new_ranker
 expect 0 2 level quorum orset.add "$flags" new_ranker # present here: not new, but a fresh dot
 heal
-want="dark_mode fp16_serving new_ranker "
-for i in 1 2 3 4 5; do
-	got=
-	for _ in $(seq 1 100); do
-		got=$(sorted "$i" level all orset.members "$flags")
-		[ "$got" = "$want" ] && break
-		sleep 0.1
-	done
-	[ "$got" = "$want" ] || fail "node $i: flags after a concurrent remove and add: '$got', want '$want'"
-done
+everywhere "dark_mode fp16_serving new_ranker " sorted level all orset.members "$flags"
 # A removal that has seen every add wins.
 expect 1 4 level all orset.rem "$flags" new_ranker
 for i in 1 2 3 4 5; do
