@@ -23,25 +23,11 @@ SPECTRA=${SPECTRA:-$root/bin/spectra}
 SPECTRAD=${SPECTRAD:-$root/bin/spectrad}
 export SPECTRAD
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/spectra-test-causal.XXXXXX")
-dir=$work/c
-
-cleanup() {
-	cluster_kill "$dir"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	node_logs "$dir"
-	exit 1
-}
-
 # shellcheck source=tests/lib/ports.sh
 source "$root/tests/lib/ports.sh"
 # shellcheck source=tests/lib/cluster.sh
 source "$root/tests/lib/cluster.sh"
+cluster_test causal
 applied() { cli "$1" info causal | sed -n 's/^causal_applied://p'; }
 # same_applied: every node has applied the same updates.
 same_applied() {

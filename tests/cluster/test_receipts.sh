@@ -29,25 +29,11 @@ SPECTRA=${SPECTRA:-$root/bin/spectra}
 SPECTRAD=${SPECTRAD:-$root/bin/spectrad}
 export SPECTRAD
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/spectra-test-receipts.XXXXXX")
-dir=$work/c
-
-cleanup() {
-	cluster_kill "$dir"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	node_logs "$dir"
-	exit 1
-}
-
 # shellcheck source=tests/lib/ports.sh
 source "$root/tests/lib/ports.sh"
 # shellcheck source=tests/lib/cluster.sh
 source "$root/tests/lib/cluster.sh"
+cluster_test receipts
 
 base=$(free_base 3)
 taken="$taken $base $((base + 1)) $((base + 2)) "

@@ -24,25 +24,11 @@ SPECTRA=${SPECTRA:-$root/bin/spectra}
 SPECTRAD=${SPECTRAD:-$root/bin/spectrad}
 export SPECTRAD
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/spectra-test-recipes.XXXXXX")
-dir=$work/c
-
-cleanup() {
-	cluster_kill "$dir"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	node_logs "$dir"
-	exit 1
-}
-
 # shellcheck source=tests/lib/ports.sh
 source "$root/tests/lib/ports.sh"
 # shellcheck source=tests/lib/cluster.sh
 source "$root/tests/lib/cluster.sh"
+cluster_test recipes
 
 base=$(free_base 5)
 taken="$taken $base $((base + 1)) $((base + 2)) $((base + 3)) $((base + 4)) "

@@ -14,6 +14,10 @@
 #                        node a pidfile there still names
 #   node_logs DIR        the last 10 lines of each node's log in DIR, on
 #                        stderr (for a test's fail)
+#   cluster_test NAME    the usual set-up: a scratch directory $work (the
+#                        cluster goes in $dir, $work/c), stopped and removed
+#                        on exit, and a fail MSG that prints MSG and the
+#                        nodes' logs and exits 1
 
 port() { echo $(($1 + base - 1)); }
 
@@ -55,4 +59,15 @@ node_logs() {
 		[ -f "$f" ] && { echo "--- $f (last 10 lines):" >&2; tail -n 10 "$f" >&2; }
 	done
 	return 0
+}
+
+cluster_test() {
+	work=$(mktemp -d "${TMPDIR:-/tmp}/spectra-test-$1.XXXXXX")
+	dir=$work/c
+	trap 'cluster_kill "$dir"; rm -rf "$work"' EXIT
+	fail() {
+		echo "FAIL: $*" >&2
+		node_logs "$dir"
+		exit 1
+	}
 }
