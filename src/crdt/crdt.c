@@ -24,6 +24,8 @@ const char *crdt_type_name(uint8_t type)
 		return "lww";
 	case CRDT_MVREG:
 		return "mvreg";
+	case CRDT_FVEC:
+		return "fvec";
 	default:
 		return NULL;
 	}
@@ -48,6 +50,8 @@ int crdt_validate(uint8_t type, const uint8_t *s, size_t len)
 		return crdt__lww_check(s, len);
 	case CRDT_MVREG:
 		return crdt__mvreg_check(s, len);
+	case CRDT_FVEC:
+		return crdt__fvec_check(s, len);
 	default:
 		return SP_ERR_INVAL;
 	}
@@ -82,6 +86,9 @@ int crdt_merge(uint8_t type, const uint8_t *a, size_t alen, const uint8_t *b, si
 	case CRDT_MVREG:
 		rc = crdt__mvreg_merge(a, alen, b, blen, out);
 		break;
+	case CRDT_FVEC:
+		rc = crdt__fvec_merge(a, alen, b, blen, out);
+		break;
 	default:
 		return SP_ERR_INVAL;
 	}
@@ -109,6 +116,8 @@ int crdt_describe(uint8_t type, const uint8_t *s, size_t len, struct sp_buf *out
 		return crdt__orset_describe(s, len, out);
 	case CRDT_LWW:
 		return crdt__lww_describe(s, len, out);
+	case CRDT_FVEC:
+		return crdt__fvec_describe(s, len, out);
 	default:
 		return crdt__mvreg_describe(s, len, out);
 	}

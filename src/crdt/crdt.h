@@ -5,7 +5,8 @@
  * Every value kind a weak keyspace may hold -- G-Counter, PN-Counter,
  * G-Set, 2P-Set, OR-Set, LWW-Register, MV-Register (Shapiro et al. 2011,
  * "A comprehensive study of Convergent and Commutative Replicated Data
- * Types") -- is kept by the engines as an opaque *state*: a byte string
+ * Types"), and the feature record, a map of bounded, event-time-keyed
+ * LWW histories -- is kept by the engines as an opaque *state*: a byte string
  * tagged, outside it, by a type byte (enum crdt_type). This module reads,
  * merges and updates those strings. It must not do I/O, read a clock, log,
  * or keep global state: it is a set of pure functions, tested by
@@ -50,6 +51,13 @@
  *   mvreg      VV | (u64 actor | u64 counter | u32 len | bytes)*
  *              siblings strictly ascending by actor (one per actor),
  *              every dot covered by the state's own VV
+ *   fvec       u32 history | (u32 flen | field | u32 n | n x (u64 event_ms |
+ *              u64 ts | u64 node | u32 vlen | value))*
+ *              history >= 1, at least one field (a record without fields
+ *              is bottom, spelled only as the empty string); fields
+ *              strictly ascending in byte order, flen >= 1; 1 <= n <=
+ *              history; a field's entries strictly descending by event_ms;
+ *              node non-zero
  *
  * Common rules for the functions below. A state argument (s, len) is
  * borrowed for the call; s may be NULL when len is 0. Functions that
@@ -78,8 +86,9 @@ enum crdt_type {
 	CRDT_ORSET = 5,
 	CRDT_LWW = 6,
 	CRDT_MVREG = 7,
+	CRDT_FVEC = 8,
 };
-#define CRDT_TYPE_MAX 7
+#define CRDT_TYPE_MAX 8
 
 /* Fixed part of an LWW state: ts, node and flags. */
 #define CRDT_LWW_HDR_LEN 17
@@ -100,7 +109,8 @@ struct crdt_limits {
 typedef int (*crdt_member_fn)(void *ctx, const uint8_t *m, size_t mlen);
 
 /* crdt_type_name: "gcounter", "pncounter", "gset", "2pset", "orset",
- * "lww", "mvreg", or NULL for an unknown type. The string is static. */
+ * "lww", "mvreg", "fvec", or NULL for an unknown type. The string is
+ * static. */
 const char *crdt_type_name(uint8_t type);
 
 /* ---------------------------------------------------------------------- */
@@ -321,5 +331,81 @@ int crdt_mvreg_values(const uint8_t *s, size_t len, crdt_member_fn fn, void *ctx
  * fail). Returns 0 or SP_ERR_CORRUPT.
  */
 int crdt_mvreg_count(const uint8_t *s, size_t len, uint64_t *out);
+
+/* ---------------------------------------------------------------------- */
+/* Feature record: one entity's features, each a history of values keyed  */
+/* by event time. Per (field, event_ms) an LWW-Register ordered by (ts,     */
+/* node, value bytes); per field only the `history` largest event times    */
+/* are kept. Merge is the union, the larger write for an event time both   */
+/* sides hold, then the newest `history` per field, so a newer event time  */
+/* wins whatever the arrival order and a late or replayed write never      */
+/* replaces it. history is fixed when the keyspace is created; a merge of  */
+/* states of different history takes the larger (commutative, idempotent,  */
+/* but associative only for equal histories).                              */
+
+/* One field's new value; field and v are borrowed for the call (v may be
+ * NULL when vlen is 0). */
+struct crdt_fvec_put {
+	const void *field;
+	size_t flen;
+	const void *v;
+	size_t vlen;
+};
+
+/* One kept value of a field; v borrows from the state it was read from
+ * and is never NULL, even when vlen is 0. */
+struct crdt_fvec_entry {
+	uint64_t event_ms; /* when the feature was observed (the key) */
+	uint64_t ts;	   /* HLC timestamp of the write */
+	uint64_t node;	   /* the writing node, non-zero */
+	const uint8_t *v;
+	size_t vlen;
+};
+
+/*
+ * crdt_fvec_delta appends the state holding exactly these puts, all at
+ * event_ms with HLC timestamp ts from node: the delta a write ships and
+ * merges (there is no update in place: the writer merges the delta into
+ * its state). history is the keyspace's bound, recorded in the delta. A
+ * field named twice: the last put wins. Errors: SP_ERR_INVAL (history 0,
+ * node 0, n 0, a field of length 0), SP_ERR_TOOBIG (a field or value
+ * longer than lim->max_member_len or UINT32_MAX, or more than
+ * lim->max_members distinct fields); out is unchanged on error. puts[0..n)
+ * and the bytes they point to are borrowed for the call.
+ */
+int crdt_fvec_delta(uint32_t history, uint64_t event_ms, uint64_t ts, uint64_t node,
+		    const struct crdt_fvec_put *puts, size_t n, const struct crdt_limits *lim,
+		    struct sp_buf *out);
+
+/*
+ * crdt_fvec_find stores in *out field's kept entry with the largest
+ * event_ms <= asof_ms (UINT64_MAX: the latest), an "as of" read. Returns
+ * 0, SP_ERR_NOTFOUND (no such field, or every kept entry is later than
+ * asof_ms: the value then has been truncated away or was never written),
+ * SP_ERR_CORRUPT. out->v borrows from s; field is borrowed for the call
+ * (NULL allowed when flen is 0, which finds nothing).
+ */
+int crdt_fvec_find(const uint8_t *s, size_t len, const void *field, size_t flen, uint64_t asof_ms,
+		   struct crdt_fvec_entry *out);
+
+/*
+ * crdt_fvec_fn receives one entry of field[0..flen); idx is the entry's
+ * position in its field (0 = newest). field and e (and e->v) are borrowed
+ * for the call only. Returning non-zero stops the walk.
+ */
+typedef int (*crdt_fvec_fn)(void *ctx, const uint8_t *field, size_t flen,
+			    const struct crdt_fvec_entry *e, size_t idx);
+
+/*
+ * crdt_fvec_walk calls fn once per kept entry: fields ascending in byte
+ * order, a field's entries newest first; it stops after the first call
+ * that returns non-zero. Returns 0 (whether or not fn stopped it), or
+ * SP_ERR_CORRUPT (checked before any call).
+ */
+int crdt_fvec_walk(const uint8_t *s, size_t len, crdt_fvec_fn fn, void *ctx);
+
+/* crdt_fvec_history stores the state's history bound in *out (0 for the
+ * empty state). Returns 0 or SP_ERR_CORRUPT (*out untouched). */
+int crdt_fvec_history(const uint8_t *s, size_t len, uint32_t *out);
 
 #endif

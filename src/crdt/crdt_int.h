@@ -225,4 +225,9 @@ int crdt__mvreg_merge(const uint8_t *a, size_t alen, const uint8_t *b, size_t bl
 		      struct sp_buf *out);
 int crdt__mvreg_describe(const uint8_t *s, size_t len, struct sp_buf *out);
 
+int crdt__fvec_check(const uint8_t *s, size_t len);
+int crdt__fvec_merge(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+		     struct sp_buf *out);
+int crdt__fvec_describe(const uint8_t *s, size_t len, struct sp_buf *out);
+
 #endif

@@ -14,8 +14,9 @@
  * same bytes and the value a model of the history predicts: the sum of
  * the deltas, the union of adds, adds minus removes, for the OR-Set "an
  * add no remove observed" (causal histories tracked per event), the
- * largest write for LWW, and the writes no other write observed for the
- * MV-Register.
+ * largest write for LWW, the writes no other write observed for the
+ * MV-Register, and for the feature record each field's `history` largest
+ * event times, each with its largest (ts, node, value) write.
  *
  * Examples: add-wins on a concurrent add/remove, MV-Register siblings
  * appearing and collapsing, LWW tie-breaks, golden bytes of each layout,
@@ -24,6 +25,11 @@
  * change of random states, each in a buffer of exactly its size so ASan
  * sees any read past the end); limits (SP_ERR_TOOBIG, output unchanged),
  * counter overflow (SP_ERR_RANGE); outputs are appended, never cleared.
+ * Feature record (fvec): golden bytes of deltas, errors and limits;
+ * any permutation or bracketing of a list of deltas, with duplicates,
+ * merges to the same bytes, whose latest value per field is the put with
+ * the largest (event_ms, ts, node, value); truncation to `history` and
+ * "as of" reads; every corrupt encoding refused by every reader.
  * Randomised tests print their seed; set SPECTRA_SEED to replay one.
  */
 #include <setjmp.h>
@@ -61,9 +67,13 @@ static uint64_t rnd_below(uint64_t n)
 /* S(lit) is a string literal and its length without the NUL. */
 #define S(lit) (lit), (sizeof(lit) - 1)
 
-static const uint8_t ALL_TYPES[] = {CRDT_GCOUNTER, CRDT_PNCOUNTER, CRDT_GSET, CRDT_2PSET,
-				    CRDT_ORSET,	   CRDT_LWW,	   CRDT_MVREG};
+static const uint8_t ALL_TYPES[] = {CRDT_GCOUNTER, CRDT_PNCOUNTER, CRDT_GSET,  CRDT_2PSET,
+				    CRDT_ORSET,	   CRDT_LWW,	   CRDT_MVREG, CRDT_FVEC};
 #define NTYPES (sizeof(ALL_TYPES) / sizeof(ALL_TYPES[0]))
+
+/* Every random feature record shares this history bound, as the records
+ * of one keyspace do (merge is associative only for equal bounds). */
+#define FVEC_HISTORY 3
 
 /* The member (and value) alphabet: empty, NUL, high bytes, prefixes. */
 static const struct {
@@ -148,10 +158,14 @@ enum op_kind { OP_ADD, OP_REMOVE };
 
 struct op {
 	enum op_kind kind; /* counters: OP_ADD; sets: add or remove; registers: set */
-	int member;	   /* index in ALPHA (sets and registers) */
+	int member;	   /* index in ALPHA (sets and registers; fvec: a field) */
 	int64_t delta;	   /* counters */
-	uint64_t ts;	   /* lww */
+	uint64_t ts;	   /* lww, fvec */
 	bool tombstone;	   /* lww */
+	int value;	   /* fvec: member's value (index in ALPHA) */
+	int member2;	   /* fvec: a second put's field, 0 for none */
+	int value2;	   /* fvec: its value */
+	uint64_t event_ms; /* fvec */
 };
 
 static struct op rnd_op(uint8_t type)
@@ -174,6 +188,17 @@ static struct op rnd_op(uint8_t type)
 		/* Few timestamps, so (ts, node) ties happen. */
 		op.ts = 1 + rnd_below(12);
 		op.tombstone = rnd_below(5) == 0;
+		break;
+	case CRDT_FVEC:
+		/* Fields are non-empty (ALPHA[0] is not one); few event
+		 * times and timestamps, so ties and truncation happen. A
+		 * second put may name the same field: the last one wins. */
+		op.member = 1 + (int)rnd_below(NALPHA - 1);
+		op.value = (int)rnd_below(NALPHA);
+		op.member2 = rnd_below(3) == 0 ? 1 + (int)rnd_below(NALPHA - 1) : 0;
+		op.value2 = (int)rnd_below(NALPHA);
+		op.event_ms = rnd_below(8);
+		op.ts = 1 + rnd_below(4);
 		break;
 	default:
 		break;
@@ -216,6 +241,22 @@ static void apply_op(uint8_t type, struct sp_buf *state, uint64_t actor, const s
 	case CRDT_MVREG:
 		rc = crdt_mvreg_set(s, len, actor, m, mlen, NULL, &next);
 		break;
+	case CRDT_FVEC: {
+		/* A write is a delta merged into the state. */
+		struct crdt_fvec_put puts[2] = {
+		    {m, mlen, ALPHA[op->value].p, ALPHA[op->value].n},
+		    {ALPHA[op->member2].p, ALPHA[op->member2].n, ALPHA[op->value2].p,
+		     ALPHA[op->value2].n},
+		};
+		struct sp_buf d;
+		sp_buf_init(&d);
+		rc = crdt_fvec_delta(FVEC_HISTORY, op->event_ms, op->ts, actor, puts,
+				     op->member2 ? 2 : 1, NULL, &d);
+		if (rc == 0)
+			rc = crdt_merge(type, s, len, B(&d), d.len, &next);
+		sp_buf_free(&d);
+		break;
+	}
 	}
 	assert_int_equal(rc, 0);
 	assert_int_equal(crdt_validate(type, B(&next), next.len), 0);
@@ -543,6 +584,179 @@ static int lww_cmp_events(const struct world *w, const struct event *a, const st
 			  (const uint8_t *)ALPHA[b->op.member].p, ALPHA[b->op.member].n);
 }
 
+/* The feature record's model: per field (index in ALPHA), the winning
+ * write of each event time seen, before truncation to the history. */
+struct fvec_write {
+	uint64_t event_ms, ts, node;
+	const uint8_t *v;
+	size_t vlen;
+};
+
+#define FVEC_MODEL_MAX 512
+
+struct fvec_model {
+	int n[NALPHA];
+	struct fvec_write w[NALPHA][FVEC_MODEL_MAX];
+};
+
+/* fvec_write_cmp orders two writes of one event time: (ts, node), then
+ * the value's bytes. */
+static int fvec_write_cmp(const struct fvec_write *a, const struct fvec_write *b)
+{
+	if (a->ts != b->ts)
+		return a->ts < b->ts ? -1 : 1;
+	if (a->node != b->node)
+		return a->node < b->node ? -1 : 1;
+	return cmp_member(a->v, a->vlen, b->v, b->vlen);
+}
+
+static void fvec_model_put(struct fvec_model *m, int field, uint64_t event_ms, uint64_t ts,
+			   uint64_t node, int value)
+{
+	struct fvec_write w = {event_ms, ts, node, (const uint8_t *)ALPHA[value].p, ALPHA[value].n};
+	for (int i = 0; i < m->n[field]; i++) {
+		struct fvec_write *o = &m->w[field][i];
+		if (o->event_ms == event_ms) {
+			if (fvec_write_cmp(&w, o) > 0)
+				*o = w;
+			return;
+		}
+	}
+	assert_true(m->n[field] < FVEC_MODEL_MAX);
+	m->w[field][m->n[field]++] = w;
+}
+
+/* fvec_model_put_op records a random op's puts; of two puts naming one
+ * field, the last wins. */
+static void fvec_model_put_op(struct fvec_model *m, const struct op *op, uint64_t node)
+{
+	if (op->member2 != op->member)
+		fvec_model_put(m, op->member, op->event_ms, op->ts, node, op->value);
+	if (op->member2)
+		fvec_model_put(m, op->member2, op->event_ms, op->ts, node, op->value2);
+}
+
+/* fvec_model_kept sorts a field's writes newest first and returns how
+ * many of them a state of this history keeps. */
+static int fvec_model_kept(struct fvec_model *m, int field, uint32_t history)
+{
+	struct fvec_write *w = m->w[field];
+	for (int i = 1; i < m->n[field]; i++)
+		for (int j = i; j > 0 && w[j].event_ms > w[j - 1].event_ms; j--) {
+			struct fvec_write t = w[j];
+			w[j] = w[j - 1];
+			w[j - 1] = t;
+		}
+	return m->n[field] < (int)history ? m->n[field] : (int)history;
+}
+
+/* What crdt_fvec_walk visits, copied out of the state. */
+struct fvec_seen {
+	int n;
+	struct {
+		uint8_t f[8], v[8];
+		size_t flen, idx;
+		struct crdt_fvec_entry e; /* e.v points at v */
+	} x[64];
+};
+
+static int fvec_collect(void *ctx, const uint8_t *field, size_t flen,
+			const struct crdt_fvec_entry *e, size_t idx)
+{
+	struct fvec_seen *seen = ctx;
+	assert_true(seen->n < 64);
+	assert_true(flen >= 1 && flen <= 8 && e->vlen <= 8);
+	assert_non_null(e->v);
+	memcpy(seen->x[seen->n].f, field, flen);
+	seen->x[seen->n].flen = flen;
+	seen->x[seen->n].idx = idx;
+	seen->x[seen->n].e = *e;
+	if (e->vlen)
+		memcpy(seen->x[seen->n].v, e->v, e->vlen);
+	seen->x[seen->n].e.v = seen->x[seen->n].v;
+	seen->n++;
+	return 0;
+}
+
+static void assert_fvec_write(const struct crdt_fvec_entry *e, const struct fvec_write *w)
+{
+	assert_int_equal(e->event_ms, w->event_ms);
+	assert_int_equal(e->ts, w->ts);
+	assert_int_equal(e->node, w->node);
+	assert_int_equal(cmp_member(e->v, e->vlen, w->v, w->vlen), 0);
+}
+
+/* fvec_check_model compares state s with the model: the walk visits, in
+ * order, each field's kept writes newest first, and "as of" reads at and
+ * around every event time (kept or dropped) find what the model keeps. */
+static void fvec_check_model(struct fvec_model *m, uint32_t history, const struct sp_buf *s)
+{
+	struct fvec_seen *seen = calloc(1, sizeof(*seen));
+	assert_non_null(seen);
+	assert_int_equal(crdt_fvec_walk(B(s), s->len, fvec_collect, seen), 0);
+	for (int i = 0; i < seen->n; i++) {
+		if (seen->x[i].idx == 0) {
+			if (i > 0)
+				assert_true(cmp_member(seen->x[i - 1].f, seen->x[i - 1].flen,
+						       seen->x[i].f, seen->x[i].flen) < 0);
+		} else {
+			assert_true(i > 0);
+			assert_int_equal(cmp_member(seen->x[i - 1].f, seen->x[i - 1].flen,
+						    seen->x[i].f, seen->x[i].flen),
+					 0);
+			assert_int_equal(seen->x[i].idx, seen->x[i - 1].idx + 1);
+			assert_true(seen->x[i].e.event_ms < seen->x[i - 1].e.event_ms);
+		}
+	}
+	int total = 0;
+	for (int f = 1; f < NALPHA; f++) {
+		const uint8_t *name = (const uint8_t *)ALPHA[f].p;
+		size_t nlen = ALPHA[f].n;
+		int kept = fvec_model_kept(m, f, history);
+		int at = 0;
+		while (at < seen->n && cmp_member(seen->x[at].f, seen->x[at].flen, name, nlen) != 0)
+			at++;
+		if (kept == 0)
+			assert_int_equal(at, seen->n);
+		for (int k = 0; k < kept; k++) {
+			assert_true(at + k < seen->n);
+			assert_int_equal(
+			    cmp_member(seen->x[at + k].f, seen->x[at + k].flen, name, nlen), 0);
+			assert_int_equal(seen->x[at + k].idx, (size_t)k);
+			assert_fvec_write(&seen->x[at + k].e, &m->w[f][k]);
+		}
+		total += kept;
+		/* As of reads: 0, UINT64_MAX, and every event time and the
+		 * one before it. */
+		for (int i = -2; i < 2 * m->n[f]; i++) {
+			uint64_t asof = i == -2	  ? 0
+					: i == -1 ? UINT64_MAX
+					: i % 2	  ? m->w[f][i / 2].event_ms - 1
+						  : m->w[f][i / 2].event_ms;
+			int want = -1;
+			for (int k = 0; k < kept && want < 0; k++)
+				if (m->w[f][k].event_ms <= asof)
+					want = k;
+			struct crdt_fvec_entry e;
+			int rc = crdt_fvec_find(B(s), s->len, name, nlen, asof, &e);
+			if (want < 0) {
+				assert_int_equal(rc, SP_ERR_NOTFOUND);
+			} else {
+				assert_int_equal(rc, 0);
+				assert_fvec_write(&e, &m->w[f][want]);
+			}
+		}
+	}
+	assert_int_equal(seen->n, total);
+	struct crdt_fvec_entry e;
+	assert_int_equal(crdt_fvec_find(B(s), s->len, NULL, 0, UINT64_MAX, &e), SP_ERR_NOTFOUND);
+	uint32_t h = 99;
+	assert_int_equal(crdt_fvec_history(B(s), s->len, &h), 0);
+	assert_int_equal(h, total ? history : 0);
+	assert_true(total > 0 || s->len == 0);
+	free(seen);
+}
+
 /* check_model compares the converged state s with what the history says. */
 static void check_model(const struct world *w, const struct sp_buf *s)
 {
@@ -643,6 +857,17 @@ static void check_model(const struct world *w, const struct sp_buf *s)
 			    cmp_member(l.m[i].p, l.m[i].n, (const uint8_t *)ALPHA[m].p, ALPHA[m].n),
 			    0);
 		}
+		break;
+	}
+	case CRDT_FVEC: {
+		/* Each field's FVEC_HISTORY largest event times, each with
+		 * its largest write, whatever the delivery order. */
+		struct fvec_model *m = calloc(1, sizeof(*m));
+		assert_non_null(m);
+		for (int e = 0; e < w->nev; e++)
+			fvec_model_put_op(m, &w->ev[e].op, w->rep[w->ev[e].replica].id);
+		fvec_check_model(m, FVEC_HISTORY, s);
+		free(m);
 		break;
 	}
 	}
@@ -1291,9 +1516,20 @@ static void test_dot_overflow(void **st)
 /* ---------------------------------------------------------------------- */
 /* Validation                                                              */
 
+static int fvec_count_calls(void *ctx, const uint8_t *field, size_t flen,
+			    const struct crdt_fvec_entry *e, size_t idx)
+{
+	(void)field;
+	(void)flen;
+	(void)e;
+	(void)idx;
+	(*(int *)ctx)++;
+	return 0;
+}
+
 /* validate_exact validates a copy of p[0..n) in a buffer of exactly n
- * bytes, so ASan sees any read past the end; when the bytes are valid it
- * also runs every reader over them and a merge with itself. */
+ * bytes, so ASan sees any read past the end; it also runs a merge with
+ * itself, the description and (fvec) the readers, which must agree. */
 static int validate_exact(uint8_t type, const uint8_t *p, size_t n)
 {
 	uint8_t *copy = malloc(n ? n : 1);
@@ -1313,6 +1549,22 @@ static int validate_exact(uint8_t type, const uint8_t *p, size_t n)
 	}
 	sp_buf_clear(&out);
 	assert_int_equal(crdt_describe(type, copy, n, &out), rc);
+	if (type == CRDT_FVEC) {
+		uint32_t h = 12345;
+		int calls = 0;
+		struct crdt_fvec_entry e;
+		assert_int_equal(crdt_fvec_history(copy, n, &h), rc);
+		assert_int_equal(crdt_fvec_walk(copy, n, fvec_count_calls, &calls), rc);
+		int f = crdt_fvec_find(copy, n, "a", 1, UINT64_MAX, &e);
+		if (rc < 0) {
+			assert_int_equal(h, 12345);
+			assert_int_equal(calls, 0);
+			assert_int_equal(f, rc);
+		} else {
+			assert_true(f == 0 || f == SP_ERR_NOTFOUND);
+			assert_true(n == 0 ? calls == 0 && h == 0 : calls > 0 && h > 0);
+		}
+	}
 	free(copy);
 	sp_buf_free(&out);
 	return rc;
@@ -1338,7 +1590,8 @@ static void test_validate_examples(void **st)
 	assert_int_equal(crdt_merge(0, NULL, 0, NULL, 0, &b), SP_ERR_INVAL);
 	assert_int_equal(crdt_describe(99, NULL, 0, &b), SP_ERR_INVAL);
 	assert_null(crdt_type_name(0));
-	assert_null(crdt_type_name(8));
+	assert_null(crdt_type_name(CRDT_TYPE_MAX + 1));
+	assert_string_equal(crdt_type_name(CRDT_FVEC), "fvec");
 	assert_string_equal(crdt_type_name(CRDT_2PSET), "2pset");
 	for (size_t t = 0; t < NTYPES; t++) {
 		assert_non_null(crdt_type_name(ALL_TYPES[t]));
@@ -1633,10 +1886,11 @@ static void test_validate_mutations(void **st)
 			}
 			/* A list state written twice repeats its first
 			 * entry out of order. (In LWW the copy is a value;
-			 * in the causal types the bytes of the second VV
-			 * are read as entries, valid or not by chance.) */
+			 * in the causal types and fvec the bytes of the
+			 * second header are read as entries, valid or not
+			 * by chance.) */
 			if (s->len > 0 && type != CRDT_LWW && type != CRDT_ORSET &&
-			    type != CRDT_MVREG) {
+			    type != CRDT_MVREG && type != CRDT_FVEC) {
 				buf_copy(&tmp, s);
 				sp_buf_append(&tmp, b, s->len);
 				expect_corrupt(type, &tmp, "state twice");
@@ -1645,6 +1899,593 @@ static void test_validate_mutations(void **st)
 		pool_free(&p);
 	}
 	sp_buf_free(&tmp);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Feature record                                                          */
+
+/* fvec_delta_new returns the delta of one put, asserting success. */
+static struct sp_buf fvec_delta_new(uint32_t history, uint64_t event_ms, uint64_t ts, uint64_t node,
+				    const char *field, const char *v)
+{
+	struct crdt_fvec_put put = {field, strlen(field), v, strlen(v)};
+	struct sp_buf d;
+	sp_buf_init(&d);
+	assert_int_equal(crdt_fvec_delta(history, event_ms, ts, node, &put, 1, NULL, &d), 0);
+	assert_int_equal(crdt_validate(CRDT_FVEC, B(&d), d.len), 0);
+	return d;
+}
+
+/* fvec_apply merges the delta of one put into *s. */
+static void fvec_apply(struct sp_buf *s, uint32_t history, uint64_t event_ms, uint64_t ts,
+		       uint64_t node, const char *field, const char *v)
+{
+	struct sp_buf d = fvec_delta_new(history, event_ms, ts, node, field, v);
+	merge_into(CRDT_FVEC, s, &d);
+	sp_buf_free(&d);
+}
+
+/* assert_fvec_find checks an "as of" read: v NULL means SP_ERR_NOTFOUND. */
+static void assert_fvec_find(const struct sp_buf *s, const char *field, uint64_t asof,
+			     uint64_t event_ms, const char *v)
+{
+	struct crdt_fvec_entry e;
+	int rc = crdt_fvec_find(B(s), s->len, field, strlen(field), asof, &e);
+	if (!v) {
+		assert_int_equal(rc, SP_ERR_NOTFOUND);
+		return;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(e.event_ms, event_ms);
+	assert_int_equal(e.vlen, strlen(v));
+	assert_memory_equal(e.v, v, e.vlen);
+}
+
+static void assert_describe(uint8_t type, const struct sp_buf *s, const char *want)
+{
+	struct sp_buf d;
+	sp_buf_init(&d);
+	assert_int_equal(crdt_describe(type, B(s), s->len, &d), 0);
+	sp_buf_append(&d, "", 1);
+	assert_string_equal(sp_buf_begin(&d), want);
+	sp_buf_free(&d);
+}
+
+static void expect_fvec_error(int rc, int want, const struct sp_buf *out)
+{
+	assert_int_equal(rc, want);
+	assert_int_equal(out->len, 3);
+	assert_memory_equal(B(out), "pre", 3);
+}
+
+/* Golden bytes of deltas, their errors and limits, and descriptions. */
+static void test_fvec_delta(void **st)
+{
+	(void)st;
+	struct sp_buf out;
+	sp_buf_init(&out);
+
+	static const uint8_t one[] = {
+	    8,	  0,	0,    0,				    /* history */
+	    6,	  0,	0,    0,    'c',  'l',	'i', 'c', 'k', 's', /* field */
+	    1,	  0,	0,    0,				    /* n */
+	    0xf4, 0x69, 0xe5, 0xcf, 0x8b, 0x01, 0,   0,		    /* event_ms 1700000000500 */
+	    42,	  0,	0,    0,    0,	  0,	0,   0,		    /* ts */
+	    7,	  0,	0,    0,    0,	  0,	0,   0,		    /* node */
+	    2,	  0,	0,    0,    '1',  '2',			    /* value */
+	};
+	struct crdt_fvec_put clicks = {S("clicks"), S("12")};
+	buf_set(&out, "pre", 3);
+	assert_int_equal(crdt_fvec_delta(8, 1700000000500ull, 42, 7, &clicks, 1, NULL, &out), 0);
+	assert_int_equal(out.len, 3 + sizeof(one));
+	assert_memory_equal(B(&out), "pre", 3);
+	assert_memory_equal(B(&out) + 3, one, sizeof(one));
+
+	/* Puts out of order, a field named twice (the last wins), an
+	 * empty value given as NULL. */
+	static const uint8_t two[] = {
+	    2, 0, 0, 0,			 /* history */
+	    1, 0, 0, 0, 'a', 1, 0, 0, 0, /* "a", n */
+	    5, 0, 0, 0, 0,   0, 0, 0,	 /* event_ms */
+	    1, 0, 0, 0, 0,   0, 0, 0,	 /* ts */
+	    8, 7, 6, 5, 4,   3, 2, 1,	 /* node */
+	    0, 0, 0, 0,			 /* "" */
+	    1, 0, 0, 0, 'b', 1, 0, 0, 0, /* "b", n */
+	    5, 0, 0, 0, 0,   0, 0, 0, 1, 0, 0, 0, 0,   0,   0,	 0,
+	    8, 7, 6, 5, 4,   3, 2, 1, 3, 0, 0, 0, 'x', 'y', 'z', /* "xyz" */
+	};
+	struct crdt_fvec_put puts[] = {{S("b"), S("1")}, {S("a"), NULL, 0}, {S("b"), S("xyz")}};
+	sp_buf_clear(&out);
+	assert_int_equal(crdt_fvec_delta(2, 5, 1, 0x0102030405060708ull, puts, 3, NULL, &out), 0);
+	assert_int_equal(out.len, sizeof(two));
+	assert_memory_equal(B(&out), two, sizeof(two));
+
+	/* Errors leave out as it was. */
+	struct crdt_fvec_put empty_field[] = {{S("a"), S("1")}, {"", 0, S("2")}};
+	buf_set(&out, "pre", 3);
+	expect_fvec_error(crdt_fvec_delta(0, 1, 1, 1, &clicks, 1, NULL, &out), SP_ERR_INVAL, &out);
+	expect_fvec_error(crdt_fvec_delta(8, 1, 1, 0, &clicks, 1, NULL, &out), SP_ERR_INVAL, &out);
+	expect_fvec_error(crdt_fvec_delta(8, 1, 1, 1, &clicks, 0, NULL, &out), SP_ERR_INVAL, &out);
+	expect_fvec_error(crdt_fvec_delta(8, 1, 1, 1, empty_field, 2, NULL, &out), SP_ERR_INVAL,
+			  &out);
+	const struct crdt_limits lim = {.max_members = 2, .max_member_len = 3};
+	struct crdt_fvec_put long_field = {S("abcd"), S("1")};
+	struct crdt_fvec_put long_value = {S("abc"), S("1234")};
+	struct crdt_fvec_put three[] = {{S("a"), S("1")}, {S("b"), S("1")}, {S("c"), S("1")}};
+	struct crdt_fvec_put repeated[] = {{S("a"), S("1")}, {S("b"), S("1")}, {S("a"), S("2")}};
+	expect_fvec_error(crdt_fvec_delta(8, 1, 1, 1, &long_field, 1, &lim, &out), SP_ERR_TOOBIG,
+			  &out);
+	expect_fvec_error(crdt_fvec_delta(8, 1, 1, 1, &long_value, 1, &lim, &out), SP_ERR_TOOBIG,
+			  &out);
+	expect_fvec_error(crdt_fvec_delta(8, 1, 1, 1, three, 3, &lim, &out), SP_ERR_TOOBIG, &out);
+	if (SIZE_MAX > UINT32_MAX) {
+		/* Refused on its length alone: the bytes are never read. */
+		struct crdt_fvec_put huge = {S("a"), "x", (size_t)UINT32_MAX + 1};
+		expect_fvec_error(crdt_fvec_delta(8, 1, 1, 1, &huge, 1, NULL, &out), SP_ERR_TOOBIG,
+				  &out);
+	}
+	/* Distinct fields count, not puts; no limits when lim is NULL. */
+	assert_int_equal(crdt_fvec_delta(8, 1, 1, 1, repeated, 3, &lim, &out), 0);
+	sp_buf_clear(&out);
+	assert_int_equal(crdt_fvec_delta(8, 1, 1, 1, three, 3, NULL, &out), 0);
+	sp_buf_clear(&out);
+	const struct crdt_limits none = {0};
+	assert_int_equal(crdt_fvec_delta(8, 1, 1, 1, &long_value, 1, &none, &out), 0);
+
+	/* Descriptions: newest first, escaped, cut short. */
+	sp_buf_clear(&out);
+	assert_describe(CRDT_FVEC, &out, "fvec h=0 {}");
+	fvec_apply(&out, 8, 1700000000000ull, 1, 1, "clicks", "9");
+	fvec_apply(&out, 8, 1700000000500ull, 2, 1, "clicks", "12");
+	fvec_apply(&out, 8, 3, 1, 1, "v\x01", "");
+	assert_describe(CRDT_FVEC, &out,
+			"fvec h=8 {\"clicks\":[1700000000500=\"12\",1700000000000=\"9\"],"
+			"\"v\\x01\":[3=\"\"]}");
+	sp_buf_clear(&out);
+	char want[512] = "fvec h=20 {\"f\":[";
+	for (int ms = 17; ms >= 1; ms--)
+		fvec_apply(&out, 20, (uint64_t)ms, 1, 1, "f", "");
+	for (int ms = 17; ms > 1; ms--)
+		snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%d=\"\"",
+			 ms == 17 ? "" : ",", ms);
+	snprintf(want + strlen(want), sizeof(want) - strlen(want), ",...+1]}");
+	assert_describe(CRDT_FVEC, &out, want);
+	sp_buf_free(&out);
+}
+
+/* One delta of the order test: its puts (fields and values by ALPHA
+ * index) and its bytes. */
+struct fvec_delta {
+	uint64_t event_ms, ts, node;
+	int nput, field[3], value[3];
+	struct sp_buf bytes;
+};
+
+/* fvec_merge_list merges the deltas list[0..n) from bottom, in order. */
+static struct sp_buf fvec_merge_list(const struct fvec_delta *d, const int *list, int n)
+{
+	struct sp_buf s;
+	sp_buf_init(&s);
+	for (int i = 0; i < n; i++)
+		merge_into(CRDT_FVEC, &s, &d[list[i]].bytes);
+	return s;
+}
+
+/* Any permutation of a list of deltas, with duplicates, and any
+ * bracketing of their merges gives the same bytes; the latest value of
+ * each field is the put with the largest event time, ties by (ts, node)
+ * (then value), and replaying any delta changes nothing. */
+static void test_fvec_order(void **st)
+{
+	(void)st;
+	seed_test("fvec_order");
+	for (int round = 0; round < 60; round++) {
+		uint32_t history = 1 + (uint32_t)rnd_below(4);
+		uint64_t ids[4];
+		rnd_actors(ids, 4);
+		struct fvec_delta d[16];
+		int nd = 2 + (int)rnd_below(15);
+		for (int i = 0; i < nd; i++) {
+			d[i].event_ms = 1000 + rnd_below(6);
+			d[i].ts = 1 + rnd_below(3);
+			d[i].node = ids[rnd_below(4)];
+			d[i].nput = 1 + (int)rnd_below(3);
+			struct crdt_fvec_put puts[3];
+			for (int k = 0; k < d[i].nput; k++) {
+				d[i].field[k] = 1 + (int)rnd_below(NALPHA - 1);
+				d[i].value[k] = (int)rnd_below(NALPHA);
+				puts[k] = (struct crdt_fvec_put){
+				    ALPHA[d[i].field[k]].p, ALPHA[d[i].field[k]].n,
+				    ALPHA[d[i].value[k]].p, ALPHA[d[i].value[k]].n};
+			}
+			sp_buf_init(&d[i].bytes);
+			assert_int_equal(crdt_fvec_delta(history, d[i].event_ms, d[i].ts, d[i].node,
+							 puts, (size_t)d[i].nput, NULL,
+							 &d[i].bytes),
+					 0);
+		}
+		/* Every delta once, then duplicates. */
+		int list[48], n = 0;
+		for (int i = 0; i < nd; i++)
+			list[n++] = i;
+		for (int k = (int)rnd_below((uint64_t)nd + 1); k > 0; k--)
+			list[n++] = (int)rnd_below((uint64_t)nd);
+		struct sp_buf ref = fvec_merge_list(d, list, n);
+
+		for (int perm = 0; perm < 20; perm++) {
+			for (int i = n - 1; i > 0; i--) {
+				int j = (int)rnd_below((uint64_t)i + 1), t = list[i];
+				list[i] = list[j];
+				list[j] = t;
+			}
+			struct sp_buf s = fvec_merge_list(d, list, n);
+			assert_state_eq(CRDT_FVEC, "permutation", &s, &ref);
+			sp_buf_free(&s);
+			/* Another bracketing: merge two random states of a
+			 * bag until one is left. */
+			struct sp_buf bag[48];
+			for (int i = 0; i < n; i++) {
+				sp_buf_init(&bag[i]);
+				buf_copy(&bag[i], &d[list[i]].bytes);
+			}
+			for (int left = n; left > 1; left--) {
+				int i = (int)rnd_below((uint64_t)left);
+				int j = (int)rnd_below((uint64_t)left - 1);
+				j += j >= i;
+				merge_into(CRDT_FVEC, &bag[i], &bag[j]);
+				sp_buf_free(&bag[j]);
+				bag[j] = bag[left - 1];
+			}
+			assert_state_eq(CRDT_FVEC, "bracketing", &bag[0], &ref);
+			sp_buf_free(&bag[0]);
+		}
+
+		/* The model: truncation to history and as of reads. */
+		struct fvec_model *m = calloc(1, sizeof(*m));
+		assert_non_null(m);
+		for (int i = 0; i < nd; i++)
+			for (int k = 0; k < d[i].nput; k++) {
+				bool later = false; /* a later put of the same field */
+				for (int q = k + 1; q < d[i].nput; q++)
+					later |= d[i].field[q] == d[i].field[k];
+				if (!later)
+					fvec_model_put(m, d[i].field[k], d[i].event_ms, d[i].ts,
+						       d[i].node, d[i].value[k]);
+			}
+		fvec_check_model(m, history, &ref);
+		free(m);
+
+		/* The latest value, straight from the deltas: the largest
+		 * (event_ms, ts, node, value) among each field's puts. */
+		for (int f = 1; f < NALPHA; f++) {
+			const struct fvec_delta *best = NULL;
+			int best_v = 0;
+			for (int i = 0; i < nd; i++)
+				for (int k = 0; k < d[i].nput; k++) {
+					/* A delta carries a field's last put. */
+					bool later = false;
+					for (int q = k + 1; q < d[i].nput; q++)
+						later |= d[i].field[q] == f;
+					if (d[i].field[k] != f || later)
+						continue;
+					int v = d[i].value[k];
+					int c = 1;
+					if (best && d[i].event_ms != best->event_ms)
+						c = d[i].event_ms > best->event_ms ? 1 : -1;
+					else if (best && d[i].ts != best->ts)
+						c = d[i].ts > best->ts ? 1 : -1;
+					else if (best && d[i].node != best->node)
+						c = d[i].node > best->node ? 1 : -1;
+					else if (best)
+						c = cmp_member((const uint8_t *)ALPHA[v].p,
+							       ALPHA[v].n,
+							       (const uint8_t *)ALPHA[best_v].p,
+							       ALPHA[best_v].n);
+					if (c > 0) {
+						best = &d[i];
+						best_v = v;
+					}
+				}
+			struct crdt_fvec_entry e;
+			int rc = crdt_fvec_find(B(&ref), ref.len, ALPHA[f].p, ALPHA[f].n,
+						UINT64_MAX, &e);
+			if (!best) {
+				assert_int_equal(rc, SP_ERR_NOTFOUND);
+				continue;
+			}
+			assert_int_equal(rc, 0);
+			assert_int_equal(e.event_ms, best->event_ms);
+			assert_int_equal(e.ts, best->ts);
+			assert_int_equal(e.node, best->node);
+			assert_int_equal(cmp_member(e.v, e.vlen, (const uint8_t *)ALPHA[best_v].p,
+						    ALPHA[best_v].n),
+					 0);
+		}
+
+		/* A late or replayed delta changes nothing. */
+		for (int i = 0; i < nd; i++) {
+			struct sp_buf again = merge_new(CRDT_FVEC, &ref, &d[i].bytes);
+			assert_state_eq(CRDT_FVEC, "replay", &again, &ref);
+			sp_buf_free(&again);
+		}
+		sp_buf_free(&ref);
+		for (int i = 0; i < nd; i++)
+			sp_buf_free(&d[i].bytes);
+	}
+}
+
+/* Examples: event time beats arrival order and HLC time; ties; the
+ * newest `history` kept; as of reads; the walk; unequal histories. */
+static void test_fvec_history(void **st)
+{
+	(void)st;
+	struct sp_buf s, t;
+	sp_buf_init(&s);
+	sp_buf_init(&t);
+
+	/* A newer event, then a late older one with a larger ts: the newer
+	 * event stays the latest, the older is kept for as of reads. */
+	fvec_apply(&s, 4, 200, 5, 1, "f", "new");
+	fvec_apply(&s, 4, 100, 9, 2, "f", "old");
+	assert_fvec_find(&s, "f", UINT64_MAX, 200, "new");
+	assert_fvec_find(&s, "f", 199, 100, "old");
+	/* One event time written twice: larger ts, then node, then value. */
+	fvec_apply(&s, 4, 200, 4, 9, "f", "lower ts");
+	assert_fvec_find(&s, "f", UINT64_MAX, 200, "new");
+	fvec_apply(&s, 4, 200, 5, 3, "f", "higher node");
+	assert_fvec_find(&s, "f", UINT64_MAX, 200, "higher node");
+	fvec_apply(&s, 4, 200, 5, 3, "f", "higher nodf");
+	assert_fvec_find(&s, "f", UINT64_MAX, 200, "higher nodf");
+	fvec_apply(&s, 4, 200, 5, 3, "f", "higher noda");
+	assert_fvec_find(&s, "f", UINT64_MAX, 200, "higher nodf");
+
+	/* history 3: six events in a shuffled order keep the newest three. */
+	sp_buf_clear(&s);
+	static const uint64_t order[] = {30, 60, 10, 50, 20, 40};
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		char v[8];
+		snprintf(v, sizeof(v), "v%u", (unsigned)order[i]);
+		fvec_apply(&s, 3, order[i], 1, 1, "f", v);
+	}
+	fvec_apply(&s, 3, 5, 1, 1, "g", "g5");
+	assert_describe(CRDT_FVEC, &s,
+			"fvec h=3 {\"f\":[60=\"v60\",50=\"v50\",40=\"v40\"],"
+			"\"g\":[5=\"g5\"]}");
+	assert_fvec_find(&s, "f", UINT64_MAX, 60, "v60");
+	assert_fvec_find(&s, "f", 60, 60, "v60");
+	assert_fvec_find(&s, "f", 59, 50, "v50");
+	assert_fvec_find(&s, "f", 45, 40, "v40");
+	assert_fvec_find(&s, "f", 40, 40, "v40");
+	assert_fvec_find(&s, "f", 39, 0, NULL); /* 30 was truncated away */
+	assert_fvec_find(&s, "f", 0, 0, NULL);
+	assert_fvec_find(&s, "g", 5, 5, "g5");
+	assert_fvec_find(&s, "g", 4, 0, NULL);
+	assert_fvec_find(&s, "h", UINT64_MAX, 0, NULL);
+	assert_fvec_find(&s, "", UINT64_MAX, 0, NULL);
+	uint32_t h = 0;
+	assert_int_equal(crdt_fvec_history(B(&s), s.len, &h), 0);
+	assert_int_equal(h, 3);
+
+	struct fvec_seen *seen = calloc(1, sizeof(*seen));
+	assert_non_null(seen);
+	assert_int_equal(crdt_fvec_walk(B(&s), s.len, fvec_collect, seen), 0);
+	assert_int_equal(seen->n, 4);
+	static const struct {
+		const char *f;
+		uint64_t ms;
+		size_t idx;
+	} walk[] = {{"f", 60, 0}, {"f", 50, 1}, {"f", 40, 2}, {"g", 5, 0}};
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(seen->x[i].flen, 1);
+		assert_memory_equal(seen->x[i].f, walk[i].f, 1);
+		assert_int_equal(seen->x[i].e.event_ms, walk[i].ms);
+		assert_int_equal(seen->x[i].idx, walk[i].idx);
+	}
+	int calls = 0;
+	assert_int_equal(crdt_fvec_walk(B(&s), s.len, fvec_count_calls, &calls), 0);
+	assert_int_equal(calls, 4);
+
+	/* A late event older than every kept one changes nothing; a newer
+	 * one pushes the oldest out. */
+	buf_copy(&t, &s);
+	fvec_apply(&t, 3, 35, 99, 99, "f", "late");
+	assert_state_eq(CRDT_FVEC, "late and truncated", &t, &s);
+	fvec_apply(&t, 3, 55, 1, 1, "f", "v55");
+	assert_fvec_find(&t, "f", 54, 50, "v50");
+	assert_fvec_find(&t, "f", 49, 0, NULL);
+
+	/* Unequal histories: the larger wins, and the merge commutes. */
+	struct sp_buf a, b;
+	sp_buf_init(&a);
+	sp_buf_init(&b);
+	fvec_apply(&a, 2, 1, 1, 1, "f", "a1");
+	fvec_apply(&a, 2, 3, 1, 1, "f", "a3");
+	fvec_apply(&b, 4, 2, 1, 1, "f", "b2");
+	fvec_apply(&b, 4, 4, 1, 1, "f", "b4");
+	fvec_apply(&b, 4, 5, 1, 1, "f", "b5");
+	struct sp_buf ab = merge_new(CRDT_FVEC, &a, &b), ba = merge_new(CRDT_FVEC, &b, &a);
+	assert_state_eq(CRDT_FVEC, "unequal histories commute", &ab, &ba);
+	assert_describe(CRDT_FVEC, &ab, "fvec h=4 {\"f\":[5=\"b5\",4=\"b4\",3=\"a3\",2=\"b2\"]}");
+
+	/* Bottom. */
+	sp_buf_clear(&s);
+	h = 7;
+	assert_int_equal(crdt_fvec_history(NULL, 0, &h), 0);
+	assert_int_equal(h, 0);
+	assert_fvec_find(&s, "f", UINT64_MAX, 0, NULL);
+	calls = 0;
+	assert_int_equal(crdt_fvec_walk(NULL, 0, fvec_count_calls, &calls), 0);
+	assert_int_equal(calls, 0);
+
+	free(seen);
+	struct sp_buf *all[] = {&s, &t, &a, &b, &ab, &ba};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		sp_buf_free(all[i]);
+}
+
+static int fvec_stop(void *ctx, const uint8_t *field, size_t flen, const struct crdt_fvec_entry *e,
+		     size_t idx)
+{
+	fvec_count_calls(ctx, field, flen, e, idx);
+	return 1;
+}
+
+/* Hand-built non-canonical feature records, every cut of two valid ones,
+ * and every entry point's answer to them. */
+static void test_fvec_corrupt(void **st)
+{
+	(void)st;
+	struct sp_buf b;
+	sp_buf_init(&b);
+#define FV_BEGIN(h)                                                                                \
+	do {                                                                                       \
+		sp_buf_clear(&b);                                                                  \
+		sp_buf_put_le32(&b, h);                                                            \
+	} while (0)
+#define FV_FIELD(f, n)                                                                             \
+	do {                                                                                       \
+		sp_buf_put_le32(&b, (uint32_t)strlen(f));                                          \
+		sp_buf_append(&b, f, strlen(f));                                                   \
+		sp_buf_put_le32(&b, n);                                                            \
+	} while (0)
+#define FV_ENT(ms, ts, node, v)                                                                    \
+	do {                                                                                       \
+		sp_buf_put_le64(&b, ms);                                                           \
+		sp_buf_put_le64(&b, ts);                                                           \
+		sp_buf_put_le64(&b, node);                                                         \
+		sp_buf_put_le32(&b, (uint32_t)strlen(v));                                          \
+		sp_buf_append(&b, v, strlen(v));                                                   \
+	} while (0)
+	FV_BEGIN(3);
+	FV_FIELD("a", 2);
+	FV_ENT(20, 1, 1, "x");
+	FV_ENT(10, 0, 2, "");
+	FV_FIELD("b", 1);
+	FV_ENT(0, 1, 1, "y");
+	assert_int_equal(validate_exact(CRDT_FVEC, B(&b), b.len), 0);
+	/* Every cut is refused but the one between the two fields. */
+	size_t boundary = b.len - (4 + 1 + 4 + 28 + 1);
+	for (size_t cut = 1; cut < b.len; cut++)
+		assert_int_equal(validate_exact(CRDT_FVEC, B(&b), cut),
+				 cut == boundary ? 0 : SP_ERR_CORRUPT);
+	/* With one field, every cut is refused. */
+	FV_BEGIN(UINT32_MAX);
+	FV_FIELD("abc", 2);
+	FV_ENT(UINT64_MAX, UINT64_MAX, UINT64_MAX, "value");
+	FV_ENT(0, 0, 1, "");
+	assert_int_equal(validate_exact(CRDT_FVEC, B(&b), b.len), 0);
+	for (size_t cut = 1; cut < b.len; cut++)
+		assert_int_equal(validate_exact(CRDT_FVEC, B(&b), cut), SP_ERR_CORRUPT);
+
+	FV_BEGIN(0);
+	FV_FIELD("a", 1);
+	FV_ENT(1, 1, 1, "x");
+	expect_corrupt(CRDT_FVEC, &b, "history 0");
+	FV_BEGIN(3);
+	expect_corrupt(CRDT_FVEC, &b, "history without fields (bottom spelled out)");
+	FV_BEGIN(3);
+	FV_FIELD("b", 1);
+	FV_ENT(1, 1, 1, "x");
+	FV_FIELD("a", 1);
+	FV_ENT(1, 1, 1, "x");
+	expect_corrupt(CRDT_FVEC, &b, "fields out of order");
+	FV_BEGIN(3);
+	FV_FIELD("a", 1);
+	FV_ENT(1, 1, 1, "x");
+	FV_FIELD("a", 1);
+	FV_ENT(2, 1, 1, "x");
+	expect_corrupt(CRDT_FVEC, &b, "field twice");
+	FV_BEGIN(3);
+	FV_FIELD("", 1);
+	FV_ENT(1, 1, 1, "x");
+	expect_corrupt(CRDT_FVEC, &b, "empty field");
+	FV_BEGIN(3);
+	FV_FIELD("a", 2);
+	FV_ENT(10, 1, 1, "x");
+	FV_ENT(20, 1, 1, "y");
+	expect_corrupt(CRDT_FVEC, &b, "entries out of order");
+	FV_BEGIN(3);
+	FV_FIELD("a", 2);
+	FV_ENT(10, 1, 1, "x");
+	FV_ENT(10, 2, 1, "y");
+	expect_corrupt(CRDT_FVEC, &b, "two entries of one event time");
+	FV_BEGIN(3);
+	FV_FIELD("a", 0);
+	expect_corrupt(CRDT_FVEC, &b, "n = 0");
+	FV_BEGIN(3);
+	FV_FIELD("a", 0);
+	FV_FIELD("b", 1);
+	FV_ENT(1, 1, 1, "x");
+	expect_corrupt(CRDT_FVEC, &b, "n = 0 before a field");
+	FV_BEGIN(1);
+	FV_FIELD("a", 2);
+	FV_ENT(2, 1, 1, "x");
+	FV_ENT(1, 1, 1, "x");
+	expect_corrupt(CRDT_FVEC, &b, "n > history");
+	FV_BEGIN(3);
+	FV_FIELD("a", 1);
+	FV_ENT(1, 1, 0, "x");
+	expect_corrupt(CRDT_FVEC, &b, "node 0");
+	FV_BEGIN(3);
+	FV_FIELD("a", 2);
+	FV_ENT(1, 1, 1, "x");
+	expect_corrupt(CRDT_FVEC, &b, "n past the end");
+	FV_BEGIN(UINT32_MAX);
+	FV_FIELD("a", UINT32_MAX);
+	FV_ENT(1, 1, 1, "x");
+	expect_corrupt(CRDT_FVEC, &b, "huge n");
+	FV_BEGIN(3);
+	sp_buf_put_le32(&b, UINT32_MAX);
+	sp_buf_append(&b, "a", 1);
+	expect_corrupt(CRDT_FVEC, &b, "huge field length");
+	FV_BEGIN(3);
+	FV_FIELD("a", 1);
+	FV_ENT(1, 1, 1, "x");
+	sp_buf_patch_le32(&b, b.len - 5, 2);
+	expect_corrupt(CRDT_FVEC, &b, "value length past the end");
+	FV_BEGIN(3);
+	FV_FIELD("a", 1);
+	FV_ENT(1, 1, 1, "x");
+	sp_buf_put_u8(&b, 0);
+	expect_corrupt(CRDT_FVEC, &b, "trailing byte");
+#undef FV_ENT
+#undef FV_FIELD
+#undef FV_BEGIN
+
+	/* Every entry point refuses it and leaves out as it was. */
+	struct sp_buf good, out;
+	sp_buf_init(&good);
+	sp_buf_init(&out);
+	fvec_apply(&good, 3, 1, 1, 1, "a", "x");
+	buf_set(&out, "pre", 3);
+	assert_int_equal(crdt_merge(CRDT_FVEC, B(&good), good.len, B(&b), b.len, &out),
+			 SP_ERR_CORRUPT);
+	assert_int_equal(crdt_merge(CRDT_FVEC, B(&b), b.len, B(&good), good.len, &out),
+			 SP_ERR_CORRUPT);
+	assert_int_equal(crdt_merge(CRDT_FVEC, B(&b), b.len, NULL, 0, &out), SP_ERR_CORRUPT);
+	assert_int_equal(crdt_describe(CRDT_FVEC, B(&b), b.len, &out), SP_ERR_CORRUPT);
+	assert_int_equal(out.len, 3);
+	assert_memory_equal(B(&out), "pre", 3);
+	struct crdt_fvec_entry e = {.event_ms = 77};
+	assert_int_equal(crdt_fvec_find(B(&b), b.len, "a", 1, UINT64_MAX, &e), SP_ERR_CORRUPT);
+	assert_int_equal(e.event_ms, 77);
+	int calls = 0;
+	assert_int_equal(crdt_fvec_walk(B(&b), b.len, fvec_count_calls, &calls), SP_ERR_CORRUPT);
+	assert_int_equal(calls, 0);
+	uint32_t h = 77;
+	assert_int_equal(crdt_fvec_history(B(&b), b.len, &h), SP_ERR_CORRUPT);
+	assert_int_equal(h, 77);
+	/* A walk stopped by its callback still succeeds. */
+	fvec_apply(&good, 3, 2, 1, 1, "b", "y");
+	assert_int_equal(crdt_fvec_walk(B(&good), good.len, fvec_stop, &calls), 0);
+	assert_int_equal(calls, 1);
+	/* Success appends after what is there. */
+	assert_int_equal(crdt_merge(CRDT_FVEC, B(&good), good.len, NULL, 0, &out), 0);
+	assert_int_equal(out.len, 3 + good.len);
+	assert_memory_equal(B(&out) + 3, B(&good), good.len);
+	sp_buf_free(&good);
+	sp_buf_free(&out);
+	sp_buf_free(&b);
 }
 
 int main(void)
@@ -1663,6 +2504,10 @@ int main(void)
 	    cmocka_unit_test(test_dot_overflow),
 	    cmocka_unit_test(test_validate_examples),
 	    cmocka_unit_test(test_validate_mutations),
+	    cmocka_unit_test(test_fvec_delta),
+	    cmocka_unit_test(test_fvec_order),
+	    cmocka_unit_test(test_fvec_history),
+	    cmocka_unit_test(test_fvec_corrupt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
