@@ -4,11 +4,16 @@
  *
  * Stored (the engine's own LMDB environment):
  *   keys            key -> ts u64 | origin u64 | seq u64 | flags u8 | value
+ *                   (a merged key, store type TYPE_MERGE: the same header,
+ *                   flags FLAG_MERGE, then crdt type u8 | CRDT state)
  *   meta "applied"  the applied vector (vclock encoding)
  *   meta "l/<seq>"  this origin's update seq (16 hex digits), until every
  *                   peer holds it
  * An update on the wire and in the log:
  *   seq u64 | ts u64 | flags u8 | deps (vclock) | key (u32 len) | value (u32 len)
+ * where a merge update (FLAG_MERGE: a batch of CRDT deltas, applied as one)
+ * has as key its first op's key and as value
+ *   crdt type u8 | count u32 | count x (key (u32 len) | delta (u32 len))
  * Messages (channel CAUSAL_CHANNEL):
  *   UPDATES  1 | count u32 | update*      from their origin only
  *   ACK      2 | applied (vclock) | stamp u64 | echo u64
@@ -33,6 +38,7 @@
 #include "common/held.h"
 #include "common/hlc.h"
 #include "common/log.h"
+#include "crdt/crdt.h"
 #include "store/store.h"
 
 #define CM_UPDATES    1
@@ -42,9 +48,12 @@
 #define SEEN_LEN      34 /* 1 + 8 + 1 + 3 * 8 */
 #define REC_HDR	      25 /* ts, origin, seq, flags */
 #define FLAG_DEL      1u
-#define FLAG_SIBLINGS 2u /* the key keeps concurrent values (MV-register) */
-#define TYPE_LWW      1	 /* store type of a last-writer-wins record */
-#define TYPE_SIBLINGS 2	 /* ... of a siblings record: (ts|origin|seq|vlen u32|value)* */
+#define FLAG_SIBLINGS 2u   /* the key keeps concurrent values (MV-register) */
+#define FLAG_MERGE    4u   /* a batch of CRDT deltas, merged into their keys */
+#define TYPE_LWW      1	   /* store type of a last-writer-wins record */
+#define TYPE_SIBLINGS 2	   /* ... of a siblings record: (ts|origin|seq|vlen u32|value)* */
+#define TYPE_MERGE    3	   /* ... of a merged record: header | crdt type u8 | state */
+#define MAX_MERGE_OPS 4096 /* keys in one merge update, at most */
 #define MAX_PEERS     64
 #define SENT_UNKNOWN  UINT64_MAX /* until the peer's first ACK */
 #define LOG_GC_STEP   1000	 /* log entries removed per tick, at most */
@@ -149,6 +158,56 @@ static void put_update(struct sp_buf *b, uint64_t seq, uint64_t ts, uint8_t flag
 		sp_buf_append(b, v, vlen);
 }
 
+/*
+ * merge_walk checks the framing of a merge update's value (type, count,
+ * then that many key/delta pairs filling it exactly) and calls fn, when
+ * not NULL, for each pair. Returns the count, or SP_ERR_PROTO (nothing is
+ * called then), or fn's first error.
+ */
+typedef int (*merge_op_fn)(void *ctx, uint8_t type, const uint8_t *key, size_t klen,
+			   const uint8_t *d, size_t dlen);
+
+static int merge_walk(const uint8_t *p, size_t len, merge_op_fn fn, void *ctx)
+{
+	if (len < 5)
+		return SP_ERR_PROTO;
+	uint8_t type = p[0];
+	uint32_t count = sp_get_le32(p + 1);
+	if (count == 0 || count > MAX_MERGE_OPS)
+		return SP_ERR_PROTO;
+	for (int pass = fn ? 0 : 1; pass < 2; pass++) {
+		/* Pass 0 only checks, so fn never sees a batch that is cut. */
+		size_t pos = 5;
+		for (uint32_t i = 0; i < count; i++) {
+			if (len - pos < 4)
+				return SP_ERR_PROTO;
+			uint32_t kl = sp_get_le32(p + pos);
+			pos += 4;
+			if (kl == 0 || len - pos < kl)
+				return SP_ERR_PROTO;
+			const uint8_t *k = p + pos;
+			pos += kl;
+			if (len - pos < 4)
+				return SP_ERR_PROTO;
+			uint32_t dl = sp_get_le32(p + pos);
+			pos += 4;
+			if (len - pos < dl)
+				return SP_ERR_PROTO;
+			if (pass == 1 && fn) {
+				int rc = fn(ctx, type, k, kl, p + pos, dl);
+				if (rc)
+					return rc;
+			}
+			pos += dl;
+		}
+		if (pos != len)
+			return SP_ERR_PROTO;
+		if (!fn)
+			break;
+	}
+	return (int)count;
+}
+
 /* get_update decodes the update at p (len bytes available); sets *used. */
 static int get_update(const uint8_t *p, size_t len, struct update *u, size_t *used)
 {
@@ -158,7 +217,8 @@ static int get_update(const uint8_t *p, size_t len, struct update *u, size_t *us
 	u->ts = sp_get_le64(p + 8);
 	u->flags = p[16];
 	size_t pos = 17, n;
-	if (u->flags & ~(FLAG_DEL | FLAG_SIBLINGS) ||
+	if (u->flags & ~(FLAG_DEL | FLAG_SIBLINGS | FLAG_MERGE) ||
+	    ((u->flags & FLAG_MERGE) && (u->flags & ~FLAG_MERGE)) ||
 	    vclock_decode(p + pos, len - pos, &u->deps, &n))
 		return SP_ERR_PROTO;
 	pos += n;
@@ -179,6 +239,8 @@ static int get_update(const uint8_t *p, size_t len, struct update *u, size_t *us
 	u->v = p + pos;
 	pos += u->vlen;
 	*used = pos;
+	if ((u->flags & FLAG_MERGE) && merge_walk(u->v, u->vlen, NULL, NULL) < 0)
+		return SP_ERR_PROTO;
 	return u->seq ? 0 : SP_ERR_PROTO;
 }
 
@@ -267,6 +329,69 @@ static int apply_siblings(struct causal_engine *e, const void *key, size_t klen,
 	return rc;
 }
 
+/* The update a merge op belongs to: its version goes on every key. */
+struct merge_ctx {
+	struct causal_engine *e;
+	uint64_t ts, origin, seq;
+};
+
+/*
+ * merge_one merges one delta into its key's state: the join of the state
+ * held (none, or a record of another kind, counts as bottom) and the
+ * delta. Merges commute, so every node reaches the same state whatever
+ * order concurrent updates arrive in. The record's version is the larger
+ * (ts, origin) of the held one and this update's. A delta that is not a
+ * state of its type changes nothing (it cannot come from a spectra node;
+ * it is logged, and the update still counts as applied so the origin's
+ * later updates are not held up behind it).
+ */
+static int merge_one(void *ctx, uint8_t type, const uint8_t *key, size_t klen, const uint8_t *d,
+		     size_t dlen)
+{
+	struct merge_ctx *m = ctx;
+	struct causal_engine *e = m->e;
+	struct store_value cur;
+	int rc = store_get(e->store, key, klen, 0, &cur);
+	if (rc && rc != SP_ERR_NOTFOUND)
+		return rc;
+	const uint8_t *held = NULL;
+	size_t hlen = 0;
+	uint64_t ts = m->ts, origin = m->origin, seq = m->seq;
+	if (rc == SP_ERR_NOTFOUND) {
+		e->st.keys++;
+	} else if (cur.type == TYPE_MERGE && cur.len > REC_HDR &&
+		   ((const uint8_t *)cur.data)[REC_HDR] == type) {
+		const uint8_t *r = cur.data;
+		uint64_t hts = sp_get_le64(r), horigin = sp_get_le64(r + 8);
+		if (hts > ts || (hts == ts && horigin > origin))
+			ts = hts, origin = horigin, seq = sp_get_le64(r + 16);
+		held = r + REC_HDR + 1;
+		hlen = cur.len - REC_HDR - 1;
+	}
+	struct sp_buf rec;
+	sp_buf_init(&rec);
+	sp_buf_put_le64(&rec, ts);
+	sp_buf_put_le64(&rec, origin);
+	sp_buf_put_le64(&rec, seq);
+	sp_buf_put_u8(&rec, FLAG_MERGE);
+	sp_buf_put_u8(&rec, type);
+	/* held is borrowed from the store: the merge copies it into rec
+	 * before the store is called again. */
+	rc = crdt_merge(type, held, hlen, d, dlen, &rec);
+	if (rc) {
+		sp_log(SP_LOG_WARN,
+		       "causal: a merge update from node %" PRIu64
+		       " holds a bad delta (%s); its key is left as it was",
+		       m->origin, sp_strerror(rc));
+		sp_buf_free(&rec);
+		return 0;
+	}
+	struct store_value sv = {.type = TYPE_MERGE, .data = sp_buf_begin(&rec), .len = rec.len};
+	rc = store_put(e->store, key, klen, &sv);
+	sp_buf_free(&rec);
+	return rc;
+}
+
 /* apply_remote applies update u of origin (its dependencies are held).
  * Last writer wins by (ts, origin); a write that replaces a value it did
  * not depend on was concurrent with it. */
@@ -276,7 +401,14 @@ static int apply_remote(struct causal_engine *e, uint64_t origin, const struct u
 	struct store_value cur;
 	int rc;
 	bool write = true;
-	if (u->flags & FLAG_SIBLINGS) {
+	if (u->flags & FLAG_MERGE) {
+		struct merge_ctx m = {e, u->ts, origin, u->seq};
+		rc = merge_walk(u->v, u->vlen, merge_one, &m);
+		if (rc < 0)
+			return rc;
+		write = false;
+		rc = SP_ERR_EXISTS; /* skip the register path below */
+	} else if (u->flags & FLAG_SIBLINGS) {
 		rc = apply_siblings(e, u->key, u->klen, u->ts, origin, u->seq, &u->deps,
 				    u->flags & FLAG_DEL, u->v, u->vlen);
 		if (rc)
@@ -517,7 +649,7 @@ int causal_read_version(struct causal_engine *e, const void *key, size_t klen,
 		return 0;
 	if (rc)
 		return rc;
-	if (cur.type != TYPE_LWW || cur.len < REC_HDR)
+	if ((cur.type != TYPE_LWW && cur.type != TYPE_MERGE) || cur.len < REC_HDR)
 		return 0;
 	out->found = true;
 	out->ts = sp_get_le64(cur.data);
@@ -642,6 +774,9 @@ static void log_name(char *out, size_t cap, uint64_t seq)
 	snprintf(out, cap, "l/%016" PRIx64, seq);
 }
 
+static int log_local(struct causal_engine *e, uint64_t seq, uint64_t ts, uint8_t flags,
+		     const void *key, size_t klen, const void *v, size_t vlen);
+
 int causal_write(struct causal_engine *e, const void *key, size_t klen, const void *v, size_t vlen,
 		 bool del, bool siblings)
 {
@@ -669,12 +804,20 @@ int causal_write(struct causal_engine *e, const void *key, size_t klen, const vo
 	}
 	if (rc)
 		return rc;
+	return log_local(e, seq, ts, flags, key, klen, v, del ? 0 : vlen);
+}
+
+/* log_local logs this origin's update seq (applied here already), counts
+ * it applied, and queues it for the peers at the next commit. */
+static int log_local(struct causal_engine *e, uint64_t seq, uint64_t ts, uint8_t flags,
+		     const void *key, size_t klen, const void *v, size_t vlen)
+{
 	struct sp_buf u;
 	sp_buf_init(&u);
-	put_update(&u, seq, ts, flags, &e->applied, key, klen, v, del ? 0 : vlen);
+	put_update(&u, seq, ts, flags, &e->applied, key, klen, v, vlen);
 	char name[32];
 	log_name(name, sizeof(name), seq);
-	rc = store_meta_put(e->store, name, sp_buf_begin(&u), u.len);
+	int rc = store_meta_put(e->store, name, sp_buf_begin(&u), u.len);
 	if (rc == 0)
 		rc = vclock_set(&e->applied, e->cfg.self_id, seq);
 	if (rc == 0) {
@@ -705,6 +848,70 @@ int causal_read(struct causal_engine *e, const void *key, size_t klen, struct ca
 	out->seq = sp_get_le64(r + 16);
 	out->v = r + REC_HDR;
 	out->vlen = cur.len - REC_HDR;
+	return 0;
+}
+
+uint64_t causal_now(struct causal_engine *e)
+{
+	return hlc_now(&e->hlc, sp_wall_ms(e->cfg.clock));
+}
+
+int causal_merge(struct causal_engine *e, uint64_t ts, uint8_t type,
+		 const struct causal_merge_op *ops, size_t n)
+{
+	if (n == 0 || n > MAX_MERGE_OPS || !crdt_type_name(type))
+		return SP_ERR_INVAL;
+	struct sp_buf v;
+	sp_buf_init(&v);
+	sp_buf_put_u8(&v, type);
+	sp_buf_put_le32(&v, (uint32_t)n);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (ops[i].klen == 0 || ops[i].klen > store_max_key_len(e->store))
+			rc = SP_ERR_KEYLEN;
+		else if (ops[i].dlen > UINT32_MAX - REC_HDR - 1)
+			rc = SP_ERR_TOOBIG;
+		else if (crdt_validate(type, ops[i].delta, ops[i].dlen))
+			rc = SP_ERR_INVAL;
+		sp_buf_put_le32(&v, (uint32_t)ops[i].klen);
+		sp_buf_append(&v, ops[i].key, ops[i].klen);
+		sp_buf_put_le32(&v, (uint32_t)ops[i].dlen);
+		sp_buf_append(&v, ops[i].delta, ops[i].dlen);
+	}
+	if (rc == 0 && v.len > UINT32_MAX)
+		rc = SP_ERR_TOOBIG;
+	if (rc) {
+		sp_buf_free(&v);
+		return rc;
+	}
+	/* Applied here first, as one update, in this one loop turn: no read
+	 * on this node sees part of it, and every peer applies it whole. */
+	uint64_t seq = vclock_get(&e->applied, e->cfg.self_id) + 1;
+	struct merge_ctx m = {e, ts, e->cfg.self_id, seq};
+	rc = merge_walk((const uint8_t *)sp_buf_begin(&v), v.len, merge_one, &m);
+	if (rc >= 0)
+		rc = log_local(e, seq, ts, FLAG_MERGE, ops[0].key, ops[0].klen, sp_buf_begin(&v),
+			       v.len);
+	sp_buf_free(&v);
+	return rc;
+}
+
+int causal_read_crdt(struct causal_engine *e, const void *key, size_t klen, uint8_t type,
+		     struct causal_value *out)
+{
+	struct store_value cur;
+	int rc = store_get(e->store, key, klen, 0, &cur);
+	if (rc)
+		return rc;
+	e->st.reads++;
+	const uint8_t *r = cur.data;
+	if (cur.type != TYPE_MERGE || cur.len <= REC_HDR || r[REC_HDR] != type)
+		return SP_ERR_NOTFOUND;
+	out->ts = sp_get_le64(r);
+	out->origin = sp_get_le64(r + 8);
+	out->seq = sp_get_le64(r + 16);
+	out->v = r + REC_HDR + 1;
+	out->vlen = cur.len - REC_HDR - 1;
 	return 0;
 }
 

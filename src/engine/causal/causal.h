@@ -105,6 +105,40 @@ bool causal_ready(const struct causal_engine *e, const struct vclock *ctx);
 int causal_write(struct causal_engine *e, const void *key, size_t klen, const void *v, size_t vlen,
 		 bool del, bool siblings);
 
+/* causal_now reads (and advances) this node's hybrid logical clock: the
+ * timestamp a causal_merge stamps, and its deltas carry. */
+uint64_t causal_now(struct causal_engine *e);
+
+/* One key's CRDT delta in a causal_merge: borrowed for the call. */
+struct causal_merge_op {
+	const void *key;
+	size_t klen;
+	const void *delta;
+	size_t dlen;
+};
+
+/*
+ * causal_merge merges n deltas of CRDT type `type` (src/crdt) into their
+ * keys here and ships them to every peer as ONE update, timestamped ts
+ * (from causal_now): each node applies the whole batch in one step, after
+ * what it depends on, so no read anywhere sees part of it (a batch is
+ * atomic to every session). Merges commute, so concurrent batches converge
+ * whatever their order. A key's stored state is the join of every delta
+ * merged into it; a key holding a register value is replaced (a keyspace
+ * holds one kind: the server keeps feature views apart). Returns 0,
+ * SP_ERR_INVAL (n 0 or over 4096, unknown type, a delta that is not a
+ * state of the type), SP_ERR_KEYLEN, SP_ERR_TOOBIG, or a store error.
+ */
+int causal_merge(struct causal_engine *e, uint64_t ts, uint8_t type,
+		 const struct causal_merge_op *ops, size_t n);
+
+/* causal_read_crdt reads a merged key's state (out->v, out->vlen: the CRDT
+ * state, borrowed until the next call; ts/origin/seq: the latest update
+ * merged into it). 0, SP_ERR_NOTFOUND (absent, or not a state of type),
+ * or a store error. */
+int causal_read_crdt(struct causal_engine *e, const void *key, size_t klen, uint8_t type,
+		     struct causal_value *out);
+
 /* causal_read_siblings calls fn for each concurrent value of a siblings
  * key, in (origin, seq) order, and returns how many (0: none), or a store
  * error. Values are borrowed for the call. */
