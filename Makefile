@@ -115,6 +115,7 @@ FUZZ_DEPS_fuzz_causal_msg := src/engine/causal/causal.c src/engine/causal/vclock
                            src/common/held.c src/common/hlc.c src/common/log.c src/common/clock.c \
                            src/common/fileio.c src/store/store.c src/store/wal.c src/common/buf.c \
                            src/common/alloc.c src/common/err.c $(wildcard src/crdt/*.c)
+FUZZ_DEPS_fuzz_model    := src/server/model.c src/common/buf.c src/common/alloc.c src/common/err.c
 FUZZ_DEPS_fuzz_bench_http := tools/bench_http.c tools/bench_tmpl.c src/common/buf.c src/common/alloc.c src/common/err.c
 # Libraries a target links besides libFuzzer's runtime: FUZZ_LIBS_<target>.
 FUZZ_LIBS_fuzz_frame    := -lz

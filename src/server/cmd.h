@@ -96,6 +96,14 @@ void evcmd_info(struct server *srv, struct sp_buf *b);
 void cmd_crdt(struct client *c);
 void cmd_eventual(struct client *c);
 
+/* cmd_model.c: the model registry (MODEL.*), strong keyspaces only */
+void cmd_model_register(struct client *c);
+void cmd_model_get(struct client *c);
+void cmd_model_versions(struct client *c);
+void cmd_model_alias(struct client *c);
+void cmd_model_unalias(struct client *c);
+void cmd_model_aliases(struct client *c);
+
 /* cmd_causal.c */
 /* causal_submit serves c's command on a key of causal keyspace ks. */
 void causal_submit(struct client *c, const struct command *cmd, const struct keyspace *ks);

@@ -726,6 +726,8 @@ static const char *type_name(uint8_t type)
 	switch (type) {
 	case STORE_STRING:
 		return "string";
+	case STORE_MODEL:
+		return "model";
 	default:
 		return "unknown";
 	}

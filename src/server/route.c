@@ -735,6 +735,11 @@ void route_submit(struct client *c, const struct command *cmd)
 	struct keyspace ks;
 	if (check_keys(c, cmd, &ks))
 		return;
+	if ((cmd->flags & CMD_STRONG) && ks.mode != SP_MODE_STRONG) {
+		reply_errorf(c, "ERR MODEL.* commands need a strong keyspace; '%s' is %s", ks.name,
+			     mode_name(ks.mode));
+		return;
+	}
 	if (ks.mode == SP_MODE_EVENTUAL) {
 		evcmd_submit(c, cmd, &ks);
 		return;

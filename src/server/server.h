@@ -57,6 +57,7 @@ enum {
 	CMD_ADMIN = 1u << 4,	/* administrative */
 	CMD_NOSCRIPT = 1u << 5, /* not allowed in scripts (for COMMAND's sake) */
 	CMD_EVENTUAL = 1u << 6, /* CRDT commands: eventual keyspaces only */
+	CMD_STRONG = 1u << 7,	/* MODEL.* commands: strong keyspaces only */
 };
 
 typedef void (*command_fn)(struct client *c);

@@ -52,6 +52,7 @@ struct store_options {
 /* Value types. Only strings exist in the foundation; engines add more. */
 enum store_type {
 	STORE_STRING = 0,
+	STORE_MODEL = 1, /* a model registry record (src/server/model.h) */
 };
 
 struct store_value {
