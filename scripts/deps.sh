@@ -10,7 +10,7 @@ PACKAGES=(
   libcmocka-dev libhiredis-dev libraft-dev libjansson-dev libxxhash-dev libmicrohttpd-dev
   curl chromium fonts-dejavu-core python3-prometheus-client
   redis-server redis-tools etcd-server etcd-client
-  valgrind python3
+  valgrind python3 python3-redis
 )
 
 missing=()
@@ -19,6 +19,12 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# The Node.js client example (examples/node) needs node and npm; a machine
+# that already has them (from Debian or NodeSource) keeps its own.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

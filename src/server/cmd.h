@@ -114,6 +114,25 @@ void causal_timer_tick(struct server *srv);
 void causal_info(struct server *srv, struct sp_buf *b);
 void causal_client_gone(struct client *c);
 void cmd_session(struct client *c);
+/* causal_exec_features runs c's MULTI of FEATURE.SETs as one causal batch. */
+void causal_exec_features(struct client *c);
+
+/* cmd_feature.c */
+void cmd_feature(struct client *c);
+/* feature_check answers an error and returns -1 when c's FEATURE.* command
+ * is malformed (so it is refused before it waits or is queued). */
+int feature_check(struct client *c, const struct command *cmd);
+/* feature_run runs ncmds entry-encoded FEATURE.* commands (a MULTI batch
+ * of FEATURE.SETs when batch) on this node's causal engine, appending the
+ * reply to out. The commands passed feature_check. */
+void feature_run(struct server *srv, const uint8_t *body, size_t len, uint32_t ncmds, bool batch,
+		 int proto, struct sp_buf *out);
+/* feature_reply_state writes the reply of one entry-encoded FEATURE.GET
+ * or FEATURE.HISTORY (cmd, len) from the entity's fvec state s (slen 0:
+ * none): the eventual engine's read path, which merged the state from
+ * the replicas. */
+void feature_reply_state(struct server *srv, const uint8_t *cmd, size_t len, const uint8_t *s,
+			 size_t slen, int proto, struct sp_buf *out);
 int route_check_keys(struct client *c, const struct command *cmd);
 
 #endif

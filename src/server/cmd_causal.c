@@ -31,11 +31,12 @@
 #include "common/err.h"
 #include "engine/causal/causal.h"
 #include "server/cmd.h"
+#include "server/entry.h"
 #include "server/keyspace.h"
 #include "obs/trace.h"
 #include "server/route.h"
 
-enum causal_op { CAUSAL_GET = 1, CAUSAL_SET, CAUSAL_DEL, CAUSAL_SESSION };
+enum causal_op { CAUSAL_GET = 1, CAUSAL_SET, CAUSAL_DEL, CAUSAL_SESSION, CAUSAL_FEATURE };
 
 /* A command waiting for its session's context to be applied here. */
 struct causal_wait {
@@ -46,6 +47,9 @@ struct causal_wait {
 	uint8_t op, proto;
 	uint8_t argc; /* CAUSAL_SESSION: 1..3 words, the 2nd and 3rd in data */
 	bool siblings;
+	bool batch;	/* CAUSAL_FEATURE: a MULTI of FEATURE.SETs */
+	uint32_t ncmds; /* CAUSAL_FEATURE: commands in data (klen bytes,
+			 * entry-encoded) */
 	uint64_t deadline_ms;
 	size_t klen, vlen;
 	char data[]; /* key then value */
@@ -190,6 +194,16 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 		srv->stats.errors += 0; /* a context over VCLOCK_MAX nodes: cannot happen */
 }
 
+/* run_feature runs feature commands (feature_run, cmd_feature.c) and
+ * takes what this node has applied into the session, as run_op does. */
+static void run_feature(struct server *srv, struct client *c, const uint8_t *body, size_t len,
+			uint32_t ncmds, bool batch, int proto, struct sp_buf *out)
+{
+	feature_run(srv, body, len, ncmds, batch, proto, out);
+	if (c && c->session)
+		(void)vclock_merge(c->session, causal_applied(srv->causal));
+}
+
 /* run_session runs a SESSION command that waited behind the client's
  * causal commands, with its own argv, capturing the reply into out. */
 static void run_session(struct causal_wait *w, struct sp_buf *out)
@@ -228,6 +242,9 @@ static void finish(struct causal_wait *w, bool run)
 	sp_buf_init(&out);
 	if (w->op == CAUSAL_SESSION && w->c) {
 		run_session(w, &out);
+	} else if (run && w->op == CAUSAL_FEATURE) {
+		run_feature(srv, w->c, (const uint8_t *)w->data, w->klen, w->ncmds, w->batch,
+			    w->proto, &out);
 	} else if (run) {
 		run_op(srv, w->c, w->op, w->proto, w->data, w->klen, w->data + w->klen, w->vlen,
 		       w->siblings, OBS_CAUSAL, w->slot ? &w->slot->obs : NULL, &out);
@@ -330,10 +347,72 @@ static uint8_t pick_level(const struct client *c)
 	return c->causal_level ? c->causal_level : CAUSAL_LEVEL_CAUSAL;
 }
 
+/*
+ * submit_features runs ncmds entry-encoded feature commands (body) for c
+ * now if its session allows, else queues them like any causal command.
+ * read: they only read (so level local runs them at once).
+ */
+static void submit_features(struct client *c, const uint8_t *body, size_t len, uint32_t ncmds,
+			    bool batch, bool read)
+{
+	struct server *srv = c->srv;
+	uint8_t level = pick_level(c);
+	observe_op_level(c, read && level == CAUSAL_LEVEL_LOCAL ? OBS_LOCAL : OBS_CAUSAL, !read);
+	struct vclock *session = session_of(c);
+	if (!c->causal_waiting &&
+	    ((level == CAUSAL_LEVEL_LOCAL && read) || causal_ready(srv->causal, session))) {
+		struct sp_buf out;
+		sp_buf_init(&out);
+		run_feature(srv, c, body, len, ncmds, batch, c->proto, &out);
+		sp_buf_append(&c->out, sp_buf_begin(&out), out.len);
+		sp_buf_free(&out);
+		return;
+	}
+	struct causal_wait *w = enqueue(c, CAUSAL_FEATURE, (const char *)body, len, NULL, 0);
+	w->ncmds = ncmds;
+	w->batch = batch;
+}
+
+void causal_exec_features(struct client *c)
+{
+	uint32_t n = c->multi_n;
+	struct sp_buf body = c->multi;
+	sp_buf_init(&c->multi);
+	c->multi_n = 0;
+	submit_features(c, (const uint8_t *)sp_buf_begin(&body), body.len, n, true, false);
+	sp_buf_free(&body);
+}
+
 void causal_submit(struct client *c, const struct command *cmd, const struct keyspace *ks)
 {
 	struct server *srv = c->srv;
 	uint8_t op = 0;
+	if (ks->features || (cmd->flags & CMD_FEATURE)) {
+		if (!(cmd->flags & CMD_FEATURE)) {
+			reply_errorf(
+			    c,
+			    "ERR '%s' is a feature view: it takes FEATURE.SET, FEATURE.GET, "
+			    "FEATURE.MGET and FEATURE.HISTORY",
+			    ks->name);
+			return;
+		}
+		if (c->req_level || c->req_ev_level) {
+			reply_errorf(c,
+				     "ERR that level is not for causal keyspaces; '%s' offers "
+				     "causal and local",
+				     ks->name);
+			return;
+		}
+		if (feature_check(c, cmd))
+			return;
+		struct sp_buf body;
+		sp_buf_init(&body);
+		entry_put_cmd(&body, (const struct entry_arg *)c->argv, c->argc);
+		submit_features(c, (const uint8_t *)sp_buf_begin(&body), body.len, 1, false,
+				!(cmd->flags & CMD_WRITE));
+		sp_buf_free(&body);
+		return;
+	}
 	if (strcmp(cmd->name, "get") == 0 && c->argc == 2)
 		op = CAUSAL_GET;
 	else if (strcmp(cmd->name, "set") == 0 && c->argc == 3)

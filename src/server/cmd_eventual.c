@@ -31,6 +31,7 @@
 #include "common/err.h"
 #include "engine/eventual/eventual.h"
 #include "server/cmd.h"
+#include "server/entry.h"
 #include "server/keyspace.h"
 #include "server/route.h"
 
@@ -45,6 +46,7 @@ enum fmt {
 	FMT_CONTAINS, /* :1/:0 for the member kept in the request */
 	FMT_CARD,     /* :members */
 	FMT_MVGET,    /* [values...] */
+	FMT_FEATURE,  /* FEATURE.GET / HISTORY: the command is kept in member */
 };
 
 struct ev_req {
@@ -100,6 +102,9 @@ static const struct ev_cmd ev_cmds[] = {
     {"orset.card", EV_OP_READ, FMT_CARD, CRDT_ORSET, 0, 0},
     {"mvreg.set", EV_OP_MVREG_SET, FMT_OK, 0, 1, 1},
     {"mvreg.get", EV_OP_READ, FMT_MVGET, CRDT_MVREG, 0, 0},
+    {"feature.set", EV_OP_FVEC_SET, FMT_N, 0, 3, -1},
+    {"feature.get", EV_OP_READ, FMT_FEATURE, CRDT_FVEC, 0, -1},
+    {"feature.history", EV_OP_READ, FMT_FEATURE, CRDT_FVEC, 1, 3},
 };
 
 #define NEV_CMDS (sizeof(ev_cmds) / sizeof(ev_cmds[0]))
@@ -247,6 +252,9 @@ static void format(struct ev_req *q, const struct ev_result *r, struct sp_buf *b
 		resp_write_integer(b, (int64_t)n);
 		return;
 	}
+	case FMT_FEATURE:
+		feature_reply_state(srv, (const uint8_t *)q->member, q->mlen, s, sl, proto, b);
+		return;
 	case FMT_MVGET: {
 		size_t n = 0;
 		(void)crdt_mvreg_values(s, sl, count_member, &n);
@@ -324,6 +332,23 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 {
 	struct server *srv = c->srv;
 	const struct ev_cmd *ec = ev_cmd_find(cmd->name);
+	/* route.c refused FEATURE.* outside feature views. */
+	if (ks->features && !(cmd->flags & CMD_FEATURE)) {
+		reply_errorf(c,
+			     "ERR '%s' is a feature view: it takes FEATURE.SET, FEATURE.GET and "
+			     "FEATURE.HISTORY",
+			     ks->name);
+		return;
+	}
+	if (ks->features && !ec) {
+		reply_errorf(c,
+			     "ERR %s is for causal feature views; '%s' is eventual: one "
+			     "FEATURE.GET per entity",
+			     cmd->name, ks->name);
+		return;
+	}
+	if (ks->features && feature_check(c, cmd))
+		return;
 	if (!ec) {
 		reply_errorf(c,
 			     "ERR '%s' is not available on eventual keyspace '%s' (GET, SET, DEL, "
@@ -396,6 +421,8 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 	} else if (ec->kind != EV_OP_READ) {
 		op.nargs = (uint32_t)nargs;
 		op.args = (const struct ev_bytes *)(c->argv + 2);
+		if (ec->kind == EV_OP_FVEC_SET)
+			op.n = ks->feature_history;
 	}
 	const struct crdt_limits *lim = &srv->ev_limits;
 	for (uint32_t i = 0; i < op.nargs; i++)
@@ -404,7 +431,11 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 				     c->argv[2 + i].len, lim->max_member_len);
 			return;
 		}
-	size_t mlen = ec->fmt == FMT_CONTAINS ? c->argv[2].len : 0;
+	struct sp_buf fcmd;
+	sp_buf_init(&fcmd);
+	if (ec->fmt == FMT_FEATURE)
+		entry_put_cmd(&fcmd, (const struct entry_arg *)c->argv, c->argc);
+	size_t mlen = ec->fmt == FMT_CONTAINS ? c->argv[2].len : fcmd.len;
 	struct ev_req *q = sp_calloc(1, sizeof(*q) + mlen + 1);
 	q->srv = srv;
 	q->c = c;
@@ -414,7 +445,9 @@ void evcmd_submit(struct client *c, const struct command *cmd, const struct keys
 	q->want = ec->want;
 	q->mlen = mlen;
 	if (mlen)
-		memcpy(q->member, c->argv[2].p, mlen);
+		memcpy(q->member, ec->fmt == FMT_FEATURE ? sp_buf_begin(&fcmd) : c->argv[2].p,
+		       mlen);
+	sp_buf_free(&fcmd);
 	q->slot = route_slot_reserve(c, q, evcmd_detach);
 	struct stale_ev *sample = ec->fmt == FMT_GET ? stale_ev_begin(srv, &op) : NULL;
 	q->sample = sample;

@@ -269,7 +269,7 @@ void cmd_multi(struct client *c)
 		return;
 	}
 	c->flags |= CLIENT_MULTI;
-	c->flags &= ~CLIENT_MULTI_BAD;
+	c->flags &= ~(CLIENT_MULTI_BAD | CLIENT_MULTI_FEATURE);
 	sp_buf_clear(&c->multi);
 	c->multi_n = 0;
 	reply_ok(c);
@@ -294,7 +294,8 @@ void cmd_exec(struct client *c)
 		return;
 	}
 	bool bad = c->flags & CLIENT_MULTI_BAD;
-	c->flags &= ~(CLIENT_MULTI | CLIENT_MULTI_BAD);
+	bool feature = c->flags & CLIENT_MULTI_FEATURE;
+	c->flags &= ~(CLIENT_MULTI | CLIENT_MULTI_BAD | CLIENT_MULTI_FEATURE);
 	if (bad) {
 		sp_buf_clear(&c->multi);
 		c->multi_n = 0;
@@ -305,7 +306,10 @@ void cmd_exec(struct client *c)
 		reply_array(c, 0);
 		return;
 	}
-	route_exec_multi(c);
+	if (feature)
+		causal_exec_features(c);
+	else
+		route_exec_multi(c);
 }
 
 /* multi_queue is called by command_execute for a command inside MULTI:
@@ -319,10 +323,35 @@ void multi_queue(struct client *c, const struct command *cmd)
 			     cmd->name);
 		return;
 	}
-	if (route_check_keys(c, cmd)) {
+	/* A transaction is all strong (one Raft entry) or all FEATURE.SETs of
+	 * feature views (one causal batch), as its first command decides. */
+	bool feature = false;
+	if (cmd->flags & CMD_FEATURE) {
+		struct keyspace ks;
+		keyspace_of_key(c->srv, c->argv[1].p, c->argv[1].len, &ks);
+		feature = true;
+		if (!(cmd->flags & CMD_WRITE) || !ks.features || ks.mode != SP_MODE_CAUSAL) {
+			c->flags |= CLIENT_MULTI_BAD;
+			reply_error(c, "ERR inside MULTI, causal feature views take FEATURE.SET "
+				       "only (a batch is one causal update)");
+			return;
+		}
+		if (feature_check(c, cmd)) {
+			c->flags |= CLIENT_MULTI_BAD;
+			return;
+		}
+	} else if (route_check_keys(c, cmd)) {
 		c->flags |= CLIENT_MULTI_BAD;
 		return;
 	}
+	if (c->multi_n && feature != !!(c->flags & CLIENT_MULTI_FEATURE)) {
+		c->flags |= CLIENT_MULTI_BAD;
+		reply_error(c, "ERR a transaction is either strong commands or FEATURE.SETs, not "
+			       "both");
+		return;
+	}
+	if (feature)
+		c->flags |= CLIENT_MULTI_FEATURE;
 	entry_put_cmd(&c->multi, (const struct entry_arg *)c->argv, c->argc);
 	c->multi_n++;
 	reply_simple(c, "QUEUED");
@@ -333,11 +362,20 @@ void multi_queue(struct client *c, const struct command *cmd)
 static void keyspace_describe_one(struct client *c, const struct keyspace *ks)
 {
 	bool ev = ks->mode == SP_MODE_EVENTUAL;
-	reply_map(c, ev ? 6 : 3);
+	reply_map(c, (ev ? 6 : 3) + (ks->features ? 2 : 0));
 	reply_bulk_str(c, "name");
 	reply_bulk_str(c, ks->name);
 	reply_bulk_str(c, "mode");
 	reply_bulk_str(c, mode_name(ks->mode));
+	if (ks->mode == SP_MODE_CAUSAL && ks->features) {
+		reply_bulk_str(c, "read-level");
+		reply_bulk_str(c, "causal, feature view");
+		reply_bulk_str(c, "feature-ttl-ms");
+		reply_integer(c, (int64_t)ks->feature_ttl_ms);
+		reply_bulk_str(c, "feature-history");
+		reply_integer(c, ks->feature_history);
+		return;
+	}
 	if (ks->mode == SP_MODE_CAUSAL) {
 		reply_bulk_str(c, "read-level");
 		reply_bulk_str(c, ks->siblings ? "causal, siblings" : "causal");
@@ -356,6 +394,86 @@ static void keyspace_describe_one(struct client *c, const struct keyspace *ks)
 	reply_bulk_str(c, ev_level_name(ks->ev_write ? ks->ev_write : EV_LEVEL_QUORUM));
 	reply_bulk_str(c, "sloppy-quorum");
 	reply_bulk_str(c, ks->sloppy ? "yes" : "no");
+	if (ks->features) {
+		reply_bulk_str(c, "feature-ttl-ms");
+		reply_integer(c, (int64_t)ks->feature_ttl_ms);
+		reply_bulk_str(c, "feature-history");
+		reply_integer(c, ks->feature_history);
+	}
+}
+
+/* feature_option reads one feature-view option of KEYSPACE CREATE
+ * (FEATURES yes|no, TTL ms, HISTORY n) into ks. 0, or -1 after replying. */
+static int feature_option(struct client *c, struct keyspace *ks, struct slice opt, struct slice val)
+{
+	int64_t n = 0;
+	if (arg_equals(opt, "features")) {
+		if (!arg_equals(val, "yes") && !arg_equals(val, "no")) {
+			reply_error(c, "ERR FEATURES takes yes or no");
+			return -1;
+		}
+		ks->features = arg_equals(val, "yes");
+		return 0;
+	}
+	if (arg_to_int64(c, val, &n))
+		return -1;
+	if (arg_equals(opt, "ttl")) {
+		if (n < 0) {
+			reply_error(c, "ERR TTL is in milliseconds, 0 (never) or more");
+			return -1;
+		}
+		ks->feature_ttl_ms = (uint64_t)n;
+		return 0;
+	}
+	if (n < 1 || n > FEATURE_HISTORY_MAX) {
+		reply_errorf(c, "ERR HISTORY must be 1..%d", FEATURE_HISTORY_MAX);
+		return -1;
+	}
+	ks->feature_history = (uint32_t)n;
+	return 0;
+}
+
+/* feature_view_done checks a keyspace's feature options as a whole (had:
+ * TTL or HISTORY was given) and fills the default history. */
+static int feature_view_done(struct client *c, struct keyspace *ks, bool had)
+{
+	if (had && !ks->features) {
+		reply_error(c, "ERR TTL and HISTORY are for feature views: add FEATURES yes");
+		return -1;
+	}
+	if (ks->features && ks->siblings) {
+		reply_error(c, "ERR a feature view resolves by event time: it takes no SIBLINGS");
+		return -1;
+	}
+	if (ks->features && !ks->feature_history)
+		ks->feature_history = FEATURE_HISTORY_DEFAULT;
+	return 0;
+}
+
+/* The options of a causal keyspace: SIBLINGS yes|no, or FEATURES yes
+ * with TTL ms and HISTORY n (a feature view). 0, or -1 after replying. */
+static int causal_keyspace_options(struct client *c, struct keyspace *ks)
+{
+	bool had = false;
+	for (size_t i = 5; i < c->argc; i += 2) {
+		struct slice opt = c->argv[i];
+		if (i + 1 < c->argc && arg_equals(opt, "siblings") &&
+		    (arg_equals(c->argv[i + 1], "yes") || arg_equals(c->argv[i + 1], "no"))) {
+			ks->siblings = arg_equals(c->argv[i + 1], "yes");
+		} else if (i + 1 < c->argc &&
+			   (arg_equals(opt, "features") || arg_equals(opt, "ttl") ||
+			    arg_equals(opt, "history"))) {
+			had |= !arg_equals(opt, "features");
+			if (feature_option(c, ks, opt, c->argv[i + 1]))
+				return -1;
+		} else {
+			reply_error(c, "ERR causal keyspaces take SIBLINGS yes|no, or FEATURES yes "
+				       "[TTL ms] [HISTORY n] for a feature view (levels: "
+				       "CONSISTENCY causal|local)");
+			return -1;
+		}
+	}
+	return feature_view_done(c, ks, had);
 }
 
 /* The options after MODE: READ for strong; RF, READ, WRITE, SLOPPY for
@@ -363,23 +481,15 @@ static void keyspace_describe_one(struct client *c, const struct keyspace *ks)
 static int keyspace_options(struct client *c, struct keyspace *ks)
 {
 	bool ev = ks->mode == SP_MODE_EVENTUAL;
-	if (ks->mode == SP_MODE_CAUSAL) {
-		if (c->argc == 5)
-			return 0;
-		if (c->argc == 7 && arg_equals(c->argv[5], "siblings") &&
-		    (arg_equals(c->argv[6], "yes") || arg_equals(c->argv[6], "no"))) {
-			ks->siblings = arg_equals(c->argv[6], "yes");
-			return 0;
-		}
-		reply_error(c, "ERR causal keyspaces take one option, SIBLINGS yes|no (levels: "
-			       "CONSISTENCY causal|local)");
-		return -1;
-	}
+	if (ks->mode == SP_MODE_CAUSAL)
+		return causal_keyspace_options(c, ks);
+	bool ev_view_opts = false;
 	for (size_t i = 5; i < c->argc; i += 2) {
 		if (i + 1 >= c->argc) {
 			reply_syntax_error(c);
 			return -1;
 		}
+		ev_view_opts |= arg_equals(c->argv[i], "ttl") || arg_equals(c->argv[i], "history");
 		struct slice opt = c->argv[i], val = c->argv[i + 1];
 		if (arg_equals(opt, "read") && !ev) {
 			if (parse_level_arg(c, val, &ks->read_level))
@@ -407,6 +517,10 @@ static int keyspace_options(struct client *c, struct keyspace *ks)
 				return -1;
 			}
 			ks->sloppy = arg_equals(val, "yes");
+		} else if (ev && (arg_equals(opt, "features") || arg_equals(opt, "ttl") ||
+				  arg_equals(opt, "history"))) {
+			if (feature_option(c, ks, opt, val))
+				return -1;
 		} else {
 			reply_errorf(c, "ERR unknown option '%.*s' for a %s keyspace",
 				     (int)(opt.len > 32 ? 32 : opt.len), opt.p,
@@ -414,7 +528,7 @@ static int keyspace_options(struct client *c, struct keyspace *ks)
 			return -1;
 		}
 	}
-	return 0;
+	return feature_view_done(c, ks, ev_view_opts);
 }
 
 static void keyspace_create_cmd(struct client *c)
@@ -422,8 +536,10 @@ static void keyspace_create_cmd(struct client *c)
 	struct server *srv = c->srv;
 	if (c->argc < 5 || !arg_equals(c->argv[3], "mode")) {
 		reply_error(c, "ERR usage: KEYSPACE CREATE <name> MODE strong [READ "
-			       "linearizable|lease|stale] | MODE eventual [RF n] [READ "
-			       "one|quorum|all] [WRITE one|quorum|all] [SLOPPY yes|no]");
+			       "linearizable|lease|stale] | MODE causal [SIBLINGS yes|no] "
+			       "[FEATURES yes [TTL ms] [HISTORY n]] | MODE eventual [RF n] [READ "
+			       "one|quorum|all] [WRITE one|quorum|all] [SLOPPY yes|no] "
+			       "[FEATURES yes [TTL ms] [HISTORY n]]");
 		return;
 	}
 	struct slice name = c->argv[2];

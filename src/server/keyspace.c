@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/endian.h"
 #include "common/err.h"
 #include "server/keyspace.h"
 #include "engine/eventual/eventual.h"
@@ -39,6 +40,10 @@ static int load_one(void *ctx, const char *name, const void *val, size_t len)
 	ks->ev_write = len >= 5 ? v[4] : 0;
 	ks->sloppy = len >= 6 && (v[5] & 1);
 	ks->siblings = len >= 6 && (v[5] & 2);
+	/* Feature views came later still: 18 bytes. */
+	ks->features = len >= 18 && (v[5] & 4);
+	ks->feature_ttl_ms = len >= 18 ? sp_get_le64(v + 6) : 0;
+	ks->feature_history = len >= 18 ? sp_get_le32(v + 14) : 0;
 	return 0;
 }
 
@@ -109,9 +114,15 @@ int keyspace_create(struct server *srv, const struct keyspace *ks)
 	memcpy(meta, META_PREFIX, strlen(META_PREFIX));
 	memcpy(meta + strlen(META_PREFIX), name, len);
 	meta[strlen(META_PREFIX) + len] = '\0';
-	uint8_t v[6] = {ks->mode,     ks->read_level,
-			ks->rf,	      ks->ev_read,
-			ks->ev_write, (uint8_t)((ks->sloppy ? 1 : 0) | (ks->siblings ? 2 : 0))};
+	uint8_t v[18] = {
+	    ks->mode,
+	    ks->read_level,
+	    ks->rf,
+	    ks->ev_read,
+	    ks->ev_write,
+	    (uint8_t)((ks->sloppy ? 1 : 0) | (ks->siblings ? 2 : 0) | (ks->features ? 4 : 0))};
+	sp_put_le64(v + 6, ks->feature_ttl_ms);
+	sp_put_le32(v + 14, ks->feature_history);
 	int rc = store_meta_put(srv->store, meta, v, sizeof(v));
 	if (rc)
 		return rc;

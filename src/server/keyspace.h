@@ -27,7 +27,16 @@ struct keyspace {
 	bool sloppy;		   /* hinted writes count toward the write level */
 	/* causal keyspaces */
 	bool siblings; /* concurrent writes are kept side by side (MV-register) */
+	/* feature views (causal keyspaces created with FEATURES yes): keys are
+	 * entities holding FEATURE.* records (src/crdt fvec), nothing else */
+	bool features;
+	uint32_t feature_history; /* values kept per feature, by event time */
+	uint64_t feature_ttl_ms;  /* a value older than this (event time) reads
+				   * as absent; 0: never */
 };
+
+#define FEATURE_HISTORY_DEFAULT 16
+#define FEATURE_HISTORY_MAX	1024
 
 /* keyspace_load rebuilds the table from the store (at start and after a
  * snapshot install); keyspace_free releases it. */

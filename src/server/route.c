@@ -740,6 +740,14 @@ void route_submit(struct client *c, const struct command *cmd)
 			     mode_name(ks.mode));
 		return;
 	}
+	if ((cmd->flags & CMD_FEATURE) && !ks.features) {
+		reply_errorf(c,
+			     "ERR FEATURE.* commands are for feature views; '%s' is not one "
+			     "(KEYSPACE CREATE <name> MODE causal FEATURES yes [TTL ms] "
+			     "[HISTORY n])",
+			     ks.name);
+		return;
+	}
 	if (ks.mode == SP_MODE_EVENTUAL) {
 		evcmd_submit(c, cmd, &ks);
 		return;

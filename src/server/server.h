@@ -58,6 +58,7 @@ enum {
 	CMD_NOSCRIPT = 1u << 5, /* not allowed in scripts (for COMMAND's sake) */
 	CMD_EVENTUAL = 1u << 6, /* CRDT commands: eventual keyspaces only */
 	CMD_STRONG = 1u << 7,	/* MODEL.* commands: strong keyspaces only */
+	CMD_FEATURE = 1u << 9,	/* FEATURE.*: feature views only */
 };
 
 typedef void (*command_fn)(struct client *c);
@@ -78,12 +79,13 @@ enum {
 	CLIENT_READ_PAUSED = 1u << 2,	    /* output over its limit */
 	CLIENT_PENDING = 1u << 3,	    /* on srv->pending */
 	CLIENT_AUTHED = 1u << 4,
-	CLIENT_READING = 1u << 5,   /* uv_read_start is active */
-	CLIENT_VIRTUAL = 1u << 7,   /* no socket: runs commands for apply/reads */
-	CLIENT_MULTI = 1u << 8,	    /* between MULTI and EXEC/DISCARD */
-	CLIENT_MULTI_BAD = 1u << 9, /* a queued command was refused: EXEC aborts */
-	CLIENT_STALLED = 1u << 10,  /* input left unparsed: too many replies pending */
-	CLIENT_RECEIPTS = 1u << 11, /* CLIENT RECEIPTS ON: data replies carry a receipt */
+	CLIENT_READING = 1u << 5,	 /* uv_read_start is active */
+	CLIENT_VIRTUAL = 1u << 7,	 /* no socket: runs commands for apply/reads */
+	CLIENT_MULTI = 1u << 8,		 /* between MULTI and EXEC/DISCARD */
+	CLIENT_MULTI_BAD = 1u << 9,	 /* a queued command was refused: EXEC aborts */
+	CLIENT_STALLED = 1u << 10,	 /* input left unparsed: too many replies pending */
+	CLIENT_RECEIPTS = 1u << 11,	 /* CLIENT RECEIPTS ON: data replies carry a receipt */
+	CLIENT_MULTI_FEATURE = 1u << 12, /* MULTI holds FEATURE.SETs: one causal batch */
 };
 
 /* Read levels of a strong keyspace (DESIGN.md "level"). */

@@ -123,6 +123,8 @@ static uint8_t op_type(uint8_t kind)
 		return CRDT_ORSET;
 	case EV_OP_MVREG_SET:
 		return CRDT_MVREG;
+	case EV_OP_FVEC_SET:
+		return CRDT_FVEC;
 	default:
 		return 0;
 	}
@@ -513,6 +515,52 @@ static void hint_missing(struct ev_engine *e, struct ev_pending *p)
 	}
 }
 
+/*
+ * apply_fvec merges a feature write (EV_OP_FVEC_SET) into cur: a delta of
+ * its fields at its event time, stamped with this coordinator's HLC, so
+ * the newer event time wins at every replica whatever the arrival order.
+ * Sets p->n to how many of its fields hold its value afterwards.
+ */
+static int apply_fvec(struct ev_engine *e, const struct ev_op *op, struct ev_pending *p,
+		      const uint8_t *cur, size_t clen, struct sp_buf *out)
+{
+	if (op->nargs < 3 || (op->nargs - 1) % 2 || op->n < 1 || op->n > UINT32_MAX ||
+	    op->args[0].len == 0 || op->args[0].len > 19)
+		return SP_ERR_INVAL;
+	uint64_t ms = 0;
+	for (size_t i = 0; i < op->args[0].len; i++) {
+		char ch = ((const char *)op->args[0].p)[i];
+		if (ch < '0' || ch > '9' || ms > (UINT64_MAX - 9) / 10)
+			return SP_ERR_INVAL;
+		ms = ms * 10 + (uint64_t)(ch - '0');
+	}
+	size_t np = (op->nargs - 1) / 2;
+	struct crdt_fvec_put *puts = sp_calloc(np, sizeof(*puts));
+	for (size_t i = 0; i < np; i++)
+		puts[i] = (struct crdt_fvec_put){op->args[1 + 2 * i].p, op->args[1 + 2 * i].len,
+						 op->args[2 + 2 * i].p, op->args[2 + 2 * i].len};
+	uint64_t ts = hlc_now(&e->hlc, sp_wall_ms(e->cfg.clock));
+	struct sp_buf delta;
+	sp_buf_init(&delta);
+	int rc = crdt_fvec_delta((uint32_t)op->n, ms, ts, e->cfg.self_id, puts, np, &e->cfg.limits,
+				 &delta);
+	size_t mark = out->len;
+	if (rc == 0)
+		rc = crdt_merge(CRDT_FVEC, cur, clen, (const uint8_t *)sp_buf_begin(&delta),
+				delta.len, out);
+	p->n = 0;
+	for (size_t i = 0; rc == 0 && i < np; i++) {
+		struct crdt_fvec_entry got;
+		if (crdt_fvec_find((const uint8_t *)sp_buf_begin(out) + mark, out->len - mark,
+				   puts[i].field, puts[i].flen, UINT64_MAX, &got) == 0 &&
+		    got.event_ms == ms && got.ts == ts && got.node == e->cfg.self_id)
+			p->n++;
+	}
+	sp_buf_free(&delta);
+	free(puts);
+	return rc;
+}
+
 /* apply_op computes the key's new state from cur into out, as this node
  * (the coordinator) is the actor. Sets p->n. */
 static int apply_op(struct ev_engine *e, const struct ev_op *op, struct ev_pending *p,
@@ -551,6 +599,8 @@ static int apply_op(struct ev_engine *e, const struct ev_op *op, struct ev_pendi
 		return rc;
 	case EV_OP_MVREG_SET:
 		return crdt_mvreg_set(cur, clen, self, op->args[0].p, op->args[0].len, lim, out);
+	case EV_OP_FVEC_SET:
+		return apply_fvec(e, op, p, cur, clen, out);
 	default:
 		break;
 	}

@@ -87,6 +87,8 @@ enum ev_op_kind {
 	EV_OP_ORSET_ADD,
 	EV_OP_ORSET_REM,
 	EV_OP_MVREG_SET, /* args[0] = value */
+	EV_OP_FVEC_SET,	 /* feature record: args[0] = event time (decimal Unix
+			  * ms), then field, value pairs; n = the history kept */
 	EV_OP__MAX,
 };
 
