@@ -347,6 +347,16 @@ struct fcmd {
 	size_t argc;
 };
 
+/* named_before: is field argv[k] also one of argv[first], argv[first +
+ * 2], ... before k? (A field named twice counts once.) */
+static bool named_before(const struct slice *argv, size_t first, size_t k)
+{
+	for (size_t j = first; j < k; j += 2)
+		if (argv[j].len == argv[k].len && memcmp(argv[j].p, argv[k].p, argv[k].len) == 0)
+			return true;
+	return false;
+}
+
 /*
  * run_sets merges n FEATURE.SETs as one causal update and writes their
  * replies (an array of them when batch). A write's reply counts the
@@ -393,6 +403,8 @@ static int run_sets(struct server *srv, const struct fcmd *cmds, size_t n, bool 
 			if (causal_read_crdt(srv->causal, a[1].p, a[1].len, CRDT_FVEC, &v) == 0) {
 				for (size_t k = 3; k < cmds[i].argc; k += 2) {
 					struct crdt_fvec_entry e;
+					if (named_before(a, 3, k))
+						continue;
 					if (crdt_fvec_find(v.v, v.vlen, a[k].p, a[k].len,
 							   UINT64_MAX, &e) == 0 &&
 					    e.event_ms == ms && e.ts == ts &&

@@ -84,7 +84,7 @@ now=$(($(date +%s) * 1000))
 t1=$((now - 5000)) t2=$((now - 3000))
 expect 2 1 feature.set user:1 "$t2" clicks 7 country se
 expect 0 1 feature.set user:1 "$t1" clicks 5 country no # late: nothing made current
-expect 1 1 feature.set user:1 "$t1" age 41
+expect 1 1 feature.set user:1 "$t1" age 40 age 41 # a field named twice: the last wins, counted once
 got=$(cli 1 feature.get user:1 | tr '\n' ' ')
 [ "$got" = "age 41 clicks 7 country se " ] || fail "feature.get: '$got'"
 got=$(cli 1 feature.get user:1 withtimes fields clicks nope | tr '\n' ' ')
@@ -149,6 +149,9 @@ for i in 1 2 3; do
 	[ "$got" = "$((now - 1000)) 9 $((now - 2000)) 8 " ] || fail "node $i: eventual history: '$got'"
 done
 expect 0 1 level quorum feature.set efeat:1 $((now - 5000)) clicks 1
+expect 1 1 level quorum feature.set efeat:2 "$now" a 1 a 2
+got=$(cli 3 level all feature.get efeat:2 | tr '\n' ' ')
+[ "$got" = "a 2 " ] || fail "eventual field named twice: '$got'"
 got=$(cli 2 level all feature.get efeat:1 asof $((now - 1500)) fields clicks | tr '\n' ' ')
 [ "$got" = "8 " ] || fail "eventual asof: '$got'"
 ok "eventual feature views: newest event time wins at every replica; history 2; ASOF"

@@ -551,7 +551,12 @@ static int apply_fvec(struct ev_engine *e, const struct ev_op *op, struct ev_pen
 	p->n = 0;
 	for (size_t i = 0; rc == 0 && i < np; i++) {
 		struct crdt_fvec_entry got;
-		if (crdt_fvec_find((const uint8_t *)sp_buf_begin(out) + mark, out->len - mark,
+		bool again = false; /* a field named twice counts once */
+		for (size_t j = 0; j < i && !again; j++)
+			again = puts[j].flen == puts[i].flen &&
+				memcmp(puts[j].field, puts[i].field, puts[i].flen) == 0;
+		if (!again &&
+		    crdt_fvec_find((const uint8_t *)sp_buf_begin(out) + mark, out->len - mark,
 				   puts[i].field, puts[i].flen, UINT64_MAX, &got) == 0 &&
 		    got.event_ms == ms && got.ts == ts && got.node == e->cfg.self_id)
 			p->n++;
