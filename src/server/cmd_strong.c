@@ -72,7 +72,7 @@ static int any_level(struct client *c, struct slice a, uint8_t *strong, uint8_t 
  * CONSISTENCY READ|WRITE <level>   eventual reads or writes only
  * CONSISTENCY EVENTUAL             [read level, write level]
  * CONSISTENCY <causal|local>       causal keyspaces
- * CONSISTENCY CAUSAL               the causal level
+ * CONSISTENCY LEVELS               every mode's level on this connection
  */
 /* parse_maxstale reads a bound in ms (0..1 day) into *out as ms + 1. */
 static int parse_maxstale(struct client *c, struct slice a, uint64_t *out)
@@ -104,8 +104,23 @@ void cmd_consistency(struct client *c)
 		reply_bulk_str(c, ev_level_name(c->ev_write));
 		return;
 	}
-	if (c->argc == 2 && arg_equals(c->argv[1], "causal") && c->causal_level) {
+	if (c->argc == 2 && arg_equals(c->argv[1], "levels")) {
+		/* Every mode's level on this connection (CONSISTENCY alone shows
+		 * the strong one, as it always has). */
+		reply_map(c, 5);
+		reply_bulk_str(c, "strong");
+		reply_bulk_str(c, level_name(c->level));
+		reply_bulk_str(c, "causal");
 		reply_bulk_str(c, causal_level_name(c->causal_level));
+		reply_bulk_str(c, "eventual-read");
+		reply_bulk_str(c, ev_level_name(c->ev_read));
+		reply_bulk_str(c, "eventual-write");
+		reply_bulk_str(c, ev_level_name(c->ev_write));
+		reply_bulk_str(c, "maxstale-ms");
+		if (c->maxstale_ms)
+			reply_integer(c, (int64_t)c->maxstale_ms - 1);
+		else
+			reply_null(c);
 		return;
 	}
 	if (c->argc == 3 && arg_equals(c->argv[1], "maxstale")) {
