@@ -11,6 +11,7 @@
 #   make bench-sampler  stale-read sampler off vs 1 in 100 (default) vs 1 in 10: 3-node clusters
 #   make bench-table  the design's table at 1,000 and 10,000 clients beside etcd and Redis
 #   make deps     install the Debian packages (scripts/deps.sh)
+#   make demo     5 nodes, 40 s: model registry (strong) + feature store (causal) + serving fleet, a leader kill, a report
 
 CC      ?= cc
 BUILD   ?= build
@@ -231,6 +232,10 @@ sim-canaries: $(BUILD)/sim/raft_sim $(foreach k,$(CANARIES),$(BUILD)/sim-canary-
 
 deps:
 	scripts/deps.sh
+
+.PHONY: demo
+demo:
+	scripts/demo.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
