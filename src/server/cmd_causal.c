@@ -387,20 +387,21 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 {
 	struct server *srv = c->srv;
 	uint8_t op = 0;
-	if (ks->features || (cmd->flags & CMD_FEATURE)) {
+	if (c->req_level || c->req_ev_level) {
+		reply_errorf(c,
+			     "ERR that level is not for causal keyspaces; '%s' offers causal "
+			     "and local",
+			     ks->name);
+		return;
+	}
+	/* route.c keeps FEATURE.* to feature views. */
+	if (ks->features) {
 		if (!(cmd->flags & CMD_FEATURE)) {
 			reply_errorf(
 			    c,
 			    "ERR '%s' is a feature view: it takes FEATURE.SET, FEATURE.GET, "
 			    "FEATURE.MGET and FEATURE.HISTORY",
 			    ks->name);
-			return;
-		}
-		if (c->req_level || c->req_ev_level) {
-			reply_errorf(c,
-				     "ERR that level is not for causal keyspaces; '%s' offers "
-				     "causal and local",
-				     ks->name);
 			return;
 		}
 		if (feature_check(c, cmd))
@@ -424,13 +425,6 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 		reply_errorf(c,
 			     "ERR causal keyspace '%s' takes GET key, SET key value and DEL key "
 			     "(one key, no SET options)",
-			     ks->name);
-		return;
-	}
-	if (c->req_level || c->req_ev_level) {
-		reply_errorf(c,
-			     "ERR that level is not for causal keyspaces; '%s' offers causal "
-			     "and local",
 			     ks->name);
 		return;
 	}

@@ -246,16 +246,23 @@ static int get_update(const uint8_t *p, size_t len, struct update *u, size_t *us
 
 /* ---- applying ---- */
 
+/* put_rec_hdr starts a key's record: its version and flags (REC_HDR). */
+static void put_rec_hdr(struct sp_buf *rec, uint64_t ts, uint64_t origin, uint64_t seq,
+			uint8_t flags)
+{
+	sp_buf_put_le64(rec, ts);
+	sp_buf_put_le64(rec, origin);
+	sp_buf_put_le64(rec, seq);
+	sp_buf_put_u8(rec, flags);
+}
+
 /* store_rec writes key's record. */
 static int store_rec(struct causal_engine *e, const void *key, size_t klen, uint64_t ts,
 		     uint64_t origin, uint64_t seq, uint8_t flags, const void *v, size_t vlen)
 {
 	struct sp_buf rec;
 	sp_buf_init(&rec);
-	sp_buf_put_le64(&rec, ts);
-	sp_buf_put_le64(&rec, origin);
-	sp_buf_put_le64(&rec, seq);
-	sp_buf_put_u8(&rec, flags);
+	put_rec_hdr(&rec, ts, origin, seq, flags);
 	sp_buf_append(&rec, v, vlen);
 	struct store_value sv = {.type = TYPE_LWW, .data = sp_buf_begin(&rec), .len = rec.len};
 	int rc = store_put(e->store, key, klen, &sv);
@@ -370,10 +377,7 @@ static int merge_one(void *ctx, uint8_t type, const uint8_t *key, size_t klen, c
 	}
 	struct sp_buf rec;
 	sp_buf_init(&rec);
-	sp_buf_put_le64(&rec, ts);
-	sp_buf_put_le64(&rec, origin);
-	sp_buf_put_le64(&rec, seq);
-	sp_buf_put_u8(&rec, FLAG_MERGE);
+	put_rec_hdr(&rec, ts, origin, seq, FLAG_MERGE);
 	sp_buf_put_u8(&rec, type);
 	/* held is borrowed from the store: the merge copies it into rec
 	 * before the store is called again. */
