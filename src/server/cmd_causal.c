@@ -197,9 +197,14 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 /* run_feature runs feature commands (feature_run, cmd_feature.c) and
  * takes what this node has applied into the session, as run_op does. */
 static void run_feature(struct server *srv, struct client *c, const uint8_t *body, size_t len,
-			uint32_t ncmds, bool batch, int proto, struct sp_buf *out)
+			uint32_t ncmds, bool batch, int proto, struct op_obs *rc_op,
+			struct sp_buf *out)
 {
 	feature_run(srv, body, len, ncmds, batch, proto, out);
+	/* Served by this node alone; a record spans many writes, so the
+	 * receipt names no one version. */
+	if (rc_op)
+		observe_receipt(rc_op, srv->node_id, 1, RCPT_NONE, 0, 0, 0);
 	if (c && c->session)
 		(void)vclock_merge(c->session, causal_applied(srv->causal));
 }
@@ -244,7 +249,7 @@ static void finish(struct causal_wait *w, bool run)
 		run_session(w, &out);
 	} else if (run && w->op == CAUSAL_FEATURE) {
 		run_feature(srv, w->c, (const uint8_t *)w->data, w->klen, w->ncmds, w->batch,
-			    w->proto, &out);
+			    w->proto, w->slot ? &w->slot->obs : NULL, &out);
 	} else if (run) {
 		run_op(srv, w->c, w->op, w->proto, w->data, w->klen, w->data + w->klen, w->vlen,
 		       w->siblings, OBS_CAUSAL, w->slot ? &w->slot->obs : NULL, &out);
@@ -363,7 +368,7 @@ static void submit_features(struct client *c, const uint8_t *body, size_t len, u
 	    ((level == CAUSAL_LEVEL_LOCAL && read) || causal_ready(srv->causal, session))) {
 		struct sp_buf out;
 		sp_buf_init(&out);
-		run_feature(srv, c, body, len, ncmds, batch, c->proto, &out);
+		run_feature(srv, c, body, len, ncmds, batch, c->proto, &c->op, &out);
 		sp_buf_append(&c->out, sp_buf_begin(&out), out.len);
 		sp_buf_free(&out);
 		return;

@@ -158,11 +158,12 @@ int feature_check(struct client *c, const struct command *cmd)
 		for (size_t i = 2; i < 2 + n; i++) {
 			struct keyspace ks;
 			keyspace_of_key(c->srv, c->argv[i].p, c->argv[i].len, &ks);
-			if (!ks.features) {
-				reply_errorf(c,
-					     "ERR every key of FEATURE.MGET must be in a feature "
-					     "view; '%s' is not one",
-					     ks.name);
+			if (!ks.features || ks.mode != SP_MODE_CAUSAL) {
+				reply_errorf(
+				    c,
+				    "ERR every key of FEATURE.MGET must be in a causal feature "
+				    "view; '%s' is not one",
+				    ks.name);
 				return -1;
 			}
 		}

@@ -74,7 +74,7 @@ expect_prefix "ERR syntax error" 1 feature.get user:1 clicks
 expect_prefix "ERR syntax error" 1 feature.get user:1 fields
 expect_prefix "ERR numkeys must be" 1 feature.mget 3 user:1 user:2
 expect_prefix "ERR numkeys must be" 1 feature.mget 0 user:1
-expect_prefix "ERR every key of FEATURE.MGET must be in a feature view; 'plain'" 1 \
+expect_prefix "ERR every key of FEATURE.MGET must be in a causal feature view; 'plain'" 1 \
 	feature.mget 2 user:1 plain:1
 expect_prefix "ERR FEATURE.HISTORY key field [COUNT n]" 1 feature.history user:1 a count
 ok "malformed FEATURE.* commands get clear errors"
@@ -130,6 +130,13 @@ got=$(cli 2 keyspace describe efeat | tr '\n' ' ')
 expect_prefix "ERR TTL and HISTORY are for feature views" 1 keyspace create y mode eventual ttl 5
 expect_prefix "ERR 'efeat' is a feature view" 1 set efeat:1 x
 expect_prefix "ERR feature.mget is for causal feature views" 1 feature.mget 1 efeat:1
+expect_prefix "ERR every key of FEATURE.MGET must be in a causal feature view; 'efeat'" 1 \
+	feature.mget 2 user:1 efeat:1
+# Receipts wrap feature replies like any other.
+got=$(printf 'CLIENT RECEIPTS ON\r\nFEATURE.GET user:1 FIELDS clicks\r\nFEATURE.SET user:9 5 a 1\r\n' |
+	redis-cli -p "$(port 2)" | tr -d '\r' | tr '\n' ' ')
+[[ "$got" == "OK 7 mode causal level causal node 2 replicas 1 lag-ms "*" 1 mode causal level causal node 2 replicas 1 lag-ms "* ]] ||
+	fail "receipts: '$got'"
 got=$(printf 'MULTI\nFEATURE.SET efeat:1 10 a 1\nEXEC\n' | redis-cli -p "$(port 1)" |
 	tr -d '\r' | tr '\n' ' ')
 [[ "$got" == "OK ERR inside MULTI, causal feature views take FEATURE.SET only"*"EXECABORT"* ]] ||
