@@ -369,7 +369,11 @@ static int run_sets(struct server *srv, const struct fcmd *cmds, size_t n, bool 
 	uint64_t ts = causal_now(srv->causal);
 	struct sp_buf *deltas = sp_calloc(n, sizeof(*deltas));
 	struct causal_merge_op *ops = sp_calloc(n, sizeof(*ops));
-	struct crdt_fvec_put *puts = sp_calloc(FEATURE_MAX_FIELDS, sizeof(*puts));
+	size_t most = 1; /* fields in the largest FEATURE.SET */
+	for (size_t i = 0; i < n; i++)
+		if ((cmds[i].argc - 3) / 2 > most)
+			most = (cmds[i].argc - 3) / 2;
+	struct crdt_fvec_put *puts = sp_malloc(most * sizeof(*puts));
 	struct crdt_limits lim = {.max_members = FEATURE_MAX_FIELDS,
 				  .max_member_len = (uint32_t)srv->cfg->max_value_bytes};
 	int rc = 0;
