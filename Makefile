@@ -10,6 +10,7 @@
 #   make bench-eventual  5-node eventual keyspace (QUORUM/ONE) vs Redis primary + 4 replicas
 #   make bench-sampler  stale-read sampler off vs 1 in 100 (default) vs 1 in 10: 3-node clusters
 #   make bench-table  the design's table at 1,000 and 10,000 clients beside etcd and Redis
+#   make bench-ml  feature store beside Redis, model registry beside etcd, 100/1000 clients
 #   make deps     install the Debian packages (scripts/deps.sh)
 #   make demo     5 nodes, 40 s: model registry (strong) + feature store (causal) + serving fleet, a leader kill, a report
 
@@ -44,7 +45,7 @@ ifneq ($(BUILD),build)
 BIN := $(BUILD)/bin
 endif
 
-.PHONY: all test check fuzz bench bench-raft bench-strong bench-eventual bench-causal bench-sampler bench-table deps clean format tests-build
+.PHONY: all test check fuzz bench bench-raft bench-strong bench-eventual bench-causal bench-sampler bench-table bench-ml deps clean format tests-build
 # Keep the objects of test binaries (make would delete them as intermediate).
 .SECONDARY:
 all: $(BIN)/spectrad $(BIN)/spectra
@@ -195,6 +196,11 @@ bench-sampler: all
 # in the availability runs; a table, bench/results/table-<date>.{json,svg}.
 bench-table: all
 	bench/table.sh
+
+# bench-ml: FEATURE.* (causal and eventual views) beside Redis hashes, MODEL.*
+# beside etcd, spectra bench; a table, bench/results/ml-<date>.json.
+bench-ml: all
+	bench/ml.sh
 
 # sim: the deterministic simulation of the Raft core (tests/sim), SEEDS
 # seeds of SIM_SECONDS simulated seconds each. sim-canaries builds the core
