@@ -10,9 +10,9 @@ only.
 import argparse
 import datetime
 import json
-import os
-import platform
 import sys
+
+from benchlib import errors, host_info, load, ms
 
 # Each spectra row and the peer row that asks the same of its system.
 PEERS = {
@@ -51,47 +51,8 @@ LABELS = {
 }
 
 
-def ms(us):
-    return us / 1000.0
-
-
-def errors(r):
-    return sum(r["errors"].values())
-
-
 def label(system, scenario):
     return LABELS.get((system, scenario), scenario)
-
-
-def host_info():
-    info = {"cores": os.cpu_count(), "cpu": None, "memory_gib": None,
-            "kernel": platform.system() + " " + platform.release()}
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                info["memory_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
-                break
-    except OSError:
-        pass
-    return info
-
-
-def load(path):
-    rows = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                sys.exit("ml.py: %s line %d: %s" % (path, n, e))
-    return rows
 
 
 def main():
@@ -111,7 +72,7 @@ def main():
     ap.add_argument("--redis", default="")
     a = ap.parse_args()
 
-    rows = load(a.rows)
+    rows = load(a.rows, "ml.py")
     by = {(r["system"], r["scenario"], r["clients"]): r for r in rows}
     clients = sorted({r["clients"] for r in rows})
     host = host_info()

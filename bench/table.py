@@ -18,9 +18,9 @@ import argparse
 import datetime
 import json
 import math
-import os
-import platform
 import sys
+
+from benchlib import errors, host_info, load, ms
 
 # The design table (DESIGN.md, "The table we must beat").
 DESIGN = {
@@ -73,50 +73,11 @@ LEVELS = [
 COLORS = {"spectra": "#1f5fbf", "etcd": "#2e8b3e", "redis": "#c0392b"}
 
 
-def ms(us):
-    return us / 1000.0
-
-
-def errors(r):
-    return sum(r["errors"].values())
-
-
 def served(r):
     """What the servers delivered in the window: for an open loop, every
     success inside it (an overloaded one spends its window on ops queued
     during the warm-up, which its recorded ops leave out)."""
     return r.get("served_ops_per_s") or r["ops_per_s"]
-
-
-def host_info():
-    info = {"cores": os.cpu_count(), "kernel": platform.release(), "cpu": None,
-            "memory_gib": None}
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                info["memory_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
-                break
-    except OSError:
-        pass
-    return info
-
-
-def load(path):
-    rows = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                sys.exit("table.py: %s line %d: %s" % (path, n, e))
-    return rows
 
 
 class Table:
@@ -376,7 +337,7 @@ def main():
     ap.add_argument("--etcd", default="")
     ap.add_argument("--redis", default="")
     a = ap.parse_args()
-    t = Table(load(a.rows))
+    t = Table(load(a.rows, "table.py"))
     out = []
     design = design_table(t, out)
     all_rows(t, out)
@@ -386,7 +347,7 @@ def main():
         out.append("")
         out.append("The whole run took %d min %02d s." % (a.elapsed // 60, a.elapsed % 60))
     host = host_info()
-    out.append("Machine: %s cores (%s), %s GiB, Linux %s." % (
+    out.append("Machine: %s cores (%s), %s GiB, %s." % (
         host["cores"], host["cpu"], host["memory_gib"], host["kernel"]))
     print("\n".join(out))
     pairs = []
