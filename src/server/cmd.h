@@ -118,6 +118,10 @@ void cmd_session(struct client *c);
 void causal_exec_features(struct client *c);
 
 /* cmd_feature.c */
+/* The most bytes of arguments one FEATURE.SET, or one MULTI batch of them,
+ * may carry: it travels to every node as one causal update, and a peer
+ * frame holds 64 MB at most. */
+#define FEATURE_BATCH_MAX_BYTES ((size_t)16 << 20)
 void cmd_feature(struct client *c);
 /* feature_check answers an error and returns -1 when c's FEATURE.* command
  * is malformed (so it is refused before it waits or is queued). */

@@ -128,6 +128,15 @@ int feature_check(struct client *c, const struct command *cmd)
 				     FEATURE_MAX_FIELDS);
 			return -1;
 		}
+		size_t bytes = 0;
+		for (size_t i = 1; i < c->argc; i++)
+			bytes += c->argv[i].len;
+		if (bytes > FEATURE_BATCH_MAX_BYTES) {
+			reply_errorf(
+			    c, "ERR a FEATURE.SET carries at most %zu MB of fields and values",
+			    FEATURE_BATCH_MAX_BYTES >> 20);
+			return -1;
+		}
 		for (size_t i = 3; i < c->argc; i += 2) {
 			if (c->argv[i].len == 0) {
 				reply_error(c, "ERR a feature name may not be empty");

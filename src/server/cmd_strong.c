@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "engine/eventual/eventual.h"
 #include "server/entry.h"
+#include "engine/causal/causal.h"
 #include "server/keyspace.h"
 #include "server/route.h"
 #include "server/cmd.h"
@@ -353,6 +354,18 @@ void multi_queue(struct client *c, const struct command *cmd)
 		}
 		if (feature_check(c, cmd)) {
 			c->flags |= CLIENT_MULTI_BAD;
+			return;
+		}
+		size_t bytes = 0;
+		for (size_t i = 1; i < c->argc; i++)
+			bytes += c->argv[i].len;
+		if (c->multi_n >= CAUSAL_MAX_MERGE_OPS ||
+		    c->multi.len + bytes > FEATURE_BATCH_MAX_BYTES) {
+			c->flags |= CLIENT_MULTI_BAD;
+			reply_errorf(c,
+				     "ERR a feature batch holds at most %d FEATURE.SETs and %zu MB "
+				     "(it is one causal update)",
+				     CAUSAL_MAX_MERGE_OPS, FEATURE_BATCH_MAX_BYTES >> 20);
 			return;
 		}
 	} else if (route_check_keys(c, cmd)) {

@@ -120,7 +120,34 @@ got=$(printf 'MULTI\nFEATURE.SET user:3 10 a 1\nSET models:x 1\nEXEC\n' |
 got=$(printf 'MULTI\nFEATURE.GET user:3\nEXEC\n' | redis-cli -p "$(port 1)" | tr -d '\r' | tr '\n' ' ')
 [[ "$got" == "OK ERR inside MULTI, causal feature views take FEATURE.SET only"*"EXECABORT"* ]] ||
 	fail "multi get: '$got'"
-ok "MULTI/EXEC of FEATURE.SETs is one batch; mixed transactions refused"
+# A batch is one causal update: at most 4,096 FEATURE.SETs, and 16 MB.
+got=$({ printf 'MULTI\r\n'; for i in $(seq 1 4097); do printf 'FEATURE.SET user:b%d 10 a 1\r\n' "$i"; done; printf 'EXEC\r\n'; } |
+	redis-cli -p "$(port 1)" | tr -d '\r' | grep -v '^QUEUED$' | tr '\n' ' ')
+[[ "$got" == "OK ERR a feature batch holds at most 4096 FEATURE.SETs and 16 MB"*"EXECABORT"* ]] ||
+	fail "batch of 4097: '$got'"
+expect "" 2 feature.get user:b1 fields a
+# Two FEATURE.SETs of 9 MB each: the second passes the batch's 16 MB.
+got=$(/usr/bin/python3 - "$(port 1)" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def cmd(*a):
+    b = b"*%d\r\n" % len(a)
+    for x in a:
+        b += b"$%d\r\n%s\r\n" % (len(x), x)
+    return b
+big = b"x" * (9 << 20)
+s.sendall(cmd(b"MULTI") + cmd(b"FEATURE.SET", b"user:bb", b"10", b"a", big) +
+          cmd(b"FEATURE.SET", b"user:bb", b"10", b"b", big) + cmd(b"EXEC") +
+          cmd(b"FEATURE.GET", b"user:bb"))
+f = s.makefile("rb")
+print(" ".join(f.readline().decode().strip() for _ in range(5)))
+PY
+)
+[ "$got" = "+OK +QUEUED -ERR a feature batch holds at most 4096 FEATURE.SETs and 16 MB (it is one causal update) -EXECABORT Transaction discarded because of previous errors. *0" ] ||
+	fail "batch of 18 MB: '$got'"
+got=$(head -c $((17 << 20)) /dev/zero | redis-cli -p "$(port 1)" -x feature.set user:bc 10 a | tr -d '\r')
+[ "$got" = "ERR a FEATURE.SET carries at most 16 MB of fields and values" ] || fail "17 MB SET: '$got'"
+ok "MULTI/EXEC of FEATURE.SETs is one batch; mixed transactions and oversized batches refused"
 
 # An eventual feature view: the same record, merged by the replicas.
 expect OK 1 keyspace create efeat mode eventual rf 3 features yes ttl 3600000 history 2

@@ -48,12 +48,11 @@
 #define SEEN_LEN      34 /* 1 + 8 + 1 + 3 * 8 */
 #define REC_HDR	      25 /* ts, origin, seq, flags */
 #define FLAG_DEL      1u
-#define FLAG_SIBLINGS 2u   /* the key keeps concurrent values (MV-register) */
-#define FLAG_MERGE    4u   /* a batch of CRDT deltas, merged into their keys */
-#define TYPE_LWW      1	   /* store type of a last-writer-wins record */
-#define TYPE_SIBLINGS 2	   /* ... of a siblings record: (ts|origin|seq|vlen u32|value)* */
-#define TYPE_MERGE    3	   /* ... of a merged record: header | crdt type u8 | state */
-#define MAX_MERGE_OPS 4096 /* keys in one merge update, at most */
+#define FLAG_SIBLINGS 2u /* the key keeps concurrent values (MV-register) */
+#define FLAG_MERGE    4u /* a batch of CRDT deltas, merged into their keys */
+#define TYPE_LWW      1	 /* store type of a last-writer-wins record */
+#define TYPE_SIBLINGS 2	 /* ... of a siblings record: (ts|origin|seq|vlen u32|value)* */
+#define TYPE_MERGE    3	 /* ... of a merged record: header | crdt type u8 | state */
 #define MAX_PEERS     64
 #define SENT_UNKNOWN  UINT64_MAX /* until the peer's first ACK */
 #define LOG_GC_STEP   1000	 /* log entries removed per tick, at most */
@@ -173,7 +172,7 @@ static int merge_walk(const uint8_t *p, size_t len, merge_op_fn fn, void *ctx)
 		return SP_ERR_PROTO;
 	uint8_t type = p[0];
 	uint32_t count = sp_get_le32(p + 1);
-	if (count == 0 || count > MAX_MERGE_OPS)
+	if (count == 0 || count > CAUSAL_MAX_MERGE_OPS)
 		return SP_ERR_PROTO;
 	for (int pass = fn ? 0 : 1; pass < 2; pass++) {
 		/* Pass 0 only checks, so fn never sees a batch that is cut. */
@@ -863,7 +862,7 @@ uint64_t causal_now(struct causal_engine *e)
 int causal_merge(struct causal_engine *e, uint64_t ts, uint8_t type,
 		 const struct causal_merge_op *ops, size_t n)
 {
-	if (n == 0 || n > MAX_MERGE_OPS || !crdt_type_name(type))
+	if (n == 0 || n > CAUSAL_MAX_MERGE_OPS || !crdt_type_name(type))
 		return SP_ERR_INVAL;
 	struct sp_buf v;
 	sp_buf_init(&v);

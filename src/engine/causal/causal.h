@@ -109,6 +109,9 @@ int causal_write(struct causal_engine *e, const void *key, size_t klen, const vo
  * timestamp a causal_merge stamps, and its deltas carry. */
 uint64_t causal_now(struct causal_engine *e);
 
+/* The most deltas one causal_merge may carry. */
+#define CAUSAL_MAX_MERGE_OPS 4096
+
 /* One key's CRDT delta in a causal_merge: borrowed for the call. */
 struct causal_merge_op {
 	const void *key;
@@ -126,7 +129,7 @@ struct causal_merge_op {
  * whatever their order. A key's stored state is the join of every delta
  * merged into it; a key holding a register value is replaced (a keyspace
  * holds one kind: the server keeps feature views apart). Returns 0,
- * SP_ERR_INVAL (n 0 or over 4096, unknown type, a delta that is not a
+ * SP_ERR_INVAL (n 0 or over CAUSAL_MAX_MERGE_OPS, unknown type, a delta that is not a
  * state of the type), SP_ERR_KEYLEN, SP_ERR_TOOBIG, or a store error.
  */
 int causal_merge(struct causal_engine *e, uint64_t ts, uint8_t type,
