@@ -17,6 +17,7 @@
 #include "engine/causal/causal.h"
 #include "engine/eventual/eventual.h"
 #include "engine/strong/strong.h"
+#include "net/frame.h"
 #include "net/peer.h"
 #include "obs/trace.h"
 #include "server/keyspace.h"
@@ -201,6 +202,9 @@ static int open_causal(struct server *srv, const struct cluster_file *file)
 	    .map_size = srv->cfg->map_size,
 	    .clock = srv->clock,
 	    .send = causal_send_frame,
+	    /* The peer transport's frames (its default size), less room for
+	     * the frame's own header. */
+	    .max_update_bytes = FRAME_MAX_PAYLOAD_DEFAULT - 4096,
 	    .applied_cb = on_causal_applied,
 	    .apply_cb = on_causal_apply,
 	    .ctx = srv,

@@ -114,6 +114,9 @@ void causal_timer_tick(struct server *srv);
 void causal_info(struct server *srv, struct sp_buf *b);
 void causal_client_gone(struct client *c);
 void cmd_session(struct client *c);
+/* causal_too_big writes the error of a causal write past the engine's
+ * update size (SP_ERR_TOOBIG). */
+void causal_too_big(struct server *srv, struct sp_buf *out);
 /* causal_exec_features runs c's MULTI of FEATURE.SETs as one causal batch. */
 void causal_exec_features(struct client *c);
 

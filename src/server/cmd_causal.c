@@ -101,6 +101,15 @@ static void trace_op(struct server *srv, const char *ev, const char *key, size_t
 	trace_event(srv->trace, &t);
 }
 
+void causal_too_big(struct server *srv, struct sp_buf *out)
+{
+	resp_write_errorf(out,
+			  "ERR a causal write carries at most %" PRIu64
+			  " bytes of keys and values (it goes to every node as one message); "
+			  "nothing was done",
+			  causal_max_write_bytes(srv->causal));
+}
+
 /* run_op runs one causal command here, now, and writes its reply. */
 struct sib_ctx {
 	struct sp_buf *out;
@@ -187,7 +196,10 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 	}
 	if (rc && rc != SP_ERR_NOTFOUND) {
 		srv->stats.errors++;
-		resp_write_errorf(out, "ERR %s", sp_strerror(rc));
+		if (rc == SP_ERR_TOOBIG)
+			causal_too_big(srv, out);
+		else
+			resp_write_errorf(out, "ERR %s", sp_strerror(rc));
 		return;
 	}
 	if (session && vclock_merge(session, causal_applied(srv->causal)))

@@ -497,7 +497,10 @@ void feature_run(struct server *srv, const uint8_t *body, size_t len, uint32_t n
 			rc = write_history(srv, a, argc, out);
 		}
 	}
-	if (rc) {
+	if (rc == SP_ERR_TOOBIG) {
+		srv->stats.errors++;
+		causal_too_big(srv, out);
+	} else if (rc) {
 		srv->stats.errors++;
 		resp_write_errorf(out, "ERR %s", sp_strerror(rc));
 	}

@@ -505,12 +505,44 @@ static void test_merge_batches(void **state)
 	}
 }
 
+/* Regression: a write too large for one peer message was applied here
+ * and logged, then resent forever, holding back every later update of
+ * its origin. It is refused now, before anything is done. */
+static void test_write_too_big(void **state)
+{
+	(void)state;
+	struct sim *s = sim_new();
+	advance(s, 50, NULL);
+	uint64_t most = causal_max_write_bytes(s->e[0]);
+	assert_true(most > (60u << 20) && most < (64u << 20));
+	size_t vlen = (size_t)most; /* with the key, one byte over */
+	char *big = sp_calloc(1, vlen);
+	assert_int_equal(causal_write(s->e[0], "cz:big", 6, big, vlen, false, false),
+			 SP_ERR_TOOBIG);
+	struct sp_buf d;
+	sp_buf_init(&d);
+	struct crdt_fvec_put fput = {"f", 1, big, vlen - 64};
+	assert_int_equal(crdt_fvec_delta(4, 1, causal_now(s->e[0]), 1, &fput, 1, NULL, &d), 0);
+	struct causal_merge_op op = {"fv:big", 6, sp_buf_begin(&d), d.len};
+	assert_int_equal(causal_merge(s->e[0], causal_now(s->e[0]), CRDT_FVEC, &op, 1),
+			 SP_ERR_TOOBIG);
+	sp_buf_free(&d);
+	free(big);
+	assert_int_equal(vclock_get(causal_applied(s->e[0]), 1), 0);
+	put(s, 0, "cz:after", "1");
+	advance(s, 100, NULL);
+	for (int i = 0; i < N; i++)
+		assert_string_equal(get(s, i, "cz:after"), "1");
+	sim_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_causal_delivery_buffers),
 	    cmocka_unit_test(test_random_orders_converge),
 	    cmocka_unit_test(test_merge_batches),
+	    cmocka_unit_test(test_write_too_big),
 	    cmocka_unit_test(test_restart_catches_up),
 	    cmocka_unit_test(test_peek_peers),
 	    cmocka_unit_test(test_lag_bound),

@@ -785,7 +785,7 @@ int causal_write(struct causal_engine *e, const void *key, size_t klen, const vo
 {
 	if (klen == 0 || klen > store_max_key_len(e->store))
 		return SP_ERR_KEYLEN;
-	if (vlen > UINT32_MAX - REC_HDR)
+	if (vlen > UINT32_MAX - REC_HDR || klen + vlen > causal_max_write_bytes(e))
 		return SP_ERR_TOOBIG;
 	uint64_t seq = vclock_get(&e->applied, e->cfg.self_id) + 1;
 	uint64_t ts = hlc_now(&e->hlc, sp_wall_ms(e->cfg.clock));
@@ -854,6 +854,16 @@ int causal_read(struct causal_engine *e, const void *key, size_t klen, struct ca
 	return 0;
 }
 
+/* An update's parts besides its key and value: the message's type and
+ * count, seq, ts, flags, the dependencies, the two lengths. */
+#define UPDATE_OVERHEAD (5 + 17 + VCLOCK_ENCODED_MAX + 8)
+
+uint64_t causal_max_write_bytes(const struct causal_engine *e)
+{
+	uint64_t m = e->cfg.max_update_bytes;
+	return m > UPDATE_OVERHEAD ? m - UPDATE_OVERHEAD : 0;
+}
+
 uint64_t causal_now(struct causal_engine *e)
 {
 	return hlc_now(&e->hlc, sp_wall_ms(e->cfg.clock));
@@ -881,7 +891,7 @@ int causal_merge(struct causal_engine *e, uint64_t ts, uint8_t type,
 		sp_buf_put_le32(&v, (uint32_t)ops[i].dlen);
 		sp_buf_append(&v, ops[i].delta, ops[i].dlen);
 	}
-	if (rc == 0 && v.len > UINT32_MAX)
+	if (rc == 0 && v.len + ops[0].klen > causal_max_write_bytes(e))
 		rc = SP_ERR_TOOBIG;
 	if (rc) {
 		sp_buf_free(&v);
@@ -1157,6 +1167,8 @@ int causal_open(struct causal_engine **out, const struct causal_config *cfg, con
 		e->cfg.batch_bytes = 256 << 10;
 	if (!e->cfg.max_pending)
 		e->cfg.max_pending = 100000;
+	if (!e->cfg.max_update_bytes)
+		e->cfg.max_update_bytes = (64u << 20) - 4096;
 	vclock_init(&e->applied);
 	hlc_init(&e->hlc);
 	sp_buf_init(&e->outbox);

@@ -52,6 +52,11 @@ struct causal_config {
 	uint32_t resend_ms;   /* a peer silent on progress this long is resent to (500) */
 	uint32_t batch_bytes; /* most bytes of updates in one message (256 KB) */
 	uint64_t max_pending; /* updates buffered for their dependencies, at most */
+	/* The largest update a peer message can carry (0: 64 MB less 4 KB, for
+	 * the transport's default frame): a larger write is refused, since an
+	 * update that cannot be sent would hold back every later one of its
+	 * origin for good. */
+	uint64_t max_update_bytes;
 	int (*send)(void *ctx, uint64_t to, const void *p, size_t len);
 	void *ctx;
 	/* applied_cb: called after remote updates were applied (so waiting
@@ -99,11 +104,16 @@ bool causal_ready(const struct causal_engine *e, const struct vclock *ctx);
  * every peer. siblings: the key's keyspace keeps concurrent values (an
  * MV-register: the write replaces every value this node holds, and a
  * concurrent write elsewhere stays beside it) rather than letting the
- * later (HLC, origin) win. Returns 0, SP_ERR_KEYLEN, SP_ERR_TOOBIG, or a
- * store error. key and value are borrowed for the call.
+ * later (HLC, origin) win. Returns 0, SP_ERR_KEYLEN, SP_ERR_TOOBIG (the
+ * update would pass causal_max_write_bytes; nothing is done), or a store
+ * error. key and value are borrowed for the call.
  */
 int causal_write(struct causal_engine *e, const void *key, size_t klen, const void *v, size_t vlen,
 		 bool del, bool siblings);
+
+/* causal_max_write_bytes: the most bytes of keys and values one write or
+ * merge may carry (what an update may hold, less its fixed parts). */
+uint64_t causal_max_write_bytes(const struct causal_engine *e);
 
 /* causal_now reads (and advances) this node's hybrid logical clock: the
  * timestamp a causal_merge stamps, and its deltas carry. */
@@ -130,7 +140,9 @@ struct causal_merge_op {
  * merged into it; a key holding a register value is replaced (a keyspace
  * holds one kind: the server keeps feature views apart). Returns 0,
  * SP_ERR_INVAL (n 0 or over CAUSAL_MAX_MERGE_OPS, unknown type, a delta that is not a
- * state of the type), SP_ERR_KEYLEN, SP_ERR_TOOBIG, or a store error.
+ * state of the type), SP_ERR_KEYLEN, SP_ERR_TOOBIG (past
+ * causal_max_write_bytes, or a delta over 4 GB; nothing is done), or a
+ * store error.
  */
 int causal_merge(struct causal_engine *e, uint64_t ts, uint8_t type,
 		 const struct causal_merge_op *ops, size_t n);
