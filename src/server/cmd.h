@@ -126,14 +126,21 @@ void causal_exec_features(struct client *c);
  * frame holds 64 MB at most. */
 #define FEATURE_BATCH_MAX_BYTES ((size_t)16 << 20)
 void cmd_feature(struct client *c);
+/* feature_set_bytes: the bytes of c's arguments after the command name
+ * (what FEATURE_BATCH_MAX_BYTES bounds). */
+size_t feature_set_bytes(const struct client *c);
 /* feature_check answers an error and returns -1 when c's FEATURE.* command
  * is malformed (so it is refused before it waits or is queued). */
 int feature_check(struct client *c, const struct command *cmd);
-/* feature_run runs ncmds entry-encoded FEATURE.* commands (a MULTI batch
- * of FEATURE.SETs when batch) on this node's causal engine, appending the
- * reply to out. The commands passed feature_check. */
-void feature_run(struct server *srv, const uint8_t *body, size_t len, uint32_t ncmds, bool batch,
-		 int proto, struct sp_buf *out);
+/* feature_run runs one FEATURE.* command (argv, borrowed for the call)
+ * on this node's causal engine, appending the reply to out;
+ * feature_run_encoded runs ncmds entry-encoded ones (a MULTI batch of
+ * FEATURE.SETs when batch), as a command that waited for its session
+ * keeps them. The commands passed feature_check. */
+void feature_run(struct server *srv, const struct slice *argv, size_t argc, int proto,
+		 struct sp_buf *out);
+void feature_run_encoded(struct server *srv, const uint8_t *body, size_t len, uint32_t ncmds,
+			 bool batch, int proto, struct sp_buf *out);
 /* feature_reply_state writes the reply of one entry-encoded FEATURE.GET
  * or FEATURE.HISTORY (cmd, len) from the entity's fvec state s (slen 0:
  * none): the eventual engine's read path, which merged the state from

@@ -206,13 +206,11 @@ static void run_op(struct server *srv, struct client *c, uint8_t op, int proto, 
 		srv->stats.errors += 0; /* a context over VCLOCK_MAX nodes: cannot happen */
 }
 
-/* run_feature runs feature commands (feature_run, cmd_feature.c) and
- * takes what this node has applied into the session, as run_op does. */
-static void run_feature(struct server *srv, struct client *c, const uint8_t *body, size_t len,
-			uint32_t ncmds, bool batch, int proto, struct op_obs *rc_op,
-			struct sp_buf *out)
+/* feature_done follows feature commands that ran here (feature_run*,
+ * cmd_feature.c): their receipt, and what this node has applied taken
+ * into the session, as run_op does. */
+static void feature_done(struct server *srv, struct client *c, struct op_obs *rc_op)
 {
-	feature_run(srv, body, len, ncmds, batch, proto, out);
 	/* Served by this node alone; a record spans many writes, so the
 	 * receipt names no one version. */
 	if (rc_op)
@@ -260,8 +258,9 @@ static void finish(struct causal_wait *w, bool run)
 	if (w->op == CAUSAL_SESSION && w->c) {
 		run_session(w, &out);
 	} else if (run && w->op == CAUSAL_FEATURE) {
-		run_feature(srv, w->c, (const uint8_t *)w->data, w->klen, w->ncmds, w->batch,
-			    w->proto, w->slot ? &w->slot->obs : NULL, &out);
+		feature_run_encoded(srv, (const uint8_t *)w->data, w->klen, w->ncmds, w->batch,
+				    w->proto, &out);
+		feature_done(srv, w->c, w->slot ? &w->slot->obs : NULL);
 	} else if (run) {
 		run_op(srv, w->c, w->op, w->proto, w->data, w->klen, w->data + w->klen, w->vlen,
 		       w->siblings, OBS_CAUSAL, w->slot ? &w->slot->obs : NULL, &out);
@@ -365,9 +364,11 @@ static uint8_t pick_level(const struct client *c)
 }
 
 /*
- * submit_features runs ncmds entry-encoded feature commands (body) for c
- * now if its session allows, else queues them like any causal command.
- * read: they only read (so level local runs them at once).
+ * submit_features runs feature commands for c now if its session allows,
+ * else queues them like any causal command: with body NULL, c's own
+ * command (encoded only if it must wait); else ncmds entry-encoded ones
+ * (a MULTI batch). read: they only read (so level local runs them at
+ * once).
  */
 static void submit_features(struct client *c, const uint8_t *body, size_t len, uint32_t ncmds,
 			    bool batch, bool read)
@@ -380,14 +381,26 @@ static void submit_features(struct client *c, const uint8_t *body, size_t len, u
 	    ((level == CAUSAL_LEVEL_LOCAL && read) || causal_ready(srv->causal, session))) {
 		struct sp_buf out;
 		sp_buf_init(&out);
-		run_feature(srv, c, body, len, ncmds, batch, c->proto, &c->op, &out);
+		if (body)
+			feature_run_encoded(srv, body, len, ncmds, batch, c->proto, &out);
+		else
+			feature_run(srv, c->argv, c->argc, c->proto, &out);
+		feature_done(srv, c, &c->op);
 		sp_buf_append(&c->out, sp_buf_begin(&out), out.len);
 		sp_buf_free(&out);
 		return;
 	}
+	struct sp_buf own;
+	sp_buf_init(&own);
+	if (!body) {
+		entry_put_cmd(&own, (const struct entry_arg *)c->argv, c->argc);
+		body = (const uint8_t *)sp_buf_begin(&own);
+		len = own.len;
+	}
 	struct causal_wait *w = enqueue(c, CAUSAL_FEATURE, (const char *)body, len, NULL, 0);
 	w->ncmds = ncmds;
 	w->batch = batch;
+	sp_buf_free(&own);
 }
 
 void causal_exec_features(struct client *c)
@@ -423,12 +436,7 @@ void causal_submit(struct client *c, const struct command *cmd, const struct key
 		}
 		if (feature_check(c, cmd))
 			return;
-		struct sp_buf body;
-		sp_buf_init(&body);
-		entry_put_cmd(&body, (const struct entry_arg *)c->argv, c->argc);
-		submit_features(c, (const uint8_t *)sp_buf_begin(&body), body.len, 1, false,
-				!(cmd->flags & CMD_WRITE));
-		sp_buf_free(&body);
+		submit_features(c, NULL, 0, 1, false, !(cmd->flags & CMD_WRITE));
 		return;
 	}
 	if (strcmp(cmd->name, "get") == 0 && c->argc == 2)

@@ -107,6 +107,14 @@ static int parse_get_opts(const struct slice *argv, size_t argc, size_t at, stru
 	return 0;
 }
 
+size_t feature_set_bytes(const struct client *c)
+{
+	size_t bytes = 0;
+	for (size_t i = 1; i < c->argc; i++)
+		bytes += c->argv[i].len;
+	return bytes;
+}
+
 int feature_check(struct client *c, const struct command *cmd)
 {
 	const char *name = cmd->name;
@@ -128,10 +136,7 @@ int feature_check(struct client *c, const struct command *cmd)
 				     FEATURE_MAX_FIELDS);
 			return -1;
 		}
-		size_t bytes = 0;
-		for (size_t i = 1; i < c->argc; i++)
-			bytes += c->argv[i].len;
-		if (bytes > FEATURE_BATCH_MAX_BYTES) {
+		if (feature_set_bytes(c) > FEATURE_BATCH_MAX_BYTES) {
 			reply_errorf(
 			    c, "ERR a FEATURE.SET carries at most %zu MB of fields and values",
 			    FEATURE_BATCH_MAX_BYTES >> 20);
@@ -462,48 +467,70 @@ static void free_cmds(struct fcmd *cmds, uint32_t n)
 	free(cmds);
 }
 
-void feature_run(struct server *srv, const uint8_t *body, size_t len, uint32_t ncmds, bool batch,
-		 int proto, struct sp_buf *out)
+/* put_error writes the reply of a feature command that failed with rc. */
+static void put_error(struct server *srv, int rc, struct sp_buf *out)
+{
+	srv->stats.errors++;
+	if (rc == SP_ERR_TOOBIG)
+		causal_too_big(srv, out);
+	else
+		resp_write_errorf(out, "ERR %s", sp_strerror(rc));
+}
+
+/* run_cmds runs n FEATURE.* commands (a batch of FEATURE.SETs, or one
+ * command) on the causal engine and writes the reply. */
+static void run_cmds(struct server *srv, const struct fcmd *cmds, size_t n, bool batch, int proto,
+		     struct sp_buf *out)
+{
+	int rc;
+	const struct slice *a = cmds[0].argv;
+	size_t argc = cmds[0].argc;
+	struct get_opts o;
+	const char *err;
+	if (batch || arg_equals(a[0], "feature.set")) {
+		rc = run_sets(srv, cmds, n, batch, out);
+	} else if (arg_equals(a[0], "feature.get")) {
+		(void)parse_get_opts(a, argc, 2, &o, &err);
+		rc = write_get(srv, a, a[1], &o, proto, out);
+	} else if (arg_equals(a[0], "feature.mget")) {
+		uint64_t nk = 0;
+		(void)parse_ms(a[1], &nk);
+		(void)parse_get_opts(a, argc, 2 + nk, &o, &err);
+		/* A corrupt record fails the whole reply: write into a scratch
+		 * buffer first. */
+		struct sp_buf tmp;
+		sp_buf_init(&tmp);
+		resp_write_array_len(&tmp, nk);
+		rc = 0;
+		for (uint64_t k = 0; k < nk && rc == 0; k++)
+			rc = write_get(srv, a, a[2 + k], &o, proto, &tmp);
+		if (rc == 0)
+			sp_buf_append(out, sp_buf_begin(&tmp), tmp.len);
+		sp_buf_free(&tmp);
+	} else {
+		rc = write_history(srv, a, argc, out);
+	}
+	if (rc)
+		put_error(srv, rc, out);
+}
+
+void feature_run(struct server *srv, const struct slice *argv, size_t argc, int proto,
+		 struct sp_buf *out)
+{
+	/* run_cmds only reads the arguments. */
+	struct fcmd cmd = {(struct slice *)argv, argc};
+	run_cmds(srv, &cmd, 1, false, proto, out);
+}
+
+void feature_run_encoded(struct server *srv, const uint8_t *body, size_t len, uint32_t ncmds,
+			 bool batch, int proto, struct sp_buf *out)
 {
 	struct fcmd *cmds = sp_calloc(ncmds ? ncmds : 1, sizeof(*cmds));
 	int rc = decode_cmds(body, len, ncmds, cmds);
-	if (rc == 0 && batch) {
-		rc = run_sets(srv, cmds, ncmds, true, out);
-	} else if (rc == 0) {
-		const struct slice *a = cmds[0].argv;
-		size_t argc = cmds[0].argc;
-		struct get_opts o;
-		const char *err;
-		if (arg_equals(a[0], "feature.set")) {
-			rc = run_sets(srv, cmds, 1, false, out);
-		} else if (arg_equals(a[0], "feature.get")) {
-			(void)parse_get_opts(a, argc, 2, &o, &err);
-			rc = write_get(srv, a, a[1], &o, proto, out);
-		} else if (arg_equals(a[0], "feature.mget")) {
-			uint64_t nk = 0;
-			(void)parse_ms(a[1], &nk);
-			(void)parse_get_opts(a, argc, 2 + nk, &o, &err);
-			/* A corrupt record fails the whole reply: write into a
-			 * scratch buffer first. */
-			struct sp_buf tmp;
-			sp_buf_init(&tmp);
-			resp_write_array_len(&tmp, nk);
-			for (uint64_t k = 0; k < nk && rc == 0; k++)
-				rc = write_get(srv, a, a[2 + k], &o, proto, &tmp);
-			if (rc == 0)
-				sp_buf_append(out, sp_buf_begin(&tmp), tmp.len);
-			sp_buf_free(&tmp);
-		} else {
-			rc = write_history(srv, a, argc, out);
-		}
-	}
-	if (rc == SP_ERR_TOOBIG) {
-		srv->stats.errors++;
-		causal_too_big(srv, out);
-	} else if (rc) {
-		srv->stats.errors++;
-		resp_write_errorf(out, "ERR %s", sp_strerror(rc));
-	}
+	if (rc == 0 && ncmds)
+		run_cmds(srv, cmds, ncmds, batch, proto, out);
+	else
+		put_error(srv, rc ? rc : SP_ERR_PROTO, out);
 	free_cmds(cmds, ncmds);
 }
 
@@ -523,9 +550,7 @@ void feature_reply_state(struct server *srv, const uint8_t *cmd, size_t len, con
 			rc = put_history(a, cmds[0].argc, s, slen, out);
 		}
 	}
-	if (rc) {
-		srv->stats.errors++;
-		resp_write_errorf(out, "ERR %s", sp_strerror(rc));
-	}
+	if (rc)
+		put_error(srv, rc, out);
 	free_cmds(cmds, 1);
 }

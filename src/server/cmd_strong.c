@@ -356,11 +356,8 @@ void multi_queue(struct client *c, const struct command *cmd)
 			c->flags |= CLIENT_MULTI_BAD;
 			return;
 		}
-		size_t bytes = 0;
-		for (size_t i = 1; i < c->argc; i++)
-			bytes += c->argv[i].len;
 		if (c->multi_n >= CAUSAL_MAX_MERGE_OPS ||
-		    c->multi.len + bytes > FEATURE_BATCH_MAX_BYTES) {
+		    c->multi.len + feature_set_bytes(c) > FEATURE_BATCH_MAX_BYTES) {
 			c->flags |= CLIENT_MULTI_BAD;
 			reply_errorf(c,
 				     "ERR a feature batch holds at most %d FEATURE.SETs and %zu MB "
