@@ -160,8 +160,10 @@ static void put_update(struct sp_buf *b, uint64_t seq, uint64_t ts, uint8_t flag
 /*
  * merge_walk checks the framing of a merge update's value (type, count,
  * then that many key/delta pairs filling it exactly) and calls fn, when
- * not NULL, for each pair. Returns the count, or SP_ERR_PROTO (nothing is
- * called then), or fn's first error.
+ * not NULL, for each pair. Returns the count, SP_ERR_PROTO, or fn's first
+ * error. get_update checks every value that arrives (fn NULL) before
+ * anything applies it, and causal_merge builds its own, so a walk with fn
+ * never meets a batch that is cut.
  */
 typedef int (*merge_op_fn)(void *ctx, uint8_t type, const uint8_t *key, size_t klen,
 			   const uint8_t *d, size_t dlen);
@@ -174,37 +176,30 @@ static int merge_walk(const uint8_t *p, size_t len, merge_op_fn fn, void *ctx)
 	uint32_t count = sp_get_le32(p + 1);
 	if (count == 0 || count > CAUSAL_MAX_MERGE_OPS)
 		return SP_ERR_PROTO;
-	for (int pass = fn ? 0 : 1; pass < 2; pass++) {
-		/* Pass 0 only checks, so fn never sees a batch that is cut. */
-		size_t pos = 5;
-		for (uint32_t i = 0; i < count; i++) {
-			if (len - pos < 4)
-				return SP_ERR_PROTO;
-			uint32_t kl = sp_get_le32(p + pos);
-			pos += 4;
-			if (kl == 0 || len - pos < kl)
-				return SP_ERR_PROTO;
-			const uint8_t *k = p + pos;
-			pos += kl;
-			if (len - pos < 4)
-				return SP_ERR_PROTO;
-			uint32_t dl = sp_get_le32(p + pos);
-			pos += 4;
-			if (len - pos < dl)
-				return SP_ERR_PROTO;
-			if (pass == 1 && fn) {
-				int rc = fn(ctx, type, k, kl, p + pos, dl);
-				if (rc)
-					return rc;
-			}
-			pos += dl;
-		}
-		if (pos != len)
+	size_t pos = 5;
+	for (uint32_t i = 0; i < count; i++) {
+		if (len - pos < 4)
 			return SP_ERR_PROTO;
-		if (!fn)
-			break;
+		uint32_t kl = sp_get_le32(p + pos);
+		pos += 4;
+		if (kl == 0 || len - pos < kl)
+			return SP_ERR_PROTO;
+		const uint8_t *k = p + pos;
+		pos += kl;
+		if (len - pos < 4)
+			return SP_ERR_PROTO;
+		uint32_t dl = sp_get_le32(p + pos);
+		pos += 4;
+		if (len - pos < dl)
+			return SP_ERR_PROTO;
+		if (fn) {
+			int rc = fn(ctx, type, k, kl, p + pos, dl);
+			if (rc)
+				return rc;
+		}
+		pos += dl;
 	}
-	return (int)count;
+	return pos == len ? (int)count : SP_ERR_PROTO;
 }
 
 /* get_update decodes the update at p (len bytes available); sets *used. */
