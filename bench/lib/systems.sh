@@ -76,6 +76,24 @@ sys_wait_port() {
 SPECTRA_DIR=
 SPECTRA_BASE=
 SPECTRA_HOSTS=
+# sys_group_up NAME BASE LOGS PID...: the servers just started (server i
+# on port BASE + i, its pid the i-th PID) all answer: 0. One did not: they
+# are stopped, and 1 (retry on other ports) when a log glob LOGS says a
+# port was in use, else the run dies with the logs' tails.
+sys_group_up() {
+	local name=$1 base=$2 logs=$3 i=0 up=1 p
+	shift 3
+	for p in "$@"; do
+		sys_wait_port $((base + i)) "$p" || up=0
+		i=$((i + 1))
+	done
+	[ "$up" = 1 ] && return 0
+	for p in "$@"; do sys_stop_pid "$p"; done
+	# shellcheck disable=SC2086 # LOGS is a glob
+	grep -qi "in use" $logs || sys_die "$name did not start: $(tail -n 5 $logs)"
+	return 1
+}
+
 sys_spectra() {
 	local name=$1 nodes=$2 rc peer i
 	shift 2
@@ -110,12 +128,11 @@ REDIS_PRIMARY=
 REDIS_ALL=
 REDIS_PIDS=()
 sys_redis() {
-	local replicas=$1 i port dir up
+	local replicas=$1 i port dir up=0
 	shift
 	for _ in 1 2 3; do
 		REDIS_BASE=$(free_base $((replicas + 1)))
 		REDIS_PIDS=()
-		up=1
 		for i in $(seq 0 "$replicas"); do
 			port=$((REDIS_BASE + i))
 			dir=$TMP/redis-$i
@@ -129,13 +146,9 @@ sys_redis() {
 			REDIS_PIDS+=($!)
 			SYS_PIDS+=($!)
 		done
-		for i in $(seq 0 "$replicas"); do
-			sys_wait_port $((REDIS_BASE + i)) "${REDIS_PIDS[$i]}" || up=0
-		done
-		[ "$up" = 1 ] && break
-		for i in "${REDIS_PIDS[@]}"; do sys_stop_pid "$i"; done
-		grep -qi "in use" "$TMP"/redis-*/redis.log ||
-			sys_die "redis-server did not start: $(tail -n 5 "$TMP"/redis-*/redis.log)"
+		sys_group_up redis-server "$REDIS_BASE" "$TMP/redis-*/redis.log" "${REDIS_PIDS[@]}" &&
+			up=1 && break
+		up=0
 	done
 	[ "$up" = 1 ] || sys_die "redis: no free ports after 3 attempts"
 	REDIS_PRIMARY=127.0.0.1:$REDIS_BASE
@@ -161,7 +174,7 @@ ETCD_ENDPOINTS=
 ETCD_PIDS=()
 ETCD_CMDS=()
 sys_etcd() {
-	local nodes=$1 i cbase pbase initial up name dir
+	local nodes=$1 i cbase pbase initial up=0 name dir
 	shift
 	command -v etcd >/dev/null || sys_die "etcd not installed (make deps: etcd-server)"
 	for _ in 1 2 3; do
@@ -175,7 +188,6 @@ sys_etcd() {
 		ETCD_CMDS=()
 		ETCD_HOSTS=
 		ETCD_ENDPOINTS=
-		up=1
 		for i in $(seq 0 $((nodes - 1))); do
 			name=e$i
 			dir=$TMP/etcd-$i
@@ -195,13 +207,8 @@ sys_etcd() {
 			ETCD_HOSTS="$ETCD_HOSTS${ETCD_HOSTS:+,}127.0.0.1:$((cbase + i))"
 			ETCD_ENDPOINTS="$ETCD_ENDPOINTS${ETCD_ENDPOINTS:+,}http://127.0.0.1:$((cbase + i))"
 		done
-		for i in $(seq 0 $((nodes - 1))); do
-			sys_wait_port $((cbase + i)) "${ETCD_PIDS[$i]}" || up=0
-		done
-		[ "$up" = 1 ] && break
-		for i in "${ETCD_PIDS[@]}"; do sys_stop_pid "$i"; done
-		grep -qi "in use" "$TMP"/etcd-*/etcd.log ||
-			sys_die "etcd did not start: $(tail -n 5 "$TMP"/etcd-*/etcd.log)"
+		sys_group_up etcd "$cbase" "$TMP/etcd-*/etcd.log" "${ETCD_PIDS[@]}" && up=1 && break
+		up=0
 	done
 	[ "$up" = 1 ] || sys_die "etcd: no free ports after 3 attempts"
 	for _ in $(seq 1 200); do
